@@ -1,0 +1,204 @@
+"""Shared configuration dataclasses and the YAML loader that validates them.
+
+Config is loaded at the edges (CLI, ROS parameters, benchmarks) and passed inward as frozen
+dataclasses; no algorithm reads files or parameters itself.
+
+Dimension glossary used in docstrings across mbrl:
+    N  batch / samples         T  horizon (time steps)     E  ensemble members
+    P  particles per sample    dx state dimension          du action dimension
+    nj number of controlled joints
+Units: joint positions rad, velocities rad/s, lengths m, time s, torques N m.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is malformed; the message names the field/file."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServoConfig:
+    """Hobby-servo model applied to every controlled joint (simulation only).
+
+    Attributes:
+        max_velocity: joint speed limit, rad/s; None takes the URDF's velocity limit.
+        max_torque: stall torque, N m; None takes the URDF's effort limit.
+        position_gain: PyBullet POSITION_CONTROL positionGain (0..1].
+        velocity_gain: PyBullet POSITION_CONTROL velocityGain (0..1].
+        noise_std: std of Gaussian noise added to measured joint positions, rad (0 = off).
+        backlash: dead band of the gear train, rad (0 = off).
+        latency_ticks: commands take effect this many control ticks late (0 = off).
+    """
+
+    max_velocity: float | None = None
+    max_torque: float | None = None
+    position_gain: float = 0.3
+    velocity_gain: float = 1.0
+    noise_std: float = 0.0
+    backlash: float = 0.0
+    latency_ticks: int = 0
+
+    def __post_init__(self) -> None:
+        _check_nonneg(self, "noise_std", "backlash", "latency_ticks")
+        for name in ("max_velocity", "max_torque"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"servo.{name} must be a positive number or null, got {value!r}")
+        for name in ("position_gain", "velocity_gain"):
+            value = getattr(self, name)
+            if not (0.0 < value <= 1.0):
+                raise ConfigError(f"servo.{name} must be in (0, 1], got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArmConfig:
+    """Which robot to load and how it is controlled. Any URDF works through this alone.
+
+    Attributes:
+        urdf: path to a URDF; `package://mbrl/<file>` for the bundled arm, or
+            `pybullet_data://<file>` for a model shipped with pybullet_data.
+        joint_names: the controlled joints, in controller (command) order.
+        ee_link: name of the end-effector link whose position the tasks use.
+        gripper_joints: extra joints held at a fixed position (not controlled by the agent).
+        base_position: xyz of the robot base in the world, m.
+        position_lower / position_upper / velocity_limit / effort_limit: per-joint overrides
+            of the URDF limits, in joint_names order; empty means "take from the URDF".
+        control_rate_hz: agent / controller rate (the env's step), Hz.
+        physics_rate_hz: PyBullet integration rate; must be a multiple of control_rate_hz.
+        max_increment: bound on one action's joint-position increment, rad.
+        home: joint positions at reset, rad; empty means the midpoint of each range.
+        servo: the servo model.
+    """
+
+    urdf: str = "package://mbrl/so_arm.urdf"
+    joint_names: tuple[str, ...] = (
+        "shoulder_pan",
+        "shoulder_lift",
+        "elbow_flex",
+        "wrist_flex",
+        "wrist_roll",
+    )
+    ee_link: str = "ee_tip"
+    gripper_joints: tuple[str, ...] = ("gripper",)
+    base_position: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    position_lower: tuple[float, ...] = ()
+    position_upper: tuple[float, ...] = ()
+    velocity_limit: tuple[float, ...] = ()
+    effort_limit: tuple[float, ...] = ()
+    control_rate_hz: float = 20.0
+    physics_rate_hz: float = 240.0
+    max_increment: float = 0.1
+    home: tuple[float, ...] = ()
+    servo: ServoConfig = dataclasses.field(default_factory=ServoConfig)
+
+    def __post_init__(self) -> None:
+        if not self.joint_names:
+            raise ConfigError("arm.joint_names is empty; list the controlled joints")
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ConfigError(f"arm.joint_names has duplicates: {list(self.joint_names)}")
+        n = len(self.joint_names)
+        for name in ("position_lower", "position_upper", "velocity_limit", "effort_limit", "home"):
+            value = getattr(self, name)
+            if value and len(value) != n:
+                raise ConfigError(
+                    f"arm.{name} has {len(value)} entries; expected {n} "
+                    f"(one per joint in {list(self.joint_names)})"
+                )
+            if any(not math.isfinite(v) for v in value):
+                raise ConfigError(f"arm.{name} contains NaN/Inf: {list(value)}")
+        if self.control_rate_hz <= 0 or self.physics_rate_hz <= 0:
+            raise ConfigError("arm.control_rate_hz and arm.physics_rate_hz must be positive")
+        ratio = self.physics_rate_hz / self.control_rate_hz
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ConfigError(
+                f"arm.physics_rate_hz ({self.physics_rate_hz}) must be a whole multiple of "
+                f"arm.control_rate_hz ({self.control_rate_hz})"
+            )
+        if not (0 < self.max_increment <= math.pi):
+            raise ConfigError(f"arm.max_increment must be in (0, pi] rad, got {self.max_increment}")
+
+    @property
+    def control_period(self) -> float:
+        """Seconds per control tick."""
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per control tick."""
+        return int(round(self.physics_rate_hz / self.control_rate_hz))
+
+
+def _check_nonneg(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{type(obj).__name__}.{name} must be >= 0, got {value!r}")
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Build a (nested) frozen dataclass from a mapping, rejecting unknown keys.
+
+    Lists become tuples; nested dataclass fields are built recursively. Errors name the
+    offending key with its dotted path (`where`), e.g. `arm.servo.noise_std`.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or cls.__name__} must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {where or cls.__name__}; expected some of {sorted(fields)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields[key]
+        nested = field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(nested):
+            kwargs[key] = from_dict(type(nested), value or {}, f"{where}.{key}" if where else key)
+        elif isinstance(value, list):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file into a dict; a missing or malformed file raises ConfigError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_arm_config(path: str | Path, key: str = "arm") -> ArmConfig:
+    """Load the `arm:` section of a YAML file as an ArmConfig."""
+    data = load_yaml(path)
+    try:
+        return from_dict(ArmConfig, data.get(key, {}), key)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
