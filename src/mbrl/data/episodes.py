@@ -1,0 +1,296 @@
+"""Episodes on disk: one rosbag2-compatible MCAP file per episode, written and read without ROS.
+
+Each file holds `/joint_states` (sensor_msgs/JointState), the command topic
+(std_msgs/Float64MultiArray, e.g. `/forward_position_controller/commands`) and the goal
+(`/mbrl/goal`, geometry_msgs/PointStamped), CDR-encoded in the MCAP `ros2` profile, so
+`ros2 bag info`, `mcap`, `rosbags` and Foxglove read them as they are.
+
+Crash safety: messages are gathered in MCAP chunks; a chunk is written to the OS when it
+exceeds `chunk_bytes` or is older than `flush_period` seconds, whichever comes first. A
+`kill -9` of the writer therefore loses at most the last unwritten chunk: at most
+`flush_period` seconds (default 1 s) of messages, and `read_episode` recovers everything
+before it from the unfinished file (`Episode.complete` is False for such a file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from mcap.exceptions import McapError
+from mcap.records import Channel, Footer, Message, Metadata, Schema
+from mcap.stream_reader import StreamReader
+from mcap_ros2.decoder import DecoderFactory
+from mcap_ros2.writer import Writer as Ros2Writer
+
+from mbrl.data import msgdefs
+
+JOINT_STATES_TOPIC = "/joint_states"
+GOAL_TOPIC = "/mbrl/goal"
+DEFAULT_COMMAND_TOPIC = "/forward_position_controller/commands"
+METADATA_NAME = "mbrl_episode"
+
+
+class EpisodeFileError(ValueError):
+    """An episode file is missing, not MCAP, or not an mbrl episode; names the file."""
+
+
+@dataclasses.dataclass
+class Episode:
+    """The arrays of one recorded episode, in the recorder's joint order.
+
+    Attributes:
+        path: the file it came from (None if built in memory).
+        joint_names: (nj,) names, the order of every joint array below.
+        state_stamps: (Ts,) s, header stamps of the joint states.
+        positions / velocities: (Ts, nj) rad, rad/s.
+        command_stamps: (Tc,) s. commands: (Tc, nj) rad (position commands).
+        goal_stamps: (Tg,) s. goals: (Tg, 3) m.
+        metadata: the episode's metadata (id, task, rates ...), strings.
+        complete: False when the file was cut short (writer killed); data before the cut is kept.
+    """
+
+    joint_names: tuple[str, ...]
+    state_stamps: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    command_stamps: np.ndarray
+    commands: np.ndarray
+    goal_stamps: np.ndarray
+    goals: np.ndarray
+    metadata: dict[str, str]
+    complete: bool = True
+    path: Path | None = None
+
+
+def _stamp(t: float) -> dict:
+    sec = int(np.floor(t))
+    return {"sec": sec, "nanosec": int(round((t - sec) * 1e9)) % 1_000_000_000}
+
+
+class EpisodeWriter:
+    """Writes one episode file. Use as a context manager; `close()` finishes the file.
+
+    Args:
+        path: the .mcap file to create (parent directories are made; an existing file is an error).
+        joint_names: (nj,) the joints, in the order of every array passed to `write_*`.
+        metadata: strings stored in the file (episode id, task, control rate ...).
+        command_topic: the topic name under which commands are recorded.
+        chunk_bytes: write a chunk once this many uncompressed bytes are buffered.
+        flush_period: s, write the open chunk at least this often (the kill -9 loss bound).
+        clock: seconds, monotonic; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        joint_names: Sequence[str],
+        metadata: dict[str, str] | None = None,
+        *,
+        command_topic: str = DEFAULT_COMMAND_TOPIC,
+        chunk_bytes: int = 64 * 1024,
+        flush_period: float = 1.0,
+        clock=time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.joint_names = tuple(joint_names)
+        self.command_topic = command_topic
+        self._flush_period = flush_period
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = _UnbufferedFile(self.path)
+        self._writer = Ros2Writer(self._file, chunk_size=chunk_bytes)
+        self._schemas = {
+            name: self._writer.register_msgdef(name, msgdefs.full_definition(name))
+            for name in (msgdefs.JOINT_STATE, msgdefs.FLOAT64_MULTI_ARRAY, msgdefs.POINT_STAMPED)
+        }
+        meta = {"joint_names": json.dumps(list(self.joint_names))}
+        meta.update({k: str(v) for k, v in (metadata or {}).items()})
+        self._writer.add_metadata(METADATA_NAME, meta)
+        self._last_flush = clock()
+        self.num_messages = 0
+        self.flushed_messages = 0  # messages certainly in the OS (survive kill -9)
+        self._closed = False
+
+    def _check(self, what: str, values: np.ndarray | None) -> np.ndarray:
+        arr = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
+        if arr.size not in (0, len(self.joint_names)):
+            raise ValueError(
+                f"{what} has {arr.size} values; expected {len(self.joint_names)} "
+                f"(joints {list(self.joint_names)})"
+            )
+        return arr
+
+    def _write(self, topic: str, schema: str, msg: dict, stamp: float) -> None:
+        if self._closed:
+            raise ValueError(f"episode {self.path} is already closed")
+        t_ns = int(round(stamp * 1e9))
+        self._writer.write_message(topic, self._schemas[schema], msg, log_time=t_ns)
+        self.num_messages += 1
+        now = self._clock()
+        if now - self._last_flush >= self._flush_period:
+            self.flush()
+
+    def write_joint_state(
+        self, stamp: float, position, velocity=None, effort=None, frame_id: str = ""
+    ) -> None:
+        """Record a joint state; arrays (nj,) in `joint_names` order; stamp in s."""
+        msg = {
+            "header": {"stamp": _stamp(stamp), "frame_id": frame_id},
+            "name": list(self.joint_names),
+            "position": self._check("position", position).tolist(),
+            "velocity": self._check("velocity", velocity).tolist(),
+            "effort": self._check("effort", effort).tolist(),
+        }
+        self._write(JOINT_STATES_TOPIC, msgdefs.JOINT_STATE, msg, stamp)
+
+    def write_command(self, stamp: float, command) -> None:
+        """Record a position command (nj,) rad, in `joint_names` order."""
+        values = self._check("command", command)
+        msg = {"layout": {"dim": [], "data_offset": 0}, "data": values.tolist()}
+        self._write(self.command_topic, msgdefs.FLOAT64_MULTI_ARRAY, msg, stamp)
+
+    def write_goal(self, stamp: float, goal, frame_id: str = "world") -> None:
+        """Record the task goal (3,) m."""
+        g = np.asarray(goal, dtype=np.float64).reshape(-1)
+        if g.size != 3:
+            raise ValueError(f"goal has {g.size} values; expected 3 (x, y, z in m)")
+        msg = {
+            "header": {"stamp": _stamp(stamp), "frame_id": frame_id},
+            "point": {"x": g[0], "y": g[1], "z": g[2]},
+        }
+        self._write(GOAL_TOPIC, msgdefs.POINT_STAMPED, msg, stamp)
+
+    def flush(self) -> None:
+        """Hand the open chunk to the OS now (survives a kill -9 of this process)."""
+        # mcap_ros2's Writer has no flush of its own; its inner mcap Writer does.
+        self._writer._writer.flush()
+        self._last_flush = self._clock()
+        self.flushed_messages = self.num_messages
+
+    def close(self) -> None:
+        """Finish the file (summary and footer) and fsync it."""
+        if self._closed:
+            return
+        self._writer.finish()
+        self._file.close()
+        self._closed = True
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _UnbufferedFile:
+    """A write-only file with no Python-side buffer: every write the MCAP writer makes (one
+    per finished chunk or record) is in the OS at once, so it survives a kill -9. (mcap wraps
+    a raw FileIO in a BufferedWriter of its own, which would defeat that.)"""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in close()
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[self._f.write(view) :]
+        return len(data)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        os.fsync(self._f.fileno())
+        self._f.close()
+
+
+def read_episode(path: str | Path) -> Episode:
+    """Read an episode file into arrays; recovers the data of a file cut short by a crash.
+
+    Raises EpisodeFileError naming the file when it is missing, not MCAP, or holds no
+    mbrl episode metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EpisodeFileError(f"episode file {path} does not exist")
+    states: list[tuple[float, list, list, list]] = []
+    commands: list[tuple[float, list]] = []
+    goals: list[tuple[float, list]] = []
+    metadata: dict[str, str] | None = None
+    schemas: dict[int, Schema] = {}
+    channels: dict[int, Channel] = {}
+    decoders = DecoderFactory()
+    complete = False
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:5] != b"\x89MCAP":
+            raise EpisodeFileError(f"{path} is not an MCAP file (bad magic bytes {head!r})")
+        f.seek(0)
+        # Walk the records in file order rather than trusting the summary at the end, so an
+        # unfinished file (writer killed: no summary, no footer) still yields every chunk
+        # written before the cut.
+        try:
+            for record in StreamReader(f).records:
+                if isinstance(record, Schema):
+                    schemas[record.id] = record
+                elif isinstance(record, Channel):
+                    channels[record.id] = record
+                elif isinstance(record, Metadata) and record.name == METADATA_NAME:
+                    metadata = dict(record.metadata)
+                elif isinstance(record, Message):
+                    channel = channels[record.channel_id]
+                    decode = decoders.decoder_for(
+                        channel.message_encoding, schemas[channel.schema_id]
+                    )
+                    msg = decode(record.data)
+                    t = record.log_time * 1e-9
+                    if channel.topic == JOINT_STATES_TOPIC:
+                        states.append((t, list(msg.name), list(msg.position), list(msg.velocity)))
+                    elif channel.topic == GOAL_TOPIC:
+                        goals.append((t, [msg.point.x, msg.point.y, msg.point.z]))
+                    else:
+                        commands.append((t, list(msg.data)))
+                elif isinstance(record, Footer):
+                    complete = True
+        except (McapError, EOFError, ValueError, KeyError, struct.error) as exc:
+            if metadata is None:
+                raise EpisodeFileError(f"{path} is not a readable MCAP episode: {exc}") from exc
+    if metadata is None or "joint_names" not in metadata:
+        raise EpisodeFileError(f"{path} holds no '{METADATA_NAME}' metadata: not an mbrl episode")
+    names = tuple(json.loads(metadata["joint_names"]))
+    return _to_episode(path, names, states, commands, goals, metadata, complete)
+
+
+def _to_episode(path, names, states, commands, goals, metadata, complete) -> Episode:
+    nj = len(names)
+    index = {n: i for i, n in enumerate(names)}
+    pos = np.full((len(states), nj), np.nan)
+    vel = np.full((len(states), nj), np.nan)
+    for row, (_, msg_names, p, v) in enumerate(states):
+        for j, name in enumerate(msg_names):  # by NAME, never by position in the message
+            if name in index:
+                pos[row, index[name]] = p[j] if j < len(p) else np.nan
+                vel[row, index[name]] = v[j] if j < len(v) else np.nan
+    return Episode(
+        joint_names=names,
+        state_stamps=np.array([s[0] for s in states]),
+        positions=pos,
+        velocities=vel,
+        command_stamps=np.array([c[0] for c in commands]),
+        commands=np.array([c[1] for c in commands]).reshape(len(commands), nj),
+        goal_stamps=np.array([g[0] for g in goals]),
+        goals=np.array([g[1] for g in goals]).reshape(len(goals), 3),
+        metadata=metadata,
+        complete=complete,
+        path=path,
+    )
