@@ -1,0 +1,355 @@
+"""PETS probabilistic ensemble (Chua et al. 2018): E Gaussian MLPs in one batched pass.
+
+Each member e maps the normalised input [x, u] to a diagonal Gaussian over the normalised
+delta (x' - x - mu_d) / sd_d. All members run as one `torch.baddbmm` per layer over weights
+of shape (E, d_in, d_out). Log-variances are kept inside learned soft bounds (Chua et al.
+2018, appendix A.1): lv = max - softplus(max - lv); lv = min + softplus(lv - min).
+For the planner's inner loop (`step`) the input/output normalisation is folded into the
+first and last layers once after fit/load, so a step is only GEMMs plus the activation.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mbrl.data.dataset import NormStats, TransitionDataset
+from mbrl.models.base import FitReport, ModelFileError, PropagationMode
+from mbrl.models.ensemble_fit import FitConfig, train_ensemble
+from mbrl.models.io import expect_shape, load_model_file, save_model_file
+
+_MODES = ("ts1", "tsinf", "expectation", "mean")
+
+
+def _soft_bound(lv: Tensor, lo: Tensor, hi: Tensor) -> Tensor:
+    lv = hi - F.softplus(hi - lv)
+    return lo + F.softplus(lv - lo)
+
+
+class EnsembleNet(torch.nn.Module):
+    """Raw parameters: weights[l] (E, d_in, d_out), biases[l] (E, 1, d_out), log-var bounds.
+
+    Works in normalised units; `forward` takes (E, M, dx+du) and returns mean and bounded
+    log-variance, each (E, M, dx).
+    """
+
+    def __init__(self, E: int, d_in: int, dx: int, hidden: tuple[int, ...], gen: torch.Generator):
+        super().__init__()
+        sizes = [d_in, *hidden, 2 * dx]
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            w = torch.empty(E, a, b)
+            # Truncated normal with std 1/(2 sqrt(d_in)), as in the PETS reference code.
+            torch.nn.init.trunc_normal_(
+                w,
+                std=1.0 / (2 * math.sqrt(a)),
+                a=-2 / math.sqrt(a),
+                b=2 / math.sqrt(a),
+                generator=gen,
+            )
+            self.weights.append(torch.nn.Parameter(w))
+            self.biases.append(torch.nn.Parameter(torch.zeros(E, 1, b)))
+        self.max_logvar = torch.nn.Parameter(torch.full((1, 1, dx), 0.5))
+        self.min_logvar = torch.nn.Parameter(torch.full((1, 1, dx), -10.0))
+        self.dx = dx
+
+    def forward(self, inp: Tensor) -> tuple[Tensor, Tensor]:
+        h = inp
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = F.silu(h)
+        mean, lv = h[..., : self.dx], h[..., self.dx :]
+        return mean, _soft_bound(lv, self.min_logvar, self.max_logvar)
+
+
+class ProbabilisticEnsemble:
+    """Global neural dynamics model; implements DynamicsModel, Linearizable, TorchDynamics.
+
+    Args:
+        dx, du: state and action dimensions.
+        ensemble_size: E members (PETS uses 5; 5-7 is typical).
+        hidden: widths of the hidden layers (SiLU activations).
+        num_elites: members used by predict/expectation and mapped onto the E ts1 slots
+            (None = all). Chosen by held-out MSE after each fit.
+        fit_config: optimisation settings (see FitConfig).
+        seed: seeds the weight init and the default fit rng.
+    """
+
+    def __init__(
+        self,
+        dx: int,
+        du: int,
+        ensemble_size: int = 5,
+        hidden: tuple[int, ...] = (200, 200, 200, 200),
+        *,
+        num_elites: int | None = None,
+        fit_config: FitConfig | None = None,
+        seed: int = 0,
+    ) -> None:
+        if ensemble_size < 1 or not hidden:
+            raise ValueError(
+                f"need ensemble_size >= 1 and hidden layers; got {ensemble_size}, {hidden}"
+            )
+        self.dx, self.du, self.ensemble_size = int(dx), int(du), int(ensemble_size)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.num_elites = self.ensemble_size if num_elites is None else int(num_elites)
+        if not 1 <= self.num_elites <= self.ensemble_size:
+            raise ValueError(f"num_elites must be in [1, {ensemble_size}], got {num_elites}")
+        self.fit_config = fit_config or FitConfig()
+        self.seed = seed
+        gen = torch.Generator().manual_seed(seed)
+        self.net = EnsembleNet(self.ensemble_size, self.dx + self.du, self.dx, self.hidden, gen)
+        self.stats = NormStats(
+            np.zeros(self.dx + self.du),
+            np.ones(self.dx + self.du),
+            np.zeros(self.dx),
+            np.ones(self.dx),
+        )
+        self.elites = np.arange(self.num_elites)
+        self._refresh_cache()
+
+    # ---- fitting --------------------------------------------------------------------------
+    def fit(
+        self,
+        dataset: TransitionDataset,
+        rng: np.random.Generator | None = None,
+        progress: bool = True,
+    ) -> FitReport:
+        """Train on `dataset` (split by episode into train/holdout); picks the elites."""
+        if dataset.dx != self.dx or dataset.du != self.du:
+            raise ValueError(
+                f"dataset has dx={dataset.dx}, du={dataset.du}; model expects "
+                f"dx={self.dx}, du={self.du}"
+            )
+        rng = np.random.default_rng(self.seed) if rng is None else rng
+        self.stats = dataset.norm_stats()
+        report, scores = train_ensemble(
+            self.net, dataset, self.stats, self.fit_config, rng, progress
+        )
+        self.elites = np.sort(np.argsort(scores)[: self.num_elites])
+        self._refresh_cache()
+        extra = dict(report.extra, elites=self.elites.tolist())
+        return FitReport(
+            report.train_loss, report.holdout_loss, report.num_transitions, report.seconds, extra
+        )
+
+    # ---- inference cache: normalisation folded into first/last layers -------------------------
+    @torch.no_grad()
+    def _refresh_cache(self) -> None:
+        """Fold normalisation into the weights; build the ts1-slot and elite weight stacks."""
+        dx = self.dx
+        f32 = dict(dtype=torch.float32)
+        in_mu, in_sd = (torch.as_tensor(a, **f32) for a in (self.stats.in_mean, self.stats.in_std))
+        d_mu, d_sd = (
+            torch.as_tensor(a, **f32) for a in (self.stats.delta_mean, self.stats.delta_std)
+        )
+        Ws = [w.detach().float() for w in self.net.weights]
+        bs = [b.detach().float() for b in self.net.biases]
+        # First layer on raw inputs: W0 (x - mu)/sd + b0 = (W0/sd) x + (b0 - (mu/sd) W0).
+        W0 = Ws[0] / in_sd[None, :, None]
+        bs[0] = bs[0] - (in_mu / in_sd)[None, None, :] @ Ws[0]
+        Ws[0] = W0
+        # Last layer: mean columns in delta units (sd_d * m + mu_d); log-var stays normalised.
+        WL, bL = Ws[-1].clone(), bs[-1].clone()
+        WL[..., :dx] *= d_sd
+        bL[..., :dx] = bL[..., :dx] * d_sd + d_mu
+        Ws[-1], bs[-1] = WL, bL
+        slot_member = torch.as_tensor(self.elites)[
+            torch.arange(self.ensemble_size) % len(self.elites)
+        ]
+        elite = torch.as_tensor(self.elites)
+
+        def stack(idx: Tensor) -> list[tuple[Tensor, Tensor]]:
+            layers = [
+                (W[idx].contiguous(), b[idx].contiguous()) for W, b in zip(Ws, bs, strict=True)
+            ]
+            # Split the first layer by input block (no cat of [x, u] per call) and the last by
+            # output block (mean and log-var come out contiguous; "mean" mode skips log-var).
+            W0, b0 = layers[0]
+            WL, bL = layers[-1]
+            return [
+                (W0[:, :dx].contiguous(), W0[:, dx:].contiguous(), b0),
+                *layers[1:-1],
+                (WL[..., :dx].contiguous(), bL[..., :dx].contiguous()),
+                (WL[..., dx:].contiguous(), bL[..., dx:].contiguous()),
+            ]
+
+        self._slots = stack(slot_member)
+        self._elite = stack(elite)
+        self._lv_lo = self.net.min_logvar.detach().float().clone()
+        self._lv_hi = self.net.max_logvar.detach().float().clone()
+        self._log_dsd2 = 2.0 * torch.log(d_sd)
+
+    def _run(
+        self, layers: list, x: Tensor, u: Tensor, need_var: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (G, M, dx), u (G, M, du) -> delta mean (G, M, dx), log-var in state units."""
+        Wx, Wu, b0 = layers[0]
+        inplace = not torch.is_grad_enabled()
+        h = torch.baddbmm(b0, x, Wx)
+        # In-place accumulate in the planner loop; functorch (linearize) lacks baddbmm_.
+        h = h.baddbmm_(u, Wu) if inplace else torch.baddbmm(h, u, Wu)
+        for W, b in layers[1:-2]:
+            h = torch.baddbmm(b, F.silu(h, inplace=inplace), W)
+        h = F.silu(h, inplace=inplace)
+        (Wm, bm), (Wl, bl) = layers[-2], layers[-1]
+        mean = torch.baddbmm(bm, h, Wm)
+        if not need_var:
+            return mean, None
+        lv = _soft_bound(torch.baddbmm(bl, h, Wl), self._lv_lo, self._lv_hi) + self._log_dsd2
+        return mean, lv
+
+    # ---- TorchDynamics ------------------------------------------------------------------------
+    def step(
+        self,
+        x: Tensor,
+        u: Tensor,
+        mode: PropagationMode = "ts1",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """One batched model step for N particles.
+
+        Args:
+            x: (N, dx) float32 states; u: (N, du) float32 actions. N must be a multiple of E
+                for "ts1", "tsinf" and "mean" (row i -> slot i // (N // E)).
+            mode: see mbrl.models.base.PropagationMode.
+            generator: torch.Generator for the Gaussian noise and the tsinf re-assignment.
+        Returns:
+            (N, dx) next states.
+        """
+        N, E = x.shape[0], self.ensemble_size
+        if mode == "expectation":
+            G = len(self.elites)
+            mean, _ = self._run(
+                self._elite,
+                x.unsqueeze(0).expand(G, N, self.dx),
+                u.unsqueeze(0).expand(G, N, self.du),
+                need_var=False,
+            )
+            return x + mean.mean(0)
+        if mode not in _MODES:
+            raise ValueError(f"unknown propagation mode {mode!r}; expected one of {_MODES}")
+        if N % E:
+            raise ValueError(f"N={N} particles is not a multiple of ensemble_size E={E}")
+        perm = None
+        if mode == "tsinf":
+            perm = torch.randperm(N, generator=generator)
+            x, u = x[perm], u[perm]
+        mean, lv = self._run(
+            self._slots,
+            x.reshape(E, N // E, self.dx),
+            u.reshape(E, N // E, self.du),
+            need_var=mode != "mean",
+        )
+        if lv is not None:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+            if torch.is_grad_enabled():
+                mean = mean + noise * torch.exp(0.5 * lv)
+            else:
+                mean = mean.addcmul_(noise, lv.mul_(0.5).exp_())
+        nxt = x + mean.view(N, self.dx)
+        if perm is not None:
+            out = torch.empty_like(nxt)
+            out[perm] = nxt
+            return out
+        return nxt
+
+    # ---- numpy DynamicsModel ---------------------------------------------------------------
+    def member_predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every elite on every row: x (N, dx), u (N, du) -> mean, var (G, N, dx) of x'."""
+        xt, ut = _t(x), _t(u)
+        G, N = len(self.elites), xt.shape[0]
+        with torch.no_grad():
+            mean, lv = self._run(self._elite, xt.expand(G, N, self.dx), ut.expand(G, N, self.du))
+        return (xt + mean).double().numpy(), lv.exp().double().numpy()
+
+    def predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Moment-matched mixture of the elites: mean (N, dx), var (N, dx) of x'.
+
+        var = E_e[var_e] + Var_e[mean_e] (aleatoric + epistemic), Chua et al. 2018 sec. 4.
+        """
+        m, v = self.member_predict(x, u)
+        return m.mean(0), v.mean(0) + m.var(0)
+
+    def sample(self, x: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One next state per row from a uniformly chosen elite: (N, dx)."""
+        m, v = self.member_predict(x, u)
+        pick = rng.integers(len(self.elites), size=m.shape[1])
+        rows = np.arange(m.shape[1])
+        return m[pick, rows] + np.sqrt(v[pick, rows]) * rng.standard_normal(m.shape[1:])
+
+    def linearize(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Jacobians of the elite-mean prediction: A (N, dx, dx), B (N, dx, du), c (N, dx)."""
+        G = len(self.elites)
+
+        def f(xi: Tensor, ui: Tensor) -> Tensor:
+            mean, _ = self._run(
+                self._elite, xi.expand(G, 1, self.dx), ui.expand(G, 1, self.du), need_var=False
+            )
+            return xi + mean.mean(0)[0]
+
+        xt, ut = _t(x), _t(u)
+        A, B = torch.func.vmap(torch.func.jacrev(f, argnums=(0, 1)))(xt, ut)
+        with torch.no_grad():
+            f0 = torch.func.vmap(f)(xt, ut)
+        c = f0 - (A @ xt[..., None])[..., 0] - (B @ ut[..., None])[..., 0]
+        return A.double().numpy(), B.double().numpy(), c.detach().double().numpy()
+
+    # ---- files ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write raw parameters, normalisation and elites (npz + JSON header, no pickle)."""
+        arrays = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        arrays.update({f"stats.{k}": np.asarray(v) for k, v in vars(self.stats).items()})
+        arrays["elites"] = np.asarray(self.elites, np.int64)
+        meta = dict(
+            dx=self.dx,
+            du=self.du,
+            ensemble_size=self.ensemble_size,
+            hidden=list(self.hidden),
+            num_elites=self.num_elites,
+            seed=self.seed,
+        )
+        save_model_file(path, "ProbabilisticEnsemble", meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProbabilisticEnsemble:
+        """Inverse of `save`; ModelFileError names the file and any mismatch."""
+        meta, arrays = load_model_file(path, "ProbabilisticEnsemble")
+        try:
+            model = cls(
+                meta["dx"],
+                meta["du"],
+                meta["ensemble_size"],
+                tuple(meta["hidden"]),
+                num_elites=meta["num_elites"],
+                seed=meta["seed"],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path}: bad ensemble metadata {meta!r} ({e})") from e
+        state = model.net.state_dict()
+        if set(state) | {f"stats.{k}" for k in vars(model.stats)} | {"elites"} != set(arrays):
+            raise ModelFileError(
+                f"{path}: arrays {sorted(arrays)} do not match an ensemble "
+                f"with hidden={model.hidden}"
+            )
+        for k, v in state.items():
+            expect_shape(path, k, arrays[k], tuple(v.shape))
+        model.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in state})
+        model.stats = NormStats(**{k: arrays[f"stats.{k}"] for k in vars(model.stats)})
+        model.elites = arrays["elites"]
+        if len(model.elites) != model.num_elites:
+            raise ModelFileError(f"{path}: {len(model.elites)} elites; expected {model.num_elites}")
+        model._refresh_cache()
+        return model
+
+
+def _t(a: np.ndarray) -> Tensor:
+    return torch.as_tensor(np.asarray(a), dtype=torch.float32)
