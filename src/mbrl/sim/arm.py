@@ -1,0 +1,376 @@
+"""A PyBullet arm with hobby-servo-like joint position control, one physics client per arm.
+
+Every call goes through the arm's own `PhysicsClient`, so many arms (planners, tests) coexist in
+one process. The scene is a static table whose top is the plane z = 0, the arm fixed on it, and
+optionally a cube for pushing.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+
+import numpy as np
+import pybullet
+import pybullet_data
+
+from mbrl.config import ArmConfig
+from mbrl.sim.client import PhysicsClient
+from mbrl.sim.urdf import joint_limits, read_tables, resolve_urdf
+
+CUBE_SIZE = 0.04  # m edge; small enough for the ~0.4 m reach of the SO-101 class
+CUBE_MASS = 0.04  # kg, a 4 cm cube of wood / PLA infill
+_CONTACT_MARGIN = 1e-3  # m; link pairs closer than this at home are "allowed to touch"
+
+
+@dataclasses.dataclass
+class _ServoState:
+    """The Python-side state that PyBullet's saveState does not hold."""
+
+    commanded: np.ndarray  # (nj,) last clamped command, rad
+    applied: np.ndarray  # (nj,) target after latency and backlash, rad
+    fifo: collections.deque  # commands waiting for the latency to elapse
+    noise: np.ndarray  # (nj,) current measurement noise, rad
+    time: float
+    rng_state: dict
+
+    def copy(self) -> _ServoState:
+        return _ServoState(
+            self.commanded.copy(),
+            self.applied.copy(),
+            collections.deque(a.copy() for a in self.fifo),
+            self.noise.copy(),
+            self.time,
+            dict(self.rng_state),
+        )
+
+
+class SimArm:
+    """A PyBullet arm (own physics client, DIRECT by default) with servo-like position control.
+
+    Servo model (per control tick, applied in `step`): the last command passes through a FIFO
+    of `servo.latency_ticks` ticks, then a backlash dead band of width `servo.backlash`
+    (the drive target moves only once the command leaves the band), then PyBullet
+    POSITION_CONTROL with force = torque limit and maxVelocity = velocity limit. Measured
+    positions carry Gaussian noise (`servo.noise_std`) drawn once per tick from a seeded
+    Generator. All servo effects are off by default.
+
+    Attributes:
+        joint_names: controlled joints in controller order (nj of them).
+        lower, upper: (nj,) position limits, rad. velocity_limit: (nj,) rad/s.
+        effort_limit: (nj,) N m. home: (nj,) reset configuration, rad.
+        time: simulated seconds since construction.
+        urdf_path / urdf_text: the resolved URDF file and its XML.
+        reach: rough reach of the arm, m (sum of link offsets from the first controlled joint).
+    """
+
+    def __init__(
+        self,
+        config: ArmConfig = ArmConfig(),  # noqa: B008 - frozen dataclass, safe as default
+        *,
+        gui: bool = False,
+        with_cube: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self.joint_names: tuple[str, ...] = tuple(config.joint_names)
+        self.urdf_path = str(resolve_urdf(config.urdf))
+        with open(self.urdf_path, encoding="utf-8") as f:
+            self.urdf_text = f.read()
+        mode = pybullet.GUI if gui else pybullet.DIRECT
+        self.client = PhysicsClient(mode)
+        self._closed = False
+        c = self.client
+        c.setAdditionalSearchPath(pybullet_data.getDataPath())
+        c.setGravity(0, 0, -9.81)
+        c.setTimeStep(1.0 / config.physics_rate_hz)
+        self.body = c.loadURDF(
+            self.urdf_path,
+            basePosition=config.base_position,
+            useFixedBase=True,
+            flags=c.URDF_USE_INERTIA_FROM_FILE,
+        )
+        tables = read_tables(c, self.body)
+        limits = joint_limits(config, tables, config.urdf)
+        self.lower, self.upper = limits.lower, limits.upper
+        self.velocity_limit, self.effort_limit = limits.velocity, limits.effort
+        self._joint_ids = [tables.joints[n] for n in self.joint_names]
+        if config.ee_link not in tables.links:
+            raise ValueError(
+                f"arm.ee_link {config.ee_link!r} is not a link of {config.urdf}; "
+                f"links there: {sorted(tables.links)}"
+            )
+        self.ee_link_index = tables.links[config.ee_link]
+        bad = [g for g in config.gripper_joints if g not in tables.urdf_limits]
+        if bad:
+            raise ValueError(
+                f"arm.gripper_joints {bad} are not movable joints of {config.urdf}; "
+                f"movable joints there: {sorted(tables.urdf_limits)}"
+            )
+        # Grippers are held closed (0 clamped into range): the tasks push, they do not grasp.
+        self._gripper = [
+            (
+                tables.joints[g],
+                float(np.clip(0.0, *tables.urdf_limits[g][:2])),
+                tables.urdf_limits[g][2],
+            )
+            for g in config.gripper_joints
+        ]
+        self.home = self._clamp(
+            np.asarray(config.home, float) if config.home else (self.lower + self.upper) / 2
+        )
+        self._rng = np.random.default_rng(seed)
+        nj = len(self.joint_names)
+        self._servo = _ServoState(
+            self.home.copy(), self.home.copy(), collections.deque(), np.zeros(nj), 0.0, {}
+        )
+        self._saved: dict[int, _ServoState] = {}
+        self.reset()
+        self.reach = self._estimate_reach()
+        self.table = self._make_table()
+        self.cube = self._make_cube() if with_cube else None
+        self._pairs = self._collision_pairs()
+
+    # ------------------------------------------------------------------ scene
+    def _make_table(self) -> int:
+        c = self.client
+        half = (max(0.4, 1.5 * self.reach), max(0.4, 1.5 * self.reach), 0.02)
+        shape = c.createCollisionShape(c.GEOM_BOX, halfExtents=half)
+        visual = c.createVisualShape(c.GEOM_BOX, halfExtents=half, rgbaColor=(0.6, 0.45, 0.3, 1))
+        # Top surface at z = 0 so heights are measured from the table.
+        return c.createMultiBody(0, shape, visual, basePosition=(0, 0, -half[2]))
+
+    def _make_cube(self) -> int:
+        c = self.client
+        half = (CUBE_SIZE / 2,) * 3
+        shape = c.createCollisionShape(c.GEOM_BOX, halfExtents=half)
+        visual = c.createVisualShape(c.GEOM_BOX, halfExtents=half, rgbaColor=(0.1, 0.4, 0.9, 1))
+        cube = c.createMultiBody(CUBE_MASS, shape, visual, basePosition=(0.2, 0, CUBE_SIZE / 2))
+        c.changeDynamics(cube, -1, lateralFriction=0.5)
+        return cube
+
+    def _estimate_reach(self) -> float:
+        """Length of the link chain from the first controlled joint to the EE at home, m."""
+        c, first = self.client, min(self._joint_ids)
+        chain, link = [], self.ee_link_index
+        while link >= first:
+            chain.append(
+                np.array(c.getLinkState(self.body, link, computeForwardKinematics=True)[4])
+            )
+            link = c.getJointInfo(self.body, link)[16]
+        return float(sum(np.linalg.norm(a - b) for a, b in itertools.pairwise(chain)))
+
+    # ------------------------------------------------------------------ control
+    def _clamp(self, q: np.ndarray) -> np.ndarray:
+        return np.clip(q, self.lower, self.upper)
+
+    def _check(self, q, what: str) -> np.ndarray:
+        q = np.asarray(q, dtype=float)
+        if q.shape != (len(self.joint_names),):
+            raise ValueError(
+                f"{what} has shape {q.shape}; expected ({len(self.joint_names)},) "
+                f"for joints {list(self.joint_names)}"
+            )
+        if not np.all(np.isfinite(q)):
+            raise ValueError(f"{what} contains NaN/Inf: {q.tolist()}")
+        return q
+
+    def reset(self, q: np.ndarray | None = None) -> None:
+        """Teleport the joints to `q` (nj,) rad (None -> home), at rest, and hold them there.
+
+        Clears the latency FIFO and the backlash state; `time` keeps running.
+        """
+        q = self.home.copy() if q is None else self._clamp(self._check(q, "reset q"))
+        c = self.client
+        for j, value in zip(self._joint_ids, q, strict=True):
+            c.resetJointState(self.body, j, float(value), 0.0)
+        for j, value, force in self._gripper:
+            c.resetJointState(self.body, j, value, 0.0)
+            c.setJointMotorControl2(self.body, j, c.POSITION_CONTROL, value, force=force)
+        s = self._servo
+        s.commanded, s.applied = q.copy(), q.copy()
+        s.fifo = collections.deque(q.copy() for _ in range(self.config.servo.latency_ticks))
+        self._draw_noise()
+        self._apply(q)
+
+    def set_position_targets(self, q: np.ndarray) -> np.ndarray:
+        """Command joint positions `q` (nj,) rad; returns the target clamped to the limits.
+
+        Takes effect at the next `step` (after the configured latency). Raises ValueError on
+        a wrong length or NaN/Inf.
+        """
+        target = self._clamp(self._check(q, "position target"))
+        self._servo.commanded = target
+        return target.copy()
+
+    def step(self, n_ticks: int = 1) -> None:
+        """Advance `n_ticks` control periods (config.substeps physics steps each)."""
+        c, s, servo = self.client, self._servo, self.config.servo
+        for _ in range(n_ticks):
+            target = s.commanded
+            if servo.latency_ticks:
+                s.fifo.append(s.commanded.copy())
+                target = s.fifo.popleft()
+            if servo.backlash > 0:
+                half = servo.backlash / 2
+                s.applied = np.clip(s.applied, target - half, target + half)
+            else:
+                s.applied = target.copy()
+            self._apply(s.applied)
+            for _ in range(self.config.substeps):
+                c.stepSimulation()
+            s.time += self.config.control_period
+            self._draw_noise()
+
+    def _apply(self, target: np.ndarray) -> None:
+        c, servo = self.client, self.config.servo
+        for i, j in enumerate(self._joint_ids):
+            c.setJointMotorControl2(
+                self.body,
+                j,
+                c.POSITION_CONTROL,
+                targetPosition=float(target[i]),
+                force=float(self.effort_limit[i]),
+                maxVelocity=float(self.velocity_limit[i]),
+                positionGain=servo.position_gain,
+                velocityGain=servo.velocity_gain,
+            )
+
+    def _draw_noise(self) -> None:
+        std = self.config.servo.noise_std
+        n = len(self.joint_names)
+        self._servo.noise = self._rng.normal(0.0, std, n) if std > 0 else np.zeros(n)
+
+    def seed(self, seed: int | None) -> None:
+        """Re-seed the measurement-noise Generator (the env does this on reset(seed=...))."""
+        self._rng = np.random.default_rng(seed)
+        self._draw_noise()
+
+    # ------------------------------------------------------------------ sensing
+    @property
+    def time(self) -> float:
+        """Simulated seconds since construction."""
+        return self._servo.time
+
+    @property
+    def position_target(self) -> np.ndarray:
+        """(nj,) the last clamped command, rad (before latency/backlash)."""
+        return self._servo.commanded.copy()
+
+    def _states(self):
+        return self.client.getJointStates(self.body, self._joint_ids)
+
+    def joint_positions(self) -> np.ndarray:
+        """(nj,) measured joint positions, rad (with the tick's noise if configured)."""
+        return np.array([s[0] for s in self._states()]) + self._servo.noise
+
+    def joint_velocities(self) -> np.ndarray:
+        """(nj,) joint velocities, rad/s."""
+        return np.array([s[1] for s in self._states()])
+
+    def ee_position(self) -> np.ndarray:
+        """(3,) end-effector link origin in the world frame, m."""
+        state = self.client.getLinkState(
+            self.body, self.ee_link_index, computeForwardKinematics=True
+        )
+        return np.array(state[4])
+
+    def cube_pose(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Cube position (3,) m and orientation quaternion xyzw (4,), or None without a cube."""
+        if self.cube is None:
+            return None
+        pos, quat = self.client.getBasePositionAndOrientation(self.cube)
+        return np.array(pos), np.array(quat)
+
+    def set_cube_pose(self, pos, quat=(0, 0, 0, 1)) -> None:
+        """Teleport the cube to `pos` (3,) m with orientation `quat` xyzw (4,), at rest."""
+        if self.cube is None:
+            raise RuntimeError("this SimArm has no cube; construct it with with_cube=True")
+        pos = np.asarray(pos, float)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+            raise ValueError(f"cube position must be 3 finite numbers, got {pos.tolist()}")
+        self.client.resetBasePositionAndOrientation(self.cube, pos.tolist(), list(quat))
+        self.client.resetBaseVelocity(self.cube, [0, 0, 0], [0, 0, 0])
+
+    # ------------------------------------------------------------------ collisions
+    def _collision_pairs(self) -> list[tuple[int, int]]:
+        """Link pairs checked for self-collision: not parent/child, and apart at home
+        (like an SRDF's disabled-collision list, so touching-by-design pairs are skipped)."""
+        c = self.client
+        links = [-1, *range(c.getNumJoints(self.body))]
+        parent = {j: c.getJointInfo(self.body, j)[16] for j in links[1:]}
+        pairs = []
+        for a, b in itertools.combinations(links, 2):
+            if parent.get(b) == a or parent.get(a) == b:
+                continue
+            pts = c.getClosestPoints(self.body, self.body, _CONTACT_MARGIN, a, b)
+            if not pts:
+                pairs.append((a, b))
+        return pairs
+
+    def in_collision(self) -> bool:
+        """True if the arm is in self-collision or any arm link but the base touches the table.
+
+        Uses the current joint positions (call after `reset(q)` to test a configuration).
+        """
+        c = self.client
+        c.performCollisionDetection()
+        for a, b in self._pairs:
+            if c.getClosestPoints(self.body, self.body, 0.0, a, b):
+                return True
+        for link in range(c.getNumJoints(self.body)):
+            if c.getClosestPoints(self.body, self.table, 0.0, link, -1):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ state, render
+    def save_state(self) -> int:
+        """Snapshot physics and servo state; returns an id for `restore_state`."""
+        state_id = self.client.saveState()
+        snap = self._servo.copy()
+        snap.rng_state = self._rng.bit_generator.state
+        self._saved[state_id] = snap
+        return state_id
+
+    def restore_state(self, state_id: int) -> None:
+        """Return to a snapshot taken by `save_state` (it stays valid for reuse)."""
+        if state_id not in self._saved:
+            raise KeyError(f"unknown state id {state_id}; known ids: {sorted(self._saved)}")
+        self.client.restoreState(stateId=state_id)
+        self._servo = self._saved[state_id].copy()
+        self._rng.bit_generator.state = self._servo.rng_state
+        self._apply(self._servo.applied)
+
+    def discard_state(self, state_id: int) -> None:
+        """Free a snapshot (planners that save many states should call this)."""
+        if self._saved.pop(state_id, None) is not None:
+            self.client.removeState(state_id)
+
+    def render(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """(height, width, 3) uint8 RGB image from a fixed camera (TinyRenderer, headless)."""
+        c, r = self.client, self.reach
+        view = c.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=(0.35 * r, 0.0, 0.2 * r),
+            distance=2.2 * r,
+            yaw=45,
+            pitch=-30,
+            roll=0,
+            upAxisIndex=2,
+        )
+        proj = c.computeProjectionMatrixFOV(fov=50, aspect=width / height, nearVal=0.01, farVal=20)
+        img = c.getCameraImage(width, height, view, proj, renderer=c.ER_TINY_RENDERER)
+        rgba = np.asarray(img[2], dtype=np.uint8).reshape(height, width, 4)
+        return np.ascontiguousarray(rgba[:, :, :3])
+
+    def close(self) -> None:
+        """Disconnect the physics client (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.client.disconnect()
+
+    def __enter__(self) -> SimArm:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
