@@ -1,0 +1,86 @@
+"""The ROS 2 graph of mbrl, defined once: the launch files and the embedded runner read it.
+
+Each entry names a node, the Python module that runs it (`python -m <module>`), the
+console-script executable `ros2 launch` uses, and its parameter files in config/.
+Plain Python on purpose (no rclpy import), so launch files and tools can import it anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+PACKAGE = "mbrl"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph.
+
+    Attributes:
+        name: the node name (also the `<name>:` key of its parameter files).
+        module: Python module with a `main()`; the runner starts `python -m <module>`.
+        executable: console script (setup.py entry point) used by `ros2 launch`.
+        param_files: parameter files, relative to the package's config/ directory.
+        launch_parameters: extra parameters only the launch file sets (e.g. features a
+            robot_state_publisher takes over when launched with the full ROS install).
+    """
+
+    name: str
+    module: str
+    executable: str
+    param_files: tuple[str, ...] = ()
+    launch_parameters: tuple[tuple[str, Any], ...] = ()
+
+
+# Later issues append the collector, model_fitter, mpc_controller and experiment nodes.
+GRAPH: tuple[NodeSpec, ...] = (
+    NodeSpec(
+        name="sim",
+        module="mbrl.ros.sim_node",
+        executable="sim_node",
+        param_files=("sim.yaml",),
+        launch_parameters=(("publish_robot_description", False),),
+    ),
+)
+
+
+def config_dir() -> Path:
+    """The package's config/ directory: the ament share directory, else the source tree."""
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+
+        try:
+            return Path(get_package_share_directory(PACKAGE)) / "config"
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[3] / "config"
+
+
+def get_nodes(names: Iterable[str] | None = None) -> tuple[NodeSpec, ...]:
+    """The specs of `names` (in graph order), or the whole graph; unknown names raise KeyError."""
+    if names is None:
+        return GRAPH
+    wanted = list(names)
+    known = {spec.name: spec for spec in GRAPH}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise KeyError(f"unknown node(s) {unknown}; the graph has {sorted(known)}")
+    return tuple(spec for spec in GRAPH if spec.name in wanted)
+
+
+def param_file_paths(spec: NodeSpec, directory: Path | None = None) -> list[Path]:
+    """Absolute paths of a node's parameter files; a missing file raises FileNotFoundError."""
+    directory = directory or config_dir()
+    paths = [directory / f for f in spec.param_files]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"parameter file {path} of node '{spec.name}' not found")
+    return paths

@@ -1,0 +1,210 @@
+"""ROS parameters <-> frozen config dataclasses: declare with descriptors and ranges, read back.
+
+A nested dataclass becomes dotted parameter names (`arm.servo.noise_std`), which is exactly
+how a `ros__parameters:` YAML block nests. Values go through mbrl.config.from_dict, so a bad
+value raises ConfigError naming the parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from mbrl.config import ArmConfig, ConfigError, ServoConfig, from_dict
+
+# Parameter ranges (inclusive) the descriptors advertise; rclpy rejects values outside them
+# at declaration with an error naming the parameter.
+RANGES: dict[str, tuple[float, float]] = {
+    "arm.control_rate_hz": (0.1, 1000.0),
+    "arm.physics_rate_hz": (1.0, 100000.0),
+    "arm.max_increment": (1e-6, math.pi),
+    "arm.servo.position_gain": (1e-6, 1.0),
+    "arm.servo.velocity_gain": (1e-6, 1.0),
+    "arm.servo.noise_std": (0.0, 1.0),
+    "arm.servo.backlash": (0.0, 1.0),
+    "arm.servo.latency_ticks": (0, 100),
+    "idle_publish_rate_hz": (0.0, 1000.0),
+    "seed": (-1, 2**31 - 1),
+}
+
+MODES = ("realtime", "lockstep")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimNodeConfig:
+    """Settings of the sim node (parameters of node `sim`, see docs/ros_interface.md).
+
+    Attributes:
+        arm: the simulated arm.
+        mode: "realtime" (the sim steps on a wall-clock timer at arm.control_rate_hz) or
+            "lockstep" (the sim advances one control period per received command).
+        controller_name: commands arrive on /<controller_name>/commands.
+        trajectory_controller_name: trajectories arrive on /<name>/joint_trajectory.
+        joints: the controllers' joint order; empty means arm.joint_names.
+        with_cube: load the cube of the push task and publish its pose.
+        seed: seed of the simulator's noise; -1 means unseeded.
+        publish_robot_description: publish the URDF on /robot_description (off when a
+            robot_state_publisher does it).
+        idle_publish_rate_hz: in lockstep mode, republish the unchanged joint state at this
+            wall-clock rate so late joiners see the arm (0 = off).
+        frame_id: frame of the published cube pose.
+    """
+
+    arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
+    mode: str = "realtime"
+    controller_name: str = "forward_position_controller"
+    trajectory_controller_name: str = "joint_trajectory_controller"
+    joints: tuple[str, ...] = ()
+    with_cube: bool = False
+    seed: int = -1
+    publish_robot_description: bool = True
+    idle_publish_rate_hz: float = 10.0
+    frame_id: str = "world"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        unknown = [j for j in self.joints if j not in self.arm.joint_names]
+        if unknown:
+            raise ConfigError(
+                f"joints names unknown joint(s) {unknown}; expected a subset of "
+                f"arm.joint_names {list(self.arm.joint_names)}"
+            )
+        if len(set(self.joints)) != len(self.joints):
+            raise ConfigError(f"joints has duplicates: {list(self.joints)}")
+        for name in ("controller_name", "trajectory_controller_name"):
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", getattr(self, name)):
+                raise ConfigError(
+                    f"{name} must be a valid topic token, got {getattr(self, name)!r}"
+                )
+
+    @property
+    def controller_joints(self) -> tuple[str, ...]:
+        """The command order of the controllers."""
+        return self.joints or self.arm.joint_names
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """`name: text` entries of a Google-style "Attributes:" docstring section."""
+    docs: dict[str, str] = {}
+    doc = (cls.__doc__ or "").split("Attributes:", 1)
+    if len(doc) < 2:
+        return docs
+    current: list[str] = []
+    for line in doc[1].splitlines():
+        match = re.match(r"\s{4,8}([a-z_][a-z0-9_ /]*):\s*(.*)", line)
+        if match:
+            current = [n.strip() for n in match.group(1).split("/")]
+            for name in current:
+                docs[name] = match.group(2)
+        elif line.strip() and current:
+            for name in current:
+                docs[name] += " " + line.strip()
+    return docs
+
+
+def _ros_type(hint: Any) -> Parameter.Type:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return _ros_type(next(a for a in args if a is not type(None)))
+    if origin is tuple:
+        return {
+            str: Parameter.Type.STRING_ARRAY,
+            float: Parameter.Type.DOUBLE_ARRAY,
+            int: Parameter.Type.INTEGER_ARRAY,
+            bool: Parameter.Type.BOOL_ARRAY,
+        }[args[0]]
+    return {
+        bool: Parameter.Type.BOOL,
+        int: Parameter.Type.INTEGER,
+        float: Parameter.Type.DOUBLE,
+        str: Parameter.Type.STRING,
+    }[hint]
+
+
+def _descriptor(name: str, description: str, ptype: Parameter.Type) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(name=name, description=description, read_only=True)
+    if name in RANGES:
+        low, high = RANGES[name]
+        if ptype == Parameter.Type.INTEGER:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high))]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high)]
+    return descriptor
+
+
+def _fields(cls: type, prefix: str) -> list[tuple[str, Any, Any, str]]:
+    """(parameter name, type hint, default, description) of every leaf field of `cls`."""
+    hints = typing.get_type_hints(cls)
+    docs = _attribute_docs(cls)
+    out = []
+    default_obj = cls()
+    for field in dataclasses.fields(cls):
+        name = f"{prefix}{field.name}"
+        default = getattr(default_obj, field.name)
+        if dataclasses.is_dataclass(default):
+            out.extend(_fields(type(default), name + "."))
+        else:
+            out.append((name, hints[field.name], default, docs.get(field.name, "")))
+    return out
+
+
+def declare_config_parameters(node: Node, cls: type = SimNodeConfig) -> None:
+    """Declare one read-only parameter per leaf field of dataclass `cls` (defaults from it).
+
+    Fields whose default is None or an empty tuple are declared typed but unset, so the
+    dataclass default applies unless the parameter file gives a value.
+    """
+    for name, hint, default, description in _fields(cls, ""):
+        ptype = _ros_type(hint)
+        if isinstance(default, bool) and ptype == Parameter.Type.INTEGER:
+            default = int(default)
+        value: Any = ptype if default is None or default == () else default
+        if isinstance(value, tuple):
+            value = list(value)
+        if ptype == Parameter.Type.DOUBLE and isinstance(value, int):
+            value = float(value)
+        node.declare_parameter(name, value, _descriptor(name, description, ptype))
+
+
+def read_config_parameters(node: Node, cls: type[Any] = SimNodeConfig) -> Any:
+    """Build `cls` from the node's declared parameters; ConfigError names a bad parameter."""
+    data: dict[str, Any] = {}
+    for name, _, _, _ in _fields(cls, ""):
+        try:
+            value = node.get_parameter(name).value
+        except ParameterUninitializedException:
+            continue
+        if isinstance(value, list) and not value:
+            continue
+        *parents, leaf = name.split(".")
+        target = data
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = (
+            list(value)
+            if not isinstance(value, (str, bytes)) and hasattr(value, "__len__")
+            else value
+        )
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"node '{node.get_name()}' parameter error: {exc}") from exc
+
+
+__all__ = [
+    "MODES",
+    "RANGES",
+    "ServoConfig",
+    "SimNodeConfig",
+    "declare_config_parameters",
+    "read_config_parameters",
+]

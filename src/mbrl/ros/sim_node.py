@@ -1,0 +1,245 @@
+"""The PyBullet arm as a ROS 2 node that looks like a ros2_control arm to everything else.
+
+Publishes /joint_states, /clock (when use_sim_time), /cube_pose (push task) and
+/robot_description; takes /<controller>/commands and /<trajectory controller>/joint_trajectory;
+serves ~/reset. Interface reference: docs/ros_interface.md.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from mbrl.config import ConfigError
+from mbrl.ros.msgs import (
+    command_to_array,
+    joint_state_msg,
+    pose_stamped_msg,
+    time_msg,
+    trajectory_to_arrays,
+)
+from mbrl.ros.params import SimNodeConfig, declare_config_parameters, read_config_parameters
+from mbrl.ros.trajectory import TrajectorySampler
+from mbrl.sim.arm import SimArm
+
+# Commands must not be lost (a dropped lockstep command stalls the loop): reliable, depth 10,
+# as ros2_control's command subscribers.
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Late joiners (rviz, robot_state_publisher consumers) get the URDF, as from
+# robot_state_publisher.
+LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class SimNode(Node):
+    """Node `sim`: owns one SimArm and steps it in real time or in lockstep with commands."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("sim", **node_kwargs)
+        declare_config_parameters(self)
+        self.config: SimNodeConfig = read_config_parameters(self)
+        cfg = self.config
+        self.arm = SimArm(cfg.arm, with_cube=cfg.with_cube, seed=None if cfg.seed < 0 else cfg.seed)
+        self.joints = cfg.controller_joints
+        # controller order -> index into the arm's joint order
+        self._index = np.array([self.arm.joint_names.index(j) for j in self.joints])
+        self._target = self.arm.set_position_targets(self.arm.joint_positions())
+        self._trajectory: tuple[TrajectorySampler, np.ndarray, float] | None = None
+        self._cube_home = self.arm.cube_pose()
+        self._sim_time_stamps = cfg.mode == "lockstep" or self.get_parameter("use_sim_time").value
+        self._command_topic = f"/{cfg.controller_name}/commands"
+        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+
+        # Every callback that touches the sim shares ONE mutually exclusive group: a PyBullet
+        # client is not thread-safe, so commands, ticks and resets must never overlap, even if
+        # this node is spun by a MultiThreadedExecutor next to other nodes.
+        group = MutuallyExclusiveCallbackGroup()
+        # /joint_states with default QoS (reliable, depth 10), as joint_state_broadcaster.
+        self._joint_pub = self.create_publisher(JointState, "/joint_states", 10)
+        self._clock_pub = (
+            self.create_publisher(ClockMsg, "/clock", 10)
+            if self.get_parameter("use_sim_time").value
+            else None
+        )
+        self._cube_pub = (
+            self.create_publisher(PoseStamped, "/cube_pose", 10) if cfg.with_cube else None
+        )
+        self.create_subscription(
+            Float64MultiArray, self._command_topic, self._on_command, COMMAND_QOS,
+            callback_group=group,
+        )  # fmt: skip
+        self.create_subscription(
+            JointTrajectory, self._trajectory_topic, self._on_trajectory, COMMAND_QOS,
+            callback_group=group,
+        )  # fmt: skip
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
+        if cfg.publish_robot_description:
+            self._description_pub = self.create_publisher(String, "/robot_description", LATCHED_QOS)
+            self._description_pub.publish(String(data=self.arm.urdf_text))
+        # Timers run on the steady clock: with use_sim_time the node clock only moves when we
+        # publish /clock, so a ROS-time timer would never fire.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        period = cfg.arm.control_period
+        if cfg.mode == "realtime":
+            self.create_timer(period, self._tick, callback_group=group, clock=steady)
+        elif cfg.idle_publish_rate_hz > 0:
+            self.create_timer(
+                1.0 / cfg.idle_publish_rate_hz, self._publish_state, callback_group=group,
+                clock=steady,
+            )  # fmt: skip
+        self._publish_state()
+        self.get_logger().info(
+            f"{cfg.mode} sim of {cfg.arm.urdf} at {cfg.arm.control_rate_hz:g} Hz; joints "
+            f"{list(self.joints)}; commands on {self._command_topic}, trajectories on "
+            f"{self._trajectory_topic}"
+        )
+
+    # -- commands -------------------------------------------------------------------------
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        try:
+            q = command_to_array(msg, self.joints)
+        except ValueError as exc:
+            self._reject(self._command_topic, exc)
+        else:
+            self._trajectory = None  # a direct command pre-empts a running trajectory
+            target = self._target.copy()
+            target[self._index] = q
+            self._apply(target)
+        if self.config.mode == "lockstep":
+            self._tick()
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            traj = trajectory_to_arrays(msg, self.joints)
+        except ValueError as exc:
+            self._reject(self._trajectory_topic, exc)
+            if self.config.mode == "lockstep":
+                self._tick()
+            return
+        index = np.array([self.arm.joint_names.index(n) for n in traj.joint_names])
+        sampler = TrajectorySampler(
+            self._target[index], traj.times, traj.positions, traj.velocities
+        )
+        self._trajectory = (sampler, index, self.arm.time)
+        self.get_logger().info(
+            f"following a {len(traj.times)}-point trajectory of {sampler.duration:.2f} s "
+            f"for {list(traj.joint_names)}"
+        )
+        if self.config.mode == "lockstep":
+            # A trajectory is a command for many periods: run it to the end at once.
+            for _ in range(max(1, math.ceil(sampler.duration / self.config.arm.control_period))):
+                self._tick()
+
+    def _reject(self, topic: str, exc: Exception) -> None:
+        self.get_logger().error(f"rejected command on {topic}: {exc}; holding the arm still")
+        self._trajectory = None
+        self._apply(self.arm.joint_positions())
+
+    def _apply(self, target: np.ndarray) -> None:
+        """Send (nj,) rad in arm order to the servos, clamped to the joint limits."""
+        clamped = self.arm.set_position_targets(target)
+        if not np.allclose(clamped, target):
+            outside = [
+                self.arm.joint_names[i] for i in np.flatnonzero(~np.isclose(clamped, target))
+            ]
+            self.get_logger().warning(
+                f"command for {outside} outside the joint limits; clamped to "
+                f"{np.round(clamped, 4).tolist()}",
+                throttle_duration_sec=2.0,
+            )
+        self._target = clamped
+
+    # -- time -----------------------------------------------------------------------------
+    def _tick(self) -> None:
+        """Advance one control period (following any trajectory) and publish the new state."""
+        if self._trajectory is not None:
+            sampler, index, start = self._trajectory
+            t = self.arm.time + self.config.arm.control_period - start
+            target = self._target.copy()
+            target[index] = sampler.sample(t)
+            self._apply(target)
+            if t >= sampler.duration - 1e-9:
+                self._trajectory = None
+        self.arm.step(1)
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        if self._sim_time_stamps:
+            stamp = time_msg(self.arm.time)
+        else:
+            stamp = self.get_clock().now().to_msg()
+        if self._clock_pub is not None:
+            # /clock first, so a subscriber on sim time never sees a state from its future.
+            self._clock_pub.publish(ClockMsg(clock=time_msg(self.arm.time)))
+        names = self.arm.joint_names + self.config.arm.gripper_joints
+        position = np.concatenate([self.arm.joint_positions(), self._gripper_positions()])
+        velocity = np.concatenate(
+            [self.arm.joint_velocities(), np.zeros(len(self.config.arm.gripper_joints))]
+        )
+        self._joint_pub.publish(joint_state_msg(names, position, velocity, stamp))
+        if self._cube_pub is not None:
+            pose = self.arm.cube_pose()
+            if pose is not None:
+                self._cube_pub.publish(pose_stamped_msg(*pose, self.config.frame_id, stamp))
+
+    def _gripper_positions(self) -> np.ndarray:
+        """Positions of the gripper joints, rad: SimArm holds them closed at 0 (the tasks push)."""
+        return np.zeros(len(self.config.arm.gripper_joints))
+
+    # -- services -------------------------------------------------------------------------
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._trajectory = None
+        self.arm.reset()
+        if self._cube_home is not None:
+            self.arm.set_cube_pose(*self._cube_home)
+        self._target = self.arm.set_position_targets(self.arm.joint_positions())
+        self._publish_state()
+        response.success = True
+        response.message = f"arm at home {np.round(self._target, 4).tolist()}"
+        self.get_logger().info(f"reset: {response.message}")
+        return response
+
+    def close(self) -> None:
+        """Release the physics client and the node."""
+        self.arm.close()
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (`sim_node` / `python -m mbrl.ros.sim_node --ros-args ...`)."""
+    rclpy.init(args=args)
+    node: SimNode | None = None
+    code = 0
+    try:
+        node = SimNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, ParameterException) as exc:
+        print(f"sim: invalid parameters: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if node is not None:
+            node.close()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
