@@ -85,6 +85,7 @@ class SimArm:
         c.setAdditionalSearchPath(pybullet_data.getDataPath())
         c.setGravity(0, 0, -9.81)
         c.setTimeStep(1.0 / config.physics_rate_hz)
+        c.setPhysicsEngineParameter(deterministicOverlappingPairs=1)
         self.body = c.loadURDF(
             self.urdf_path,
             basePosition=config.base_position,
@@ -183,6 +184,12 @@ class SimArm:
         """
         q = self.home.copy() if q is None else self._clamp(self._check(q, "reset q"))
         c = self.client
+        # A teleport must not inherit contact manifolds (cached impulses) from before: lift
+        # the arm clear so a collision pass deletes them, then put it back.
+        base = c.getBasePositionAndOrientation(self.body)
+        c.resetBasePositionAndOrientation(self.body, (0, 0, 100), base[1])
+        c.performCollisionDetection()
+        c.resetBasePositionAndOrientation(self.body, *base)
         for j, value in zip(self._joint_ids, q, strict=True):
             c.resetJointState(self.body, j, float(value), 0.0)
         for j, value, force in self._gripper:
@@ -290,6 +297,10 @@ class SimArm:
         pos = np.asarray(pos, float)
         if pos.shape != (3,) or not np.all(np.isfinite(pos)):
             raise ValueError(f"cube position must be 3 finite numbers, got {pos.tolist()}")
+        # Lift the cube clear of everything first so the collision pass deletes its old
+        # contact manifolds: stale cached impulses would make the next steps depend on history.
+        self.client.resetBasePositionAndOrientation(self.cube, (0, 0, 100), (0, 0, 0, 1))
+        self.client.performCollisionDetection()
         self.client.resetBasePositionAndOrientation(self.cube, pos.tolist(), list(quat))
         self.client.resetBaseVelocity(self.cube, [0, 0, 0], [0, 0, 0])
 
@@ -334,11 +345,21 @@ class SimArm:
         return state_id
 
     def restore_state(self, state_id: int) -> None:
-        """Return to a snapshot taken by `save_state` (it stays valid for reuse)."""
+        """Return to a snapshot taken by `save_state` (it stays valid for reuse).
+
+        Restores joints, cube, servo FIFO/backlash and the noise Generator; `time` is not
+        rewound.
+        """
         if state_id not in self._saved:
             raise KeyError(f"unknown state id {state_id}; known ids: {sorted(self._saved)}")
         self.client.restoreState(stateId=state_id)
+        # restoreState leaves contact manifolds that did not exist at save time (with their
+        # cached impulses); a collision pass drops those whose bodies are now apart, which
+        # keeps episodes bit-identical whatever ran before.
+        self.client.performCollisionDetection()
+        now = self._servo.time  # the clock stays monotonic: "seconds since construction"
         self._servo = self._saved[state_id].copy()
+        self._servo.time = now
         self._rng.bit_generator.state = self._servo.rng_state
         self._apply(self._servo.applied)
 

@@ -1,0 +1,294 @@
+"""Reach and push tasks on a SimArm as `gymnasium.Env`s (seeded, deterministic, saveable).
+
+Action: joint-position increments in [-1, 1]^nj scaled by `config.max_increment` rad and
+added to the previous command (like a `forward_position_controller`), one per control tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from mbrl.config import ArmConfig
+from mbrl.sim.arm import CUBE_SIZE, SimArm
+
+MIN_GOAL_HEIGHT = 0.02  # m above the table; lower goals would need the gripper to scrape it
+_MAX_TRIES = 500
+
+
+@dataclasses.dataclass
+class _TaskState:
+    goal: np.ndarray
+    steps: int
+    rng_state: dict
+
+
+class _ArmTaskEnv(gymnasium.Env):
+    """Shared machinery: the arm, action scaling, truncation, rendering, save/restore."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        config: ArmConfig | None = None,
+        *,
+        max_steps: int = 100,
+        action_cost: float = 1e-3,
+        success_threshold: float = 0.02,
+        init_noise: float = 0.05,
+        render_mode: str | None = None,
+        seed: int | None = None,
+        with_cube: bool = False,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(
+                f"render_mode {render_mode!r} unsupported; expected None or 'rgb_array'"
+            )
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.config = config or ArmConfig()
+        self.arm = SimArm(self.config, with_cube=with_cube, seed=seed)
+        self.render_mode = render_mode
+        self.max_steps = int(max_steps)
+        self.action_cost = float(action_cost)
+        self.success_threshold = float(success_threshold)
+        self.init_noise = float(init_noise)
+        self.metadata = {**self.metadata, "render_fps": self.config.control_rate_hz}
+        nj = len(self.arm.joint_names)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (nj,), np.float32)
+        self.observation_space = self._observation_box()
+        self.goal = np.zeros(3)
+        self._steps = 0
+        self._marker = self._make_marker()
+        self._pristine = self.arm.save_state()
+        self._saved: dict[int, _TaskState] = {}
+
+    # -- subclass hooks ------------------------------------------------------------------
+    def _observation_box(self) -> gymnasium.spaces.Box:
+        """Generous finite bounds: joint limits +- 0.5 rad (+ 6 noise std), 4x the velocity
+        limit + 10 rad/s, and positions within 3 reach + 1 m (PushEnv ends the episode
+        when the cube falls off the table, so it cannot leave them)."""
+        arm = self.arm
+        slack = 0.5 + 6 * self.config.servo.noise_std
+        vmax = 4 * arm.velocity_limit + 10
+        span = 3 * arm.reach + 1
+        n_points = self._n_points()
+        low = [arm.lower - slack, -vmax, np.full(3 * n_points, -span)]
+        high = [arm.upper + slack, vmax, np.full(3 * n_points, span)]
+        if self._has_yaw():
+            low.append(-np.ones(2))
+            high.append(np.ones(2))
+        low.append(np.full(3, -span))
+        high.append(np.full(3, span))
+        # Same order as _obs: [q, qdot, points (ee, cube), yaw sin/cos, goal].
+        return gymnasium.spaces.Box(
+            np.concatenate(low).astype(np.float32),
+            np.concatenate(high).astype(np.float32),
+            dtype=np.float32,
+        )
+
+    def _n_points(self) -> int:
+        return 1  # the EE; push adds the cube
+
+    def _has_yaw(self) -> bool:
+        return False
+
+    def _terminated(self) -> bool:
+        return False
+
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _task_obs(self) -> list[np.ndarray]:
+        return []
+
+    def _distance_and_reward(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    # -- gymnasium API -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode. options: "q" (nj,) start joints, rad; "goal" (3,) m;
+        push also "cube" (3,) m start position."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        self.arm.restore_state(self._pristine)  # identical physics caches every episode
+        self.arm.seed(int(self.np_random.integers(2**63)))
+        self._steps = 0
+        self._reset_task(options)
+        if "q" in options:
+            q0 = np.asarray(options["q"], float)
+        else:
+            noise = self.np_random.uniform(-self.init_noise, self.init_noise, self.arm.home.shape)
+            q0 = self.arm.home + noise
+        self.arm.reset(q0)
+        self.arm.client.resetBasePositionAndOrientation(
+            self._marker, self.goal.tolist(), (0, 0, 0, 1)
+        )
+        return self._obs(), {"distance": self._distance_and_reward()[0], "is_success": False}
+
+    def step(self, action):
+        a = np.asarray(action, dtype=float)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}; expected {self.action_space.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN/Inf: {a.tolist()}")
+        a = np.clip(a, -1.0, 1.0)
+        self.arm.set_position_targets(self.arm.position_target + a * self.config.max_increment)
+        self.arm.step(1)
+        self._steps += 1
+        distance, reward = self._distance_and_reward()
+        reward -= self.action_cost * float(a @ a)
+        info = {"distance": distance, "is_success": bool(distance < self.success_threshold)}
+        truncated = self._steps >= self.max_steps
+        return self._obs(), reward, self._terminated(), truncated, info
+
+    def render(self):
+        """(H, W, 3) uint8 RGB frame when render_mode == "rgb_array", else None."""
+        if self.render_mode == "rgb_array":
+            return self.arm.render()
+        return None
+
+    def close(self) -> None:
+        self.arm.close()
+
+    # -- state ---------------------------------------------------------------------------
+    def save_state(self) -> int:
+        """Snapshot physics, servo state, goal, step count and the env's Generator."""
+        state_id = self.arm.save_state()
+        self._saved[state_id] = _TaskState(
+            self.goal.copy(), self._steps, self.np_random.bit_generator.state
+        )
+        return state_id
+
+    def restore_state(self, state_id: int) -> None:
+        """Return to a snapshot from `save_state`."""
+        if state_id not in self._saved:
+            raise KeyError(f"unknown env state id {state_id}; known: {sorted(self._saved)}")
+        self.arm.restore_state(state_id)
+        saved = self._saved[state_id]
+        self.goal, self._steps = saved.goal.copy(), saved.steps
+        self.np_random.bit_generator.state = saved.rng_state
+
+    # -- helpers -------------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        parts = [self.arm.joint_positions(), self.arm.joint_velocities(), self.arm.ee_position()]
+        return np.concatenate([*parts, *self._task_obs(), self.goal]).astype(np.float32)
+
+    def _make_marker(self) -> int:
+        """A visual-only sphere at the goal (no collision shape, so it never touches physics)."""
+        c = self.arm.client
+        visual = c.createVisualShape(c.GEOM_SPHERE, radius=0.012, rgbaColor=(0.1, 0.9, 0.2, 0.8))
+        return c.createMultiBody(0, -1, visual, basePosition=(0, 0, -1))
+
+    def sample_reachable(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A collision-free joint configuration q (nj,) rad and its EE position (3,) m at least
+        MIN_GOAL_HEIGHT above the table (rejection sampling in joint space, so every goal is
+        reachable). Moves the arm; callers reset it afterwards."""
+        for _ in range(_MAX_TRIES):
+            q = rng.uniform(self.arm.lower, self.arm.upper)
+            self.arm.reset(q)
+            ee = self.arm.ee_position()
+            if ee[2] >= MIN_GOAL_HEIGHT and not self.arm.in_collision():
+                return q, ee
+        raise RuntimeError(
+            f"no collision-free configuration with the EE above {MIN_GOAL_HEIGHT} m found in "
+            f"{_MAX_TRIES} samples; check the joint limits of {self.config.urdf}"
+        )
+
+
+class ReachEnv(_ArmTaskEnv):
+    """Move the end effector to a random reachable goal; success within 2 cm.
+
+    Observation (2 nj + 6,) float32: q (nj) rad, qdot (nj) rad/s, ee_pos (3) m, goal (3) m.
+    Reward: -||ee - goal|| (m) - action_cost ||a||^2. Truncates after max_steps ticks.
+    """
+
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        if "goal" in options:
+            self.goal = _as_point(options["goal"], "options['goal']")
+        else:
+            self.goal = self.sample_reachable(self.np_random)[1]
+
+    def _distance_and_reward(self) -> tuple[float, float]:
+        distance = float(np.linalg.norm(self.arm.ee_position() - self.goal))
+        return distance, -distance
+
+
+class PushEnv(_ArmTaskEnv):
+    """Push a 4 cm cube across the table to a goal; success when the cube is within 3 cm.
+
+    The cube starts in front of the arm at 40-60 % of its reach; the goal lies 4-10 cm from
+    it on the table (kept inside 30-70 % of the reach).
+    Observation (2 nj + 11,) float32: q, qdot, ee_pos (3), cube_pos (3), sin/cos cube yaw (2),
+    goal (3). Reward: -||cube - goal|| - reach_weight ||ee - cube|| - action_cost ||a||^2.
+    """
+
+    def __init__(self, config: ArmConfig | None = None, *, reach_weight: float = 0.5, **kwargs):
+        kwargs.setdefault("success_threshold", 0.03)
+        self.reach_weight = float(reach_weight)
+        super().__init__(config, with_cube=True, **kwargs)
+
+    def _n_points(self) -> int:
+        return 2
+
+    def _has_yaw(self) -> bool:
+        return True
+
+    def _terminated(self) -> bool:
+        # Off the table the cube is lost for good: end the episode as a failure.
+        return bool(self.arm.cube_pose()[0][2] < -CUBE_SIZE)
+
+    def _reset_task(self, options: dict[str, Any]) -> None:
+        rng, reach = self.np_random, self.arm.reach
+        if "cube" in options:
+            cube = _as_point(options["cube"], "options['cube']")
+        else:
+            r, phi = rng.uniform(0.4 * reach, 0.6 * reach), rng.uniform(-0.6, 0.6)
+            cube = np.array([r * np.cos(phi), r * np.sin(phi), CUBE_SIZE / 2])
+        yaw = rng.uniform(-np.pi, np.pi)
+        self.arm.set_cube_pose(cube, self.arm.client.getQuaternionFromEuler((0, 0, yaw)))
+        if "goal" in options:
+            self.goal = _as_point(options["goal"], "options['goal']")
+            return
+        for _ in range(_MAX_TRIES):
+            d, psi = rng.uniform(0.04, 0.10), rng.uniform(-np.pi, np.pi)
+            goal = cube[:2] + d * np.array([np.cos(psi), np.sin(psi)])
+            if 0.3 * reach <= np.linalg.norm(goal) <= 0.7 * reach:
+                self.goal = np.array([goal[0], goal[1], CUBE_SIZE / 2])
+                return
+        raise RuntimeError(f"no push goal found near cube at {cube.tolist()} for reach {reach}")
+
+    def _task_obs(self) -> list[np.ndarray]:
+        pos, quat = self.arm.cube_pose()
+        yaw = self.arm.client.getEulerFromQuaternion(quat)[2]
+        return [pos, np.array([np.sin(yaw), np.cos(yaw)])]
+
+    def _distance_and_reward(self) -> tuple[float, float]:
+        cube = self.arm.cube_pose()[0]
+        distance = float(np.linalg.norm(cube - self.goal))
+        approach = float(np.linalg.norm(self.arm.ee_position() - cube))
+        return distance, -distance - self.reach_weight * approach
+
+
+def _as_point(value, what: str) -> np.ndarray:
+    point = np.asarray(value, dtype=float)
+    if point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise ValueError(f"{what} must be 3 finite numbers (m), got {value!r}")
+    return point
+
+
+TASKS: dict[str, type[_ArmTaskEnv]] = {"reach": ReachEnv, "push": PushEnv}
+
+
+def make_env(task: str, config: ArmConfig | None = None, **kwargs) -> gymnasium.Env:
+    """Build the `task` env ("reach" or "push") on `config` (default: the bundled SO arm).
+
+    kwargs go to the env: max_steps, action_cost, success_threshold, init_noise,
+    render_mode, seed (measurement-noise seed before the first reset), reach_weight (push).
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    return TASKS[task](config, **kwargs)
