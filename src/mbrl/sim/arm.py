@@ -15,13 +15,13 @@ import numpy as np
 import pybullet
 import pybullet_data
 
-from mbrl.config import ArmConfig
+from mbrl.config import ArmConfig, ConfigError
+from mbrl.sim import collision
 from mbrl.sim.client import PhysicsClient
 from mbrl.sim.urdf import joint_limits, read_tables, resolve_urdf
 
 CUBE_SIZE = 0.04  # m edge; small enough for the ~0.4 m reach of the SO-101 class
 CUBE_MASS = 0.04  # kg, a 4 cm cube of wood / PLA infill
-_CONTACT_MARGIN = 1e-3  # m; link pairs closer than this at home are "allowed to touch"
 
 
 @dataclasses.dataclass
@@ -98,14 +98,14 @@ class SimArm:
         self.velocity_limit, self.effort_limit = limits.velocity, limits.effort
         self._joint_ids = [tables.joints[n] for n in self.joint_names]
         if config.ee_link not in tables.links:
-            raise ValueError(
+            raise ConfigError(
                 f"arm.ee_link {config.ee_link!r} is not a link of {config.urdf}; "
                 f"links there: {sorted(tables.links)}"
             )
         self.ee_link_index = tables.links[config.ee_link]
         bad = [g for g in config.gripper_joints if g not in tables.urdf_limits]
         if bad:
-            raise ValueError(
+            raise ConfigError(
                 f"arm.gripper_joints {bad} are not movable joints of {config.urdf}; "
                 f"movable joints there: {sorted(tables.urdf_limits)}"
             )
@@ -118,9 +118,14 @@ class SimArm:
             )
             for g in config.gripper_joints
         ]
-        self.home = self._clamp(
-            np.asarray(config.home, float) if config.home else (self.lower + self.upper) / 2
-        )
+        self.home = np.asarray(config.home, float) if config.home else (self.lower + self.upper) / 2
+        outside = (self.home < self.lower) | (self.home > self.upper)
+        if outside.any():
+            names = [n for n, o in zip(self.joint_names, outside, strict=True) if o]
+            raise ConfigError(
+                f"arm.home {self.home.tolist()} is outside the limits for joints {names}; "
+                f"lower {self.lower.tolist()}, upper {self.upper.tolist()}"
+            )
         self._rng = np.random.default_rng(seed)
         nj = len(self.joint_names)
         self._servo = _ServoState(
@@ -131,7 +136,7 @@ class SimArm:
         self.reach = self._estimate_reach()
         self.table = self._make_table()
         self.cube = self._make_cube() if with_cube else None
-        self._pairs = self._collision_pairs()
+        self._pairs = collision.checked_pairs(self.client, self.body)
 
     # ------------------------------------------------------------------ scene
     def _make_table(self) -> int:
@@ -305,35 +310,12 @@ class SimArm:
         self.client.resetBaseVelocity(self.cube, [0, 0, 0], [0, 0, 0])
 
     # ------------------------------------------------------------------ collisions
-    def _collision_pairs(self) -> list[tuple[int, int]]:
-        """Link pairs checked for self-collision: not parent/child, and apart at home
-        (like an SRDF's disabled-collision list, so touching-by-design pairs are skipped)."""
-        c = self.client
-        links = [-1, *range(c.getNumJoints(self.body))]
-        parent = {j: c.getJointInfo(self.body, j)[16] for j in links[1:]}
-        pairs = []
-        for a, b in itertools.combinations(links, 2):
-            if parent.get(b) == a or parent.get(a) == b:
-                continue
-            pts = c.getClosestPoints(self.body, self.body, _CONTACT_MARGIN, a, b)
-            if not pts:
-                pairs.append((a, b))
-        return pairs
-
     def in_collision(self) -> bool:
         """True if the arm is in self-collision or any arm link but the base touches the table.
 
         Uses the current joint positions (call after `reset(q)` to test a configuration).
         """
-        c = self.client
-        c.performCollisionDetection()
-        for a, b in self._pairs:
-            if c.getClosestPoints(self.body, self.body, 0.0, a, b):
-                return True
-        for link in range(c.getNumJoints(self.body)):
-            if c.getClosestPoints(self.body, self.table, 0.0, link, -1):
-                return True
-        return False
+        return collision.in_collision(self.client, self.body, self._pairs, self.table)
 
     # ------------------------------------------------------------------ state, render
     def save_state(self) -> int:
