@@ -354,10 +354,10 @@ class SimArm:
         """(height, width, 3) uint8 RGB image from a fixed camera (TinyRenderer, headless)."""
         c, r = self.client, self.reach
         view = c.computeViewMatrixFromYawPitchRoll(
-            cameraTargetPosition=(0.35 * r, 0.0, 0.2 * r),
-            distance=2.2 * r,
-            yaw=45,
-            pitch=-30,
+            cameraTargetPosition=(0.3 * r, 0.0, 0.2 * r),
+            distance=1.7 * r,
+            yaw=50,
+            pitch=-28,
             roll=0,
             upAxisIndex=2,
         )
