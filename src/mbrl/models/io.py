@@ -98,3 +98,14 @@ def expect_shape(path: str | Path, name: str, array: np.ndarray, shape: tuple[in
             f"{path}: array {name!r} has shape {tuple(array.shape)}; expected {tuple(shape)} "
             "from the file's metadata"
         )
+
+
+def check_arrays(
+    path: str | Path, arrays: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]
+) -> None:
+    """Every expected array is present with the shape the metadata implies."""
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise ModelFileError(f"{path}: arrays {missing} missing; file has {sorted(arrays)}")
+    for name, shape in expected.items():
+        expect_shape(path, name, arrays[name], shape)
