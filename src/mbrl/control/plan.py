@@ -1,0 +1,101 @@
+"""The Plan every planner returns, the deadline bookkeeping they share, and plan shifting.
+
+Shapes (glossary in mbrl.config): T horizon, dx state, du action. A Plan is plain numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+Clock = Callable[[], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A nominal trajectory, optional time-varying feedback, and how it was found.
+
+    Attributes:
+        actions: (T, du) nominal actions; actions[0] is the one to apply now.
+        states: (T+1, dx) predicted states under the model, or None if not computed.
+        K: (T, du, dx) feedback gains (u = actions[t] + K[t] (x - states[t]) for the
+            LQR family, where k is already folded into actions), or None.
+        k: (T, du) feed-forward terms of the last backward pass, or None.
+        cost: the planner's estimate of the plan's cost (nan when not evaluated).
+        iterations: optimisation iterations completed in this call.
+        complete: False when the deadline cut planning short.
+    """
+
+    actions: np.ndarray
+    states: np.ndarray | None = None
+    K: np.ndarray | None = None
+    k: np.ndarray | None = None
+    cost: float = float("nan")
+    iterations: int = 0
+    complete: bool = True
+
+    @property
+    def horizon(self) -> int:
+        return int(self.actions.shape[0])
+
+    def shifted(self, fill: np.ndarray | None = None) -> Plan:
+        """The plan one tick later: drop the first step, repeat the last (or `fill` (du,))."""
+        last = self.actions[-1] if fill is None else np.asarray(fill, dtype=self.actions.dtype)
+        actions = np.concatenate([self.actions[1:], last[None]], axis=0)
+        states = None
+        if self.states is not None:
+            states = np.concatenate([self.states[1:], self.states[-1:]], axis=0)
+        K = None if self.K is None else np.concatenate([self.K[1:], self.K[-1:]], axis=0)
+        k = None if self.k is None else np.concatenate([self.k[1:], self.k[-1:]], axis=0)
+        return Plan(actions, states, K, k, float("nan"), 0, False)
+
+
+class Planner(Protocol):
+    """The planner seam (DESIGN.md sec. 3)."""
+
+    def reset(self) -> None:
+        """Forget the warm start (a new episode or goal)."""
+        ...
+
+    def plan(self, x0: np.ndarray, deadline: float | None = None) -> Plan:
+        """x0 (dx,) -> Plan; returns before `deadline` (planner clock, s) if one is given."""
+        ...
+
+
+class IterationBudget:
+    """Decides whether another iteration fits before a deadline.
+
+    An iteration may start only if `now + estimate <= deadline`, where the estimate is the
+    longest iteration seen so far (kept across calls, so the first iteration of a tick is
+    also predicted). With no estimate yet, an iteration starts while the deadline is in the
+    future. The clock is injectable so the logic is tested with a fake clock.
+    """
+
+    def __init__(self, clock: Clock = time.perf_counter) -> None:
+        self.clock = clock
+        self.estimate: float | None = None
+
+    def start(self, deadline: float | None) -> None:
+        self._deadline = deadline
+        self._t = self.clock()
+
+    def may_start(self) -> bool:
+        """True if one more iteration (of the estimated length) ends before the deadline."""
+        return self.fits(self.estimate)
+
+    def fits(self, seconds: float | None) -> bool:
+        """True if work taking `seconds` (None: unknown, treated as 0) ends by the deadline."""
+        if self._deadline is None:
+            return True
+        return self.clock() + (seconds or 0.0) <= self._deadline
+
+    def lap(self) -> None:
+        """Call after each iteration: updates the duration estimate."""
+        now = self.clock()
+        took = now - self._t
+        self._t = now
+        self.estimate = took if self.estimate is None else max(took, 0.9 * self.estimate)
