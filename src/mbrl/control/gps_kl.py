@@ -14,7 +14,8 @@ Where the public GPS code stops with "failed to find PD solution", this module f
 explicitly: (1) a Cholesky failure at eta marks eta as too small and the search moves up;
 (2) if even eta_max fails, each failing Quu has its eigenvalues floored at the smallest
 eigenvalue of the previous controller's precision ("regularised"); (3) if that still
-diverges (non-finite values), the previous controller is kept ("kept_previous", KL 0). `KLStepResult.fallback` says which path ran.
+diverges (non-finite values), the previous controller is kept ("kept_previous", KL 0).
+`KLStepResult.fallback` says which path ran.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class KLStepConfig:
 @dataclasses.dataclass(frozen=True)
 class KLStepResult:
     """policy: the new controller; eta: the dual variable used; kl: its KL to the previous
-    controller; fallback: "none", "increased_eta", "regularised" or "kept_previous"; iterations: dual steps."""
+    controller; fallback: "none", "increased_eta", "regularised" or "kept_previous";
+    iterations: dual steps."""
 
     policy: LinearGaussianPolicy
     eta: float
@@ -124,9 +126,8 @@ def _backward(
             w, V = np.linalg.eigh(Quu)
             Quu = (V * np.maximum(w, floor)) @ V.T
             L = scipy.linalg.cholesky(0.5 * (Quu + Quu.T), lower=True)
-        solve = lambda b: scipy.linalg.cho_solve((L, True), b)  # noqa: E731
-        K[t], k[t] = -solve(Qux), -solve(Qz[dx:])
-        cov[t] = solve(np.eye(du))
+        sol = scipy.linalg.cho_solve((L, True), np.column_stack([Qux, Qz[dx:], np.eye(du)]))
+        K[t], k[t], cov[t] = -sol[:, :dx], -sol[:, dx], sol[:, dx + 1 :]
         Vxx = Qzz[:dx, :dx] + Qux.T @ K[t]
         Vxx = 0.5 * (Vxx + Vxx.T)
         Vx = Qz[:dx] + Qux.T @ k[t]
@@ -218,7 +219,8 @@ def kl_step(
         # fallback (3): the regularised values diverged; keep the previous controller.
         return KLStepResult(prev, hi, 0.0, "kept_previous", 2)
     it = 2
-    for it in range(2, config.max_iterations + 2):
+    while it < config.max_iterations + 2:
+        it += 1
         eta = float(np.sqrt(lo * hi))  # bisection in log eta
         try:
             pol, kl = solve(eta)

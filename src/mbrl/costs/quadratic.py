@@ -1,6 +1,6 @@
 """Quadratic tracking cost, with its exact quadratisation (for LQR and the analytic tests).
 
-stage = (x - x_goal)^T Q (x - x_goal) / 2 + u^T R u / 2, terminal = (x - x_goal)^T Qf (x - x_goal) / 2.
+stage = e^T Q e / 2 + u^T R u / 2 and terminal = e^T Qf e / 2, with e = x - x_goal.
 """
 
 from __future__ import annotations
