@@ -22,6 +22,7 @@ _MAX_TRIES = 500
 @dataclasses.dataclass
 class _TaskState:
     goal: np.ndarray
+    goal_q: np.ndarray | None
     steps: int
     rng_state: dict
 
@@ -30,6 +31,7 @@ class _ArmTaskEnv(gymnasium.Env):
     """Shared machinery: the arm, action scaling, truncation, rendering, save/restore."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+    goal_q: np.ndarray | None = None  # (nj,) a configuration reaching the goal, if known
 
     def __init__(
         self,
@@ -158,8 +160,9 @@ class _ArmTaskEnv(gymnasium.Env):
     def save_state(self) -> int:
         """Snapshot physics, servo state, goal, step count and the env's Generator."""
         state_id = self.arm.save_state()
+        goal_q = None if self.goal_q is None else self.goal_q.copy()
         self._saved[state_id] = _TaskState(
-            self.goal.copy(), self._steps, self.np_random.bit_generator.state
+            self.goal.copy(), goal_q, self._steps, self.np_random.bit_generator.state
         )
         return state_id
 
@@ -170,6 +173,7 @@ class _ArmTaskEnv(gymnasium.Env):
         self.arm.restore_state(state_id)
         saved = self._saved[state_id]
         self.goal, self._steps = saved.goal.copy(), saved.steps
+        self.goal_q = None if saved.goal_q is None else saved.goal_q.copy()
         self.np_random.bit_generator.state = saved.rng_state
 
     # -- helpers -------------------------------------------------------------------------
@@ -204,13 +208,14 @@ class ReachEnv(_ArmTaskEnv):
 
     Observation (2 nj + 6,) float32: q (nj) rad, qdot (nj) rad/s, ee_pos (3) m, goal (3) m.
     Reward: -||ee - goal|| (m) - action_cost ||a||^2. Truncates after max_steps ticks.
+    `goal_q` holds the sampled configuration whose EE is at the goal (an oracle for tests).
     """
 
     def _reset_task(self, options: dict[str, Any]) -> None:
         if "goal" in options:
-            self.goal = _as_point(options["goal"], "options['goal']")
+            self.goal, self.goal_q = _as_point(options["goal"], "options['goal']"), None
         else:
-            self.goal = self.sample_reachable(self.np_random)[1]
+            self.goal_q, self.goal = self.sample_reachable(self.np_random)
 
     def _distance_and_reward(self) -> tuple[float, float]:
         distance = float(np.linalg.norm(self.arm.ee_position() - self.goal))
