@@ -57,7 +57,7 @@ def config_dir() -> Path:
 
         try:
             return Path(get_package_share_directory(PACKAGE)) / "config"
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH not set
             pass
     except ImportError:
         pass

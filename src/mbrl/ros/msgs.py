@@ -41,7 +41,7 @@ def _finite_array(values: Sequence[float], what: str, names: Sequence[str]) -> n
     bad = ~np.isfinite(array)
     if bad.any():
         culprits = [names[i] for i in np.flatnonzero(bad)] if len(names) == len(array) else []
-        raise ValueError(f"{what} contains NaN/Inf {culprits or list(array)}: {list(array)}")
+        raise ValueError(f"{what} contains NaN/Inf for {culprits}: {array.tolist()}")
     return array
 
 
