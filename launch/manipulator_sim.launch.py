@@ -1,0 +1,91 @@
+"""Launch the simulated arm and the mbrl graph: `ros2 launch mbrl manipulator_sim.launch.py`.
+
+The node list comes from mbrl.ros.graph (the same list the embedded runner of `make demo`
+starts, with the same parameter files). With a full ROS 2 install this adds
+robot_state_publisher (TF for rviz) and, with `rviz:=true`, rviz2.
+
+Arguments: rviz (false), use_sim_time (false), mode (realtime | lockstep).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from mbrl.ros.graph import GRAPH, PACKAGE, param_file_paths
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory(PACKAGE)
+    config = os.path.join(share, "config")
+    use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
+    # The URDF the sim loads (sim.yaml's arm.urdf; package://mbrl/<file> lives in share/urdf).
+    with open(os.path.join(config, "sim.yaml"), encoding="utf-8") as f:
+        urdf = yaml.safe_load(f)["sim"]["ros__parameters"]["arm"]["urdf"]
+    urdf_file = os.path.join(share, "urdf", urdf.removeprefix(f"package://{PACKAGE}/"))
+    with open(urdf_file, encoding="utf-8") as f:
+        urdf_text = f.read()
+
+    arguments = [
+        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
+        DeclareLaunchArgument(
+            "use_sim_time", default_value="false", description="all nodes follow /clock"
+        ),
+        DeclareLaunchArgument(
+            "mode",
+            default_value="realtime",
+            choices=["realtime", "lockstep"],
+            description="sim timing: wall-clock timer, or one control period per command",
+        ),
+    ]
+    nodes = []
+    for spec in GRAPH:
+        parameters: list = [str(p) for p in param_file_paths(spec, Path(config))]
+        extra = {"use_sim_time": use_sim_time, **dict(spec.launch_parameters)}
+        if spec.name == "sim":
+            extra["mode"] = LaunchConfiguration("mode")
+        parameters.append(extra)
+        nodes.append(
+            Node(
+                package=PACKAGE,
+                executable=spec.executable,
+                name=spec.name,
+                output="screen",
+                parameters=parameters,
+            )
+        )
+    # robot_state_publisher publishes /robot_description and TF from /joint_states; the sim's
+    # own /robot_description is switched off by its launch_parameters above.
+    nodes.append(
+        Node(
+            package="robot_state_publisher",
+            executable="robot_state_publisher",
+            output="screen",
+            parameters=[
+                {
+                    "robot_description": ParameterValue(urdf_text, value_type=str),
+                    "use_sim_time": use_sim_time,
+                }
+            ],
+        )
+    )
+    nodes.append(
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            output="screen",
+            arguments=["-d", os.path.join(config, "mbrl.rviz")],
+            parameters=[{"use_sim_time": use_sim_time}],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+        )
+    )
+    return LaunchDescription(arguments + nodes)
