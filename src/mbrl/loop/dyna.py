@@ -201,7 +201,7 @@ def run_dyna_maze(
             steps[ended, done_episodes[ended]] = length[ended]
             done_episodes[ended] += 1
             check = ended[optimal[ended] == 0]
-            hit = check[_greedy_reaches(agents, table, start, goal, shortest, check)]
+            hit = check[_greedy_steps(agents, table, start, goal, shortest, check) > 0]
             optimal[hit] = done_episodes[hit]
         length[done] = 0
         s = np.where(done, start, s_next)
@@ -220,20 +220,31 @@ def episodes_until_level(mean_steps: np.ndarray, level: float) -> int:
     return int(above[-1] + 2) if above[-1] + 1 < mean_steps.shape[0] else 0
 
 
-def _greedy_reaches(agents: VectorDynaQ, table, start: int, goal: int, horizon: int, runs):
-    """(K,) bool: does the greedy policy of each run reach the goal within `horizon` steps."""
+def _greedy_steps(agents: VectorDynaQ, table, start: int, goal: int, horizon: int, runs):
+    """(K,) steps the greedy policy of each of `runs` (K,) takes to the goal; -1 if it does
+    not get there within `horizon` steps."""
     p = np.full(runs.shape[0], start)
-    for _ in range(horizon):
+    steps = np.full(runs.shape[0], -1)
+    for k in range(1, horizon + 1):
         p = np.where(p == goal, goal, table[p, agents.greedy(p, runs)])
-    return p == goal
+        steps[(p == goal) & (steps < 0)] = k
+    return steps
 
 
 @dataclasses.dataclass(frozen=True)
 class ChangingMazeResult:
-    """Cumulative reward (R, T) after each of T real steps, and the step the maze changed."""
+    """Dyna-Q(+) on a changing maze over R runs and T real steps.
+
+    Attributes:
+        cumulative_reward: (R, T) reward collected up to and including each step.
+        change_step: the step from which the second layout applies.
+        final_greedy_steps: (R,) length of the greedy path (lowest-index ties) from start to
+            goal in the final layout after the last step; -1 if it does not reach the goal.
+    """
 
     cumulative_reward: np.ndarray
     change_step: int
+    final_greedy_steps: np.ndarray
 
 
 def run_changing_maze(
@@ -271,4 +282,5 @@ def run_changing_maze(
         agents.plan(t)
         rewards[:, t] = done
         s = np.where(done, start, s_next)
-    return ChangingMazeResult(np.cumsum(rewards, axis=1), change_step)
+    final = _greedy_steps(agents, tables[1], start, goal, before.n_states, np.arange(n_runs))
+    return ChangingMazeResult(np.cumsum(rewards, axis=1), change_step, final)

@@ -15,6 +15,7 @@ with the indicator sum written twice; the mean above is what is meant and what i
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -191,7 +192,7 @@ class TableLookupModel:
                 model.update(data["s"], data["a"], data["r"], data["s_next"], data["done"])
         except ModelFileError:
             raise
-        except (OSError, KeyError, ValueError, EOFError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelFileError(f"{path}: not a readable table-lookup model ({exc})") from exc
         return model
 
