@@ -21,13 +21,11 @@ class PhysicsClient:
         self.id = pybullet.connect(connection_mode)
         if self.id < 0:
             raise RuntimeError(f"pybullet.connect({connection_mode}) failed (GUI without display?)")
-        self._bound: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(pybullet, name)
         if inspect.isbuiltin(attribute):
             attribute = functools.partial(attribute, physicsClientId=self.id)
-            self.__dict__.setdefault("_bound", {})[name] = attribute
             self.__dict__[name] = attribute  # later look-ups skip __getattr__
         return attribute
 
