@@ -201,3 +201,20 @@ def test_config_overrides_take_precedence_over_the_urdf():
 def test_bad_configuration_names_the_problem(change, message):
     with pytest.raises(ConfigError, match=message):
         SimArm(dataclasses.replace(ArmConfig(), **change))
+
+
+def test_pybullet_and_pytorch_kinematics_agree_on_the_bundled_urdf(arm):
+    """mbrl.costs computes FK from the same URDF text with pytorch-kinematics; the two must
+    put the EE at the same place, or planned costs would not match the simulated arm."""
+    import pytorch_kinematics as pk
+    import torch
+
+    chain = pk.build_serial_chain_from_urdf(arm.urdf_text.encode(), "ee_tip")
+    chain = chain.to(dtype=torch.float64)
+    assert chain.get_joint_parameter_names() == list(arm.joint_names)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        q = rng.uniform(arm.lower, arm.upper)
+        arm.reset(q)
+        fk = chain.forward_kinematics(torch.from_numpy(q[None])).get_matrix()[0, :3, 3]
+        np.testing.assert_allclose(fk.numpy(), arm.ee_position(), atol=1e-6)
