@@ -45,7 +45,7 @@ def test_joint_state_errors_name_the_problem():
     msg = joint_state_msg(["a", "c"], np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match=r"\['b'\] missing from joint_states; expected 3 joints"):
         joint_positions_by_name(msg, JOINTS)
-    with pytest.raises(ValueError, match=r"NaN/Inf \['b'\]"):
+    with pytest.raises(ValueError, match=r"NaN/Inf for \['b'\]"):
         joint_positions_by_name(joint_state_msg(JOINTS, np.array([0, math.nan, 0])), JOINTS)
     short = JointState(name=list(JOINTS), position=[0.0])
     with pytest.raises(ValueError, match="3 names but 1 positions"):
@@ -58,7 +58,7 @@ def test_command_validation():
     )
     with pytest.raises(ValueError, match=r"has 2 values; expected 3 joints \['a', 'b', 'c'\]"):
         command_to_array(float64_multiarray([1, 2]), JOINTS)
-    with pytest.raises(ValueError, match=r"NaN/Inf \['c'\]"):
+    with pytest.raises(ValueError, match=r"NaN/Inf for \['c'\]"):
         command_to_array(float64_multiarray([1, 2, math.inf]), JOINTS)
 
 
