@@ -73,7 +73,8 @@ def _dyna_maze(args: argparse.Namespace, rng: np.random.Generator) -> int:
     print(maze.render())
     print(f"Dyna-Q, {args.runs} runs x {args.episodes} episodes, alpha 0.1, eps 0.1, gamma 0.95;")
     print(f"shortest path {maze.shortest_path_length()} steps, eps-greedy optimal {level:.2f}")
-    print("   n  eps-optimal episode  greedy-optimal episode: median  runs reaching  seconds")
+    print("      eps-optimal episode   greedy-optimal episode")
+    print("   n  first <=level  stays    median  runs reaching  seconds")
     for n in args.planning_steps:
         t0 = time.perf_counter()
         res = dyna.run_dyna_maze(
@@ -84,19 +85,25 @@ def _dyna_maze(args: argparse.Namespace, rng: np.random.Generator) -> int:
         censored = np.where(res.optimal_episode == 0, args.episodes + 1, res.optimal_episode)
         median = np.median(censored)
         median_text = f"{median:g}" if median <= args.episodes else f">{args.episodes}"
+        below = np.flatnonzero(curves[n] <= threshold)
+        first = int(below[0]) + 1 if below.size else 0
+        stays = dyna.episodes_until_level(curves[n], threshold)
         print(
-            f"{n:4d}  {dyna.episodes_until_level(curves[n], threshold):19d}  "
-            f"{median_text:>30}  {int((res.optimal_episode > 0).sum()):6d}/{args.runs}"
-            f"  {seconds:7.1f}"
+            f"{n:4d}  {first:13d}  {stays:5d}  {median_text:>8}  "
+            f"{int((res.optimal_episode > 0).sum()):8d}/{args.runs:<4d}  {seconds:7.1f}"
         )
     print(
-        f"eps-optimal episode: first episode from which the {args.runs}-run mean steps per "
-        f"episode stays <= {threshold:.2f} (1.25 x eps-greedy optimal)"
+        f"eps-optimal episode: first episode at which / from which on the {args.runs}-run mean "
+        f"steps per episode is <= level = {threshold:.2f} (1.25 x eps-greedy optimal)"
     )
     print(
         "greedy-optimal episode: per run, first episode after which the greedy policy walks "
         "a shortest path"
     )
+    marks = [e for e in (2, 3, 5, 10, 25, 50) if e <= args.episodes]
+    print("mean steps per episode at episode " + " ".join(f"{e:>6d}" for e in marks))
+    for n, curve in curves.items():
+        print(f"  n = {n:<4d}{'':25}" + " ".join(f"{curve[e - 1]:6.1f}" for e in marks))
     path = args.out / "tabular_dyna_maze.png"
     _plot_dyna_maze(curves, level, path, args)
     print(f"wrote {path}")
