@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -74,3 +79,54 @@ def test_shutdown_stops_a_running_node_cleanly_and_prefixes_output():
     codes = {p.spec.name: p.popen.returncode for p in runner._procs}
     assert codes == {"sim": 0}, output.text()[-2000:]
     assert "[runner] stopped: {'sim': 0}" in output.text()
+
+
+def _start_runner_cli() -> tuple[subprocess.Popen, int]:
+    """`python -m mbrl.ros.runner` with the sim; returns it and the sim's pid once it is up."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mbrl.ros.runner", "--node", "sim"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    pid = None
+    for line in proc.stdout:  # blocks per line; pytest-timeout bounds a hang
+        match = re.search(r"started node 'sim' \(pid (\d+)\)", line)
+        pid = int(match.group(1)) if match else pid
+        if "[sim] [INFO]" in line:
+            return proc, pid
+    raise AssertionError(f"runner exited with {proc.wait()} before the sim came up")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "State:\tZ" in f.read()  # a zombie waiting for init is dead too
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_runner_cli_stops_its_nodes_cleanly_on_ctrl_c_or_sigterm(sig):
+    proc, pid = _start_runner_cli()
+    try:
+        proc.send_signal(sig)
+        rest = proc.communicate(timeout=30)[0]
+        assert proc.returncode == 0, rest
+        assert "[runner] stopped: {'sim': 0}" in rest
+        assert _gone(pid)
+    finally:
+        proc.kill()
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_nodes_die_with_a_killed_runner():
+    proc, pid = _start_runner_cli()
+    try:
+        proc.kill()  # SIGKILL: the runner gets no chance to clean up
+        proc.wait()
+        assert _wait_for(lambda: _gone(pid), timeout=15.0), f"sim (pid {pid}) outlived its runner"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rclpy
+from geometry_msgs.msg import PoseStamped
 from ros_helpers import Client, Sim, start_sim
 from rosgraph_msgs.msg import Clock
 
@@ -15,12 +16,14 @@ pytestmark = pytest.mark.ros
 
 def test_lockstep_advances_one_period_per_command_on_sim_time(ros_context):
     runner, output = start_sim(
-        {"mode": "lockstep", "use_sim_time": True, "idle_publish_rate_hz": 2.0}
+        {"mode": "lockstep", "use_sim_time": True, "idle_publish_rate_hz": 2.0, "with_cube": True}
     )
     client = Client(rclpy.create_node("test_lockstep_client"))
     try:
         clocks: list[Clock] = []
         client.node.create_subscription(Clock, "/clock", clocks.append, 10)
+        cubes: list[PoseStamped] = []
+        client.node.create_subscription(PoseStamped, "/cube_pose", cubes.append, 10)
         sim = Sim(runner, output, client)
         sim.wait_ready()
         t0 = to_seconds(client.states[-1].header.stamp)
@@ -38,6 +41,13 @@ def test_lockstep_advances_one_period_per_command_on_sim_time(ros_context):
             stamps.append(t0)
         np.testing.assert_allclose(np.diff(stamps), 0.05, atol=1e-6)
         assert abs(sim.q()[0] - 0.3) < 0.02
+        # The push task's cube: published with the joint states, same sim-time stamp, resting
+        # on the table where the sim put it (0.2, 0, half its 4 cm size).
+        assert client.spin_until(lambda: bool(cubes) and to_seconds(cubes[-1].header.stamp) >= t0)
+        cube = cubes[-1]
+        assert cube.header.frame_id == "world"
+        p = cube.pose.position
+        np.testing.assert_allclose([p.x, p.y, p.z], [0.2, 0.0, 0.02], atol=0.005)
         assert client.spin_until(
             lambda: bool(clocks) and to_seconds(clocks[-1].clock) >= stamps[-1]
         )

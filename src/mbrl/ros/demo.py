@@ -97,7 +97,8 @@ class DemoClient:
             "/joint_states and the sim's command subscriptions",
         )
 
-    def _next_state(self, timeout: float) -> None:
+    def next_state(self, timeout: float) -> None:
+        """Spin until a joint state with a later stamp arrives."""
         n, t = len(self.states), self.stamp()
         self.spin_until(
             lambda: len(self.states) > n and self.stamp() > t, timeout, "the next joint state"
@@ -111,12 +112,12 @@ class DemoClient:
         """
         msg = float64_multiarray(target)
         self.commands.publish(msg)
-        self._next_state(timeout)
+        self.next_state(timeout)
         start, calm = self.stamp(), 0
         while self.stamp() - start < max_seconds and calm < 5:
             if self.lockstep:
                 self.commands.publish(msg)
-            self._next_state(timeout)
+            self.next_state(timeout)
             speed = np.max(np.abs(np.asarray(self.states[-1].velocity[: len(self.joints)])))
             calm = calm + 1 if speed < 0.01 else 0
         return self.stamp() - start
@@ -148,7 +149,7 @@ def _script(demo: DemoClient, fk: SimArm, timeout: float) -> list[Result]:
     times = np.array([1.0, 2.0, 3.0])
     start_q, n = demo.q(), len(demo.states)
     demo.trajectory.publish(joint_trajectory_msg(names, times, waypoints))
-    demo._next_state(timeout)
+    demo.next_state(timeout)
     t0 = demo.stamp() - fk.config.control_period  # the state after the first tick
     reference = TrajectorySampler(start_q, times, waypoints)
     demo.spin_until(lambda: demo.stamp() - t0 >= times[-1] - 1e-6, timeout, "the trajectory")
@@ -170,17 +171,17 @@ def _script(demo: DemoClient, fk: SimArm, timeout: float) -> list[Result]:
     for _ in range(2):  # let it get going (in lockstep each of these advances one period)
         if demo.lockstep:
             demo.commands.publish(float64_multiarray(goal))
-        demo._next_state(timeout)
+        demo.next_state(timeout)
     for bad in ([0.1, 0.2], [0.0, float("nan"), 0.0, 0.0, 0.0]):
         demo.commands.publish(float64_multiarray(bad))
     # Each rejected command also advances a lockstep sim one (holding) period.
-    demo._next_state(timeout)
-    demo._next_state(timeout)
+    demo.next_state(timeout)
+    demo.next_state(timeout)
     held = demo.q()
     for _ in range(2 if demo.lockstep else 10):
         if demo.lockstep:
             demo.commands.publish(float64_multiarray(held))
-        demo._next_state(timeout)
+        demo.next_state(timeout)
     drift = float(np.max(np.abs(demo.q() - held)))
     short = float(np.max(np.abs(demo.q() - goal)))
     results.append(_result(fk, "bad commands", goal, demo.q(), 0.0))

@@ -7,9 +7,11 @@ value raises ConfigError naming the parameter.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import math
 import re
+import types
 import typing
 from typing import Any
 
@@ -113,7 +115,7 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 
 def _ros_type(hint: Any) -> Parameter.Type:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):  # `float | None`: the type of the value
         return _ros_type(next(a for a in args if a is not type(None)))
     if origin is tuple:
         return {
@@ -183,17 +185,16 @@ def read_config_parameters(node: Node, cls: type[Any] = SimNodeConfig) -> Any:
             value = node.get_parameter(name).value
         except ParameterUninitializedException:
             continue
-        if isinstance(value, list) and not value:
-            continue
+        if isinstance(value, (list, tuple, array.array)):
+            # rclpy returns numeric arrays as array.array; from_dict turns lists into tuples
+            value = list(value)
+            if not value:  # an empty array means "the dataclass default"
+                continue
         *parents, leaf = name.split(".")
         target = data
         for parent in parents:
             target = target.setdefault(parent, {})
-        target[leaf] = (
-            list(value)
-            if not isinstance(value, (str, bytes)) and hasattr(value, "__len__")
-            else value
-        )
+        target[leaf] = value
     try:
         return from_dict(cls, data)
     except ConfigError as exc:
