@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from mbrl.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,3 +35,9 @@ def test_dyna_plus_writes_the_figure(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"shortcut\s+Dyna-Q\+", out)
     assert (tmp_path / "tabular_dyna_plus.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_bad_counts_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["tabular", "dyna-maze", "--runs", "0"])
+    assert "--runs: expected a positive integer, got '0'" in capsys.readouterr().err

@@ -26,7 +26,7 @@ class DynaConfig:
         kappa: Dyna-Q+ bonus weight, planning reward r + kappa * sqrt(tau) with tau the real
             time steps since (s, a) was last tried. kappa > 0 also lets planning use actions
             never tried in a visited state, modelled as staying put with reward 0 (the
-            footnote to sec. 8.3). kappa = 0 is plain Dyna-Q.
+            footnote to sec. 8.3); their tau counts from step 0. kappa = 0 is plain Dyna-Q.
     """
 
     planning_steps: int = 0

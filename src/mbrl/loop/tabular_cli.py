@@ -14,6 +14,13 @@ from mbrl.loop import dyna, mazes
 from mbrl.loop.tabular import AB_NAMES, run_ab
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "experiment",
@@ -22,12 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/tabular"), help="figure folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the numpy Generator")
-    parser.add_argument("--runs", type=int, default=30, help="independent runs to average")
-    parser.add_argument("--episodes", type=int, default=50, help="dyna-maze episodes per run")
+    parser.add_argument(
+        "--runs", type=_positive_int, default=30, help="independent runs to average"
+    )
+    parser.add_argument(
+        "--episodes", type=_positive_int, default=50, help="dyna-maze episodes per run"
+    )
     parser.add_argument(
         "--planning-steps", type=int, nargs="+", default=[0, 5, 50], help="dyna-maze n values"
     )
-    parser.add_argument("--samples", type=int, default=10_000, help="ab: sampled episodes")
+    parser.add_argument(
+        "--samples", type=_positive_int, default=10_000, help="ab: sampled episodes"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
