@@ -23,12 +23,14 @@ JOINTS = ArmConfig().joint_names
 # Limits of the bundled URDF (src/mbrl/assets/so_arm.urdf).
 LOWER = np.array([-1.91986, -1.74533, -1.69, -1.65806, -2.79253])
 UPPER = np.array([1.91986, 1.74533, 1.57, 1.65806, 2.79253])
-VELOCITY_LIMIT = 4.71
+# Slower than the URDF's 4.71 rad/s: the servo limit comes from the parameter, and a bad
+# command surely arrives mid-move even on a loaded machine.
+VELOCITY_LIMIT = 1.0
 
 
 @pytest.fixture(scope="module")
 def sim(ros_context):
-    runner, output = start_sim({"mode": "realtime"})
+    runner, output = start_sim({"mode": "realtime", "arm.servo.max_velocity": VELOCITY_LIMIT})
     try:
         client = Client(rclpy.create_node("test_sim_client"))
         s = Sim(runner, output, client)
@@ -65,7 +67,7 @@ def test_command_moves_arm_to_target_within_servo_limits(sim):
     speeds = np.array([np.abs(m.velocity[:5]) for m in sim.client.states[start:]])
     assert np.all(motion >= LOWER - 1e-3) and np.all(motion <= UPPER + 1e-3)
     assert speeds.max() <= VELOCITY_LIMIT * 1.05
-    assert speeds.max() > 0.1  # it really moved
+    assert speeds.max() > 0.8 * VELOCITY_LIMIT  # it really moved, as fast as allowed
 
 
 def test_command_outside_limits_is_clamped(sim):
