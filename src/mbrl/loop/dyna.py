@@ -85,7 +85,15 @@ class VectorDynaQ:
         """argmax_a Q (lowest index on ties) for the given runs (K,) in states s (K,)."""
         return np.argmax(self.q[self._base[runs] + s], axis=1)
 
-    def observe(self, s, a, r, s_next, done, t: int) -> None:
+    def observe(
+        self,
+        s: np.ndarray,
+        a: np.ndarray,
+        r: np.ndarray,
+        s_next: np.ndarray,
+        done: np.ndarray,
+        t: int,
+    ) -> None:
         """Direct RL and model learning from one real step of every run, all arrays (R,)."""
         rows = self._base + s
         self._q_update(rows, a, r, s_next, done)
@@ -220,7 +228,9 @@ def episodes_until_level(mean_steps: np.ndarray, level: float) -> int:
     return int(above[-1] + 2) if above[-1] + 1 < mean_steps.shape[0] else 0
 
 
-def _greedy_steps(agents: VectorDynaQ, table, start: int, goal: int, horizon: int, runs):
+def _greedy_steps(
+    agents: VectorDynaQ, table: np.ndarray, start: int, goal: int, horizon: int, runs: np.ndarray
+) -> np.ndarray:
     """(K,) steps the greedy policy of each of `runs` (K,) takes to the goal; -1 if it does
     not get there within `horizon` steps."""
     p = np.full(runs.shape[0], start)

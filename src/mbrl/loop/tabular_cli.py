@@ -123,7 +123,9 @@ def _dyna_maze(args: argparse.Namespace, rng: np.random.Generator) -> int:
     return 0
 
 
-def _plot_dyna_maze(curves, level, path: Path, args) -> None:
+def _plot_dyna_maze(
+    curves: dict[int, np.ndarray], level: float, path: Path, args: argparse.Namespace
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mbrl.models.base import ModelFileError
 
@@ -58,7 +59,9 @@ class TableLookupModel:
         self._index: tuple[np.ndarray, np.ndarray] | None = None  # (order, offsets) cache
 
     # ----------------------------------------------------------------------- recording
-    def update(self, s, a, r, s_next, done) -> None:
+    def update(
+        self, s: ArrayLike, a: ArrayLike, r: ArrayLike, s_next: ArrayLike, done: ArrayLike
+    ) -> None:
         """Record transitions; each argument is a scalar or an array of shape (N,)."""
         s, a, s_next = (np.atleast_1d(np.asarray(v, dtype=np.int64)) for v in (s, a, s_next))
         r = np.atleast_1d(np.asarray(r, dtype=np.float64))
@@ -145,7 +148,7 @@ class TableLookupModel:
 
     # ----------------------------------------------------------------------- sampling
     def sample(
-        self, s, a, rng: np.random.Generator, reward: RewardMode = "empirical"
+        self, s: ArrayLike, a: ArrayLike, rng: np.random.Generator, reward: RewardMode = "empirical"
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample (s' (N,), r (N,), done (N,)) for s, a of shape (N,) from the model."""
         if reward not in ("empirical", "mean"):
