@@ -62,6 +62,15 @@ def test_node_dying_on_a_bad_parameter_fails_loudly_naming_it():
     assert "[sim] sim: invalid parameters" in output.text()
 
 
+def test_arm_that_cannot_be_built_fails_naming_the_parameter():
+    runner, _ = start_sim({"arm.ee_link": "no_such_link"})
+    try:
+        with pytest.raises(NodeDied, match=r"(?s)exited with code 2.*arm\.ee_link 'no_such_link'"):
+            _wait_for(lambda: runner.check() or False)
+    finally:
+        runner.shutdown()
+
+
 def test_out_of_range_parameter_is_rejected_by_its_descriptor():
     runner, _ = start_sim({"arm.control_rate_hz": -5.0})
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -33,7 +33,9 @@ from mbrl.ros.params import MODES
 from mbrl.ros.runner import GraphRunner, NodeDied
 from mbrl.ros.sim_node import COMMAND_QOS
 from mbrl.ros.trajectory import TrajectorySampler
-from mbrl.sim.arm import SimArm
+
+if TYPE_CHECKING:
+    from mbrl.sim.arm import SimArm
 
 # Scripted joint targets in controller order, rad: two poses reaching forward/sideways and one
 # beyond the limits (the sim clamps it). Chosen clear of the table for the bundled arm.
@@ -226,6 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; 0 on success, 1 if a node died or the graph did not answer."""
+    from mbrl.sim.arm import SimArm  # pybullet loads only when the demo runs, not for --help
+
     wall = time.monotonic()
     arm = _arm_config()
     overrides: dict[str, dict[str, Any]] = {"sim": {"mode": args.mode}}

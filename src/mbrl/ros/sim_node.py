@@ -223,22 +223,24 @@ def main(args: list[str] | None = None) -> int:
     """Entry point (`sim_node` / `python -m mbrl.ros.sim_node --ros-args ...`)."""
     rclpy.init(args=args)
     node: SimNode | None = None
-    code = 0
     try:
-        node = SimNode()
+        try:
+            node = SimNode()
+        except (ConfigError, ParameterException, ValueError, OSError) as exc:
+            # Bad parameters or an arm that cannot be built (URDF missing, unknown link): the
+            # message names the parameter; exit code 2 tells the runner it was configuration.
+            print(f"sim: invalid parameters: {exc}", file=sys.stderr)
+            return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ConfigError, ParameterException) as exc:
-        print(f"sim: invalid parameters: {exc}", file=sys.stderr)
-        code = 2
     finally:
         if node is not None:
             node.close()
         rclpy.try_shutdown()
-    return code
+    return 0
 
 
 if __name__ == "__main__":
