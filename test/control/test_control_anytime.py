@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from systems import double_integrator
+from control_systems import double_integrator
 
 from mbrl.control.anytime import AnytimeMPC
 from mbrl.control.cem import CEMConfig, CEMPlanner

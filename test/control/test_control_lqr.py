@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
-from systems import LinearSystem, Pendulum
+from control_systems import LinearSystem, Pendulum
 
 from mbrl.control.ilqr import ILQRConfig, ILQRPlanner
 from mbrl.control.lqr import NotPositiveDefinite, backward_pass, lqr

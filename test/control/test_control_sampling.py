@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from systems import NoisyEnsemble, Pendulum, double_integrator
+from control_systems import NoisyEnsemble, Pendulum, double_integrator
 
 from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner, coloured_noise
