@@ -152,3 +152,28 @@ def test_bad_configs_are_named():
         CEMConfig(propagation="bogus")
     with pytest.raises(ValueError, match="expected du=1"):
         _make("cem", double_integrator(), _di_cost(), action_low=(-1.0, -1.0))
+
+
+def test_chunked_rollout_equals_unchunked():
+    # Deterministic model, so chunking (a memory-traffic optimisation) must not change costs.
+    ens = NoisyEnsemble(double_integrator(), [[0.0, 0.1], [0.0, -0.1]])
+    acts = torch.randn(30, 8, 1, generator=torch.Generator().manual_seed(1))
+    costs = []
+    for chunk in (0, 16, 7):
+        cfg = CEMConfig(
+            horizon=8,
+            num_samples=30,
+            num_elites=3,
+            particles=2,
+            propagation="ts1",
+            chunk_rows=chunk,
+        )
+        costs.append(CEMPlanner(ens, _di_cost(), 1, cfg).rollout(torch.tensor([1.0, 0.0]), acts))
+    torch.testing.assert_close(costs[0], costs[1])
+    torch.testing.assert_close(costs[0], costs[2])
+
+
+def test_icem_rejects_particles_not_spread_over_members():
+    ens = NoisyEnsemble(double_integrator(), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="particles divisible by 5"):
+        ICEMPlanner(ens, _di_cost(), 1, ICEMConfig(num_samples=50, particles=1, propagation="ts1"))

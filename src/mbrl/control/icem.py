@@ -86,6 +86,17 @@ class ICEMPlanner(SamplingPlanner):
 
     config: ICEMConfig
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        E = int(getattr(self.dynamics, "ensemble_size", 1))
+        if E > 1 and self.config.propagation != "expectation" and self.config.particles % E:
+            # The population size changes per iteration, so only P % E == 0 keeps every
+            # sample's particles spread evenly over the members.
+            raise ValueError(
+                f"iCEM with an ensemble of {E} needs particles divisible by {E} "
+                f"(or propagation 'expectation'); got particles={self.config.particles}"
+            )
+
     def reset(self) -> None:
         super().reset()
         self._kept: torch.Tensor | None = None  # (k, T, du) shifted elites of the last replan
