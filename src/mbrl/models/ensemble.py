@@ -298,10 +298,10 @@ class ProbabilisticEnsemble:
 
         xt, ut = _t(x), _t(u)
         A, B = torch.func.vmap(torch.func.jacrev(f, argnums=(0, 1)))(xt, ut)
-        with torch.no_grad():
-            f0 = torch.func.vmap(f)(xt, ut)
+        f0 = torch.func.vmap(f)(xt, ut).detach()  # grad mode on: functorch lacks baddbmm_
+        A, B = A.detach(), B.detach()
         c = f0 - (A @ xt[..., None])[..., 0] - (B @ ut[..., None])[..., 0]
-        return A.double().numpy(), B.double().numpy(), c.detach().double().numpy()
+        return A.double().numpy(), B.double().numpy(), c.double().numpy()
 
     # ---- files ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

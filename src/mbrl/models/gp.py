@@ -177,6 +177,10 @@ class GPModel:
             self.Xb = Xm.numpy()
             self.beta = ((Sigma @ (Kmn @ Y.T[..., None]))[..., 0] / sn2[:, None]).numpy()
             self.iK = (torch.cholesky_inverse(Lm) - Sigma).numpy()
+        # Contiguous float64 so a loaded model (always C-ordered) predicts bit-identically.
+        self.Xb, self.beta, self.iK = (
+            np.ascontiguousarray(a, np.float64) for a in (self.Xb, self.beta, self.iK)
+        )
         info["jitter"] = jitter
         return FitReport(
             num_transitions=len(dataset), seconds=time.perf_counter() - start, extra=info
@@ -185,13 +189,19 @@ class GPModel:
     # ---- prediction -----------------------------------------------------------------------
     def predict_delta(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """z (N, D) inputs [x, u] -> mean (N, E), var (N, E) of the delta (noise included)."""
-        Z = torch.as_tensor(np.atleast_2d(z), dtype=torch.float64)
-        k = se_kernel(
-            Z, torch.as_tensor(self.Xb), torch.as_tensor(self.log_ell), torch.as_tensor(self.log_sf)
-        ).numpy()  # (E, N, M)
-        mean = np.einsum("enm,em->ne", k, self.beta) + self.y_mean
-        quad = np.einsum("enm,emk,enk->ne", k, self.iK, k)
-        var = np.exp(2 * self.log_sf) - quad + np.exp(2 * self.log_sn)
+        Z = np.atleast_2d(z)
+        means, vars_ = [], []
+        for s in range(0, len(Z), 8192):  # rows in chunks: k is (E, rows, M)
+            k = se_kernel(
+                torch.as_tensor(Z[s : s + 8192], dtype=torch.float64),
+                torch.as_tensor(self.Xb),
+                torch.as_tensor(self.log_ell),
+                torch.as_tensor(self.log_sf),
+            ).numpy()
+            means.append((k @ self.beta[..., None])[..., 0].T)
+            vars_.append(((k @ self.iK) * k).sum(-1).T)
+        mean = np.vstack(means) + self.y_mean
+        var = np.exp(2 * self.log_sf) - np.vstack(vars_) + np.exp(2 * self.log_sn)
         return mean, np.maximum(var, np.exp(2 * self.log_sn))
 
     def predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
