@@ -117,12 +117,15 @@ class ILQRPlanner:
         sol: LQRSolution | None = None
         self.budget.start(deadline)
         done, cut = 0, False
+        expansion = None  # (A, B, cost terms) of the current nominal; kept across retries
         while done < cfg.iterations:
             if not self.budget.may_start():
                 cut = True
                 break
-            A, B, _ = self.dynamics.linearize(x[:-1], u)
-            lx, lu, lxx, luu, lux = self._quadratize(x, u)
+            if expansion is None:
+                A, B, _ = self.dynamics.linearize(x[:-1], u)
+                expansion = (A, B, *self._quadratize(x, u))
+            A, B, lx, lu, lxx, luu, lux = expansion
             try:
                 sol = backward_pass(A, B, lx, lu, lxx, luu, lux, mu=mu)
             except NotPositiveDefinite:
@@ -148,6 +151,7 @@ class ILQRPlanner:
                 continue
             improvement = (J - J_new) / max(abs(J), 1e-12)
             x, u, J = x_new, u_new, J_new
+            expansion = None
             mu = mu / cfg.mu_factor if mu > cfg.mu_min else 0.0
             if improvement < cfg.tolerance:
                 break

@@ -77,18 +77,22 @@ def backward_pass(
         Qx = lx[t] + At.T @ v_c
         Qu = lu[t] + Bt.T @ v_c
         Qxx = lxx[t] + At.T @ V @ At
-        Vreg = V + mu * I
-        Quu = luu[t] + Bt.T @ Vreg @ Bt
-        Qux = lux[t] + Bt.T @ Vreg @ At
+        Quu = luu[t] + Bt.T @ V @ Bt
+        Qux = lux[t] + Bt.T @ V @ At
         Quu = 0.5 * (Quu + Quu.T)
+        # Gains from the regularised Q (Tassa 2012, eq. 10: mu penalises state deviation)...
+        Vreg = mu * I
+        Quu_r = Quu + Bt.T @ Vreg @ Bt
+        Qux_r = Qux + Bt.T @ Vreg @ At
         try:
-            cho = scipy.linalg.cho_factor(Quu, lower=True, check_finite=True)
+            cho = scipy.linalg.cho_factor(Quu_r, lower=True, check_finite=True)
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise NotPositiveDefinite(t) from exc
-        kK = -scipy.linalg.cho_solve(cho, np.column_stack([Qu, Qux]))
+        kK = -scipy.linalg.cho_solve(cho, np.column_stack([Qu, Qux_r]))
         k[t], K[t] = kK[:, 0], kK[:, 1:]
-        Quu_all[t] = Quu
-        # Value update in the form that stays exact under regularisation (Tassa 2012, eq. 11).
+        Quu_all[t] = Quu_r
+        # ...the value update from the unregularised Q in the form that stays exact for
+        # any gains (Tassa 2012, eq. 11); regularised Q here would drive Vxx towards -mu.
         Vx[t] = Qx + K[t].T @ Quu @ k[t] + K[t].T @ Qu + Qux.T @ k[t]
         Vt = Qxx + K[t].T @ Quu @ K[t] + K[t].T @ Qux + Qux.T @ K[t]
         Vxx[t] = 0.5 * (Vt + Vt.T)

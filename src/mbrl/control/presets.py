@@ -24,7 +24,7 @@ PETS_BUDGET = CEMConfig(
 # noise and elite reuse reaches the same task success with ~1/200 of the evaluations.
 REALTIME_20HZ = ICEMConfig(
     horizon=10,
-    num_samples=64,
+    num_samples=40,
     num_elites=8,
     iterations=3,
     particles=5,
