@@ -43,7 +43,7 @@ class Client:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.states: list[JointState] = []
-        node.create_subscription(JointState, "/joint_states", self.states.append, 50)
+        node.create_subscription(JointState, "/joint_states", self.states.append, 200)
 
     def spin_until(self, predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
         """Spin until `predicate()` holds; False on timeout (never a fixed sleep)."""

@@ -65,7 +65,7 @@ class DemoClient:
     def __init__(self, node: Node, runner: GraphRunner, joints: tuple[str, ...], lockstep: bool):
         self.node, self.runner, self.joints, self.lockstep = node, runner, joints, lockstep
         self.states: list[JointState] = []
-        node.create_subscription(JointState, "/joint_states", self.states.append, 50)
+        node.create_subscription(JointState, "/joint_states", self.states.append, 200)
         self.commands = node.create_publisher(
             Float64MultiArray, "/forward_position_controller/commands", COMMAND_QOS
         )
@@ -150,9 +150,10 @@ def _script(demo: DemoClient, fk: SimArm, timeout: float) -> list[Result]:
     waypoints = np.array([[0.4, -0.2, 0.3, 0.2, 0.0], [0.0, 0.2, 0.7, -0.2, 0.5], [0.0] * 5])
     times = np.array([1.0, 2.0, 3.0])
     start_q, n = demo.q(), len(demo.states)
+    # The trajectory starts at the sim time of receipt: the last state's stamp in lockstep
+    # (nothing steps in between), within one period of it in realtime mode.
+    t0 = demo.stamp()
     demo.trajectory.publish(joint_trajectory_msg(names, times, waypoints))
-    demo.next_state(timeout)
-    t0 = demo.stamp() - fk.config.control_period  # the state after the first tick
     reference = TrajectorySampler(start_q, times, waypoints)
     demo.spin_until(lambda: demo.stamp() - t0 >= times[-1] - 1e-6, timeout, "the trajectory")
     settle = demo.move(waypoints[-1], max_seconds=3.0, timeout=timeout)  # hold the last point

@@ -43,6 +43,8 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Late joiners (rviz, robot_state_publisher consumers) get the URDF, as from
 # robot_state_publisher.
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# History of /joint_states in lockstep mode: covers a 10 s trajectory at 20 Hz sent in one burst.
+LOCKSTEP_STATE_DEPTH = 200
 
 
 class SimNode(Node):
@@ -68,8 +70,11 @@ class SimNode(Node):
         # client is not thread-safe, so commands, ticks and resets must never overlap, even if
         # this node is spun by a MultiThreadedExecutor next to other nodes.
         group = MutuallyExclusiveCallbackGroup()
-        # /joint_states with default QoS (reliable, depth 10), as joint_state_broadcaster.
-        self._joint_pub = self.create_publisher(JointState, "/joint_states", 10)
+        # /joint_states reliable, volatile, as joint_state_broadcaster. Depth 10 as there, but
+        # in lockstep a trajectory publishes one state per period in a burst, and reliable
+        # delivery only covers what is still in the writer's history: keep the burst.
+        depth = 10 if cfg.mode == "realtime" else LOCKSTEP_STATE_DEPTH
+        self._joint_pub = self.create_publisher(JointState, "/joint_states", depth)
         self._clock_pub = (
             self.create_publisher(ClockMsg, "/clock", 10)
             if self.get_parameter("use_sim_time").value
