@@ -177,3 +177,21 @@ def test_icem_rejects_particles_not_spread_over_members():
     ens = NoisyEnsemble(double_integrator(), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="particles divisible by 5"):
         ICEMPlanner(ens, _di_cost(), 1, ICEMConfig(num_samples=50, particles=1, propagation="ts1"))
+
+
+@pytest.mark.parametrize("mode", ["ts1", "tsinf", "expectation", "mean"])
+@pytest.mark.parametrize("name", ["cem", "icem", "mppi"])
+def test_planners_run_on_the_probabilistic_ensemble(mode, name):
+    from mbrl.models.ensemble import ProbabilisticEnsemble
+
+    model = ProbabilisticEnsemble(4, 2, ensemble_size=2, hidden=(16, 16))
+    cost = QuadraticCost(np.eye(4), 0.01 * np.eye(2), np.eye(4))
+    cls, cfg_cls = PLANNERS[name]
+    kw = dict(horizon=6, num_samples=20, iterations=2, particles=4, propagation=mode)
+    if name != "mppi":
+        kw["num_elites"] = 5
+    cfg = cfg_cls(**kw, chunk_rows=40)
+    planner = cls(model, cost, 2, cfg, generator=torch.Generator().manual_seed(0))
+    plan = planner.plan(np.zeros(4, dtype=np.float32))
+    assert plan.actions.shape == (6, 2) and plan.states.shape == (7, 4)
+    assert np.isfinite(plan.cost) and np.all(np.abs(plan.actions) <= 1)

@@ -90,9 +90,11 @@ class SamplingPlanner:
         if bool((self.low >= self.high).any()):
             raise ValueError(f"action_low {config.action_low} must be < action_high")
         E = int(getattr(dynamics, "ensemble_size", 1))
-        if config.propagation == "ts1" and (config.num_samples * config.particles) % E:
+        per_member = config.propagation in ("ts1", "tsinf", "mean")
+        if E > 1 and per_member and (config.num_samples * config.particles) % E:
             raise ValueError(
-                f"ts1 needs num_samples * particles divisible by ensemble_size {E}; got "
+                f"{config.propagation} needs num_samples * particles divisible by "
+                f"ensemble_size {E}; got "
                 f"{config.num_samples} * {config.particles}"
             )
         self.model_steps = 0  # particle-steps through the model, for FLOP accounting
@@ -125,10 +127,11 @@ class SamplingPlanner:
         """x0 (dx,), actions (N, T, du) -> (N,) expected cost over P particles (+ penalty)."""
         cfg = self.config
         N = actions.shape[0]
-        P = cfg.particles if cfg.propagation != "mean" else 1
+        E = int(getattr(self.dynamics, "ensemble_size", 1))
+        # "mean" is deterministic: one particle suffices unless it must cover E members.
+        P = 1 if cfg.propagation == "mean" and E == 1 else cfg.particles
         if cfg.chunk_rows <= 0 or N * P <= cfg.chunk_rows:
             return self._rollout_chunk(x0, actions, P)
-        E = int(getattr(self.dynamics, "ensemble_size", 1))
         per = max(1, cfg.chunk_rows // P)
         while (per * P) % E:  # every chunk must keep the ts1 row layout valid
             per += 1
