@@ -19,6 +19,7 @@ from mbrl.ros.msgs import (  # noqa: E402
     joint_positions_by_name,
     joint_state_msg,
     joint_trajectory_msg,
+    joint_velocities_by_name,
     pose_stamped_msg,
     time_msg,
     to_seconds,
@@ -41,6 +42,13 @@ def test_joint_state_is_read_by_name_not_position():
     np.testing.assert_array_equal(joint_positions_by_name(msg, JOINTS), [1.0, 2.0, 3.0])
 
 
+def test_velocities_are_read_by_name_too():
+    msg = joint_state_msg(["b", "a", "c"], np.zeros(3), np.array([2.0, 1.0, 3.0]))
+    np.testing.assert_array_equal(joint_velocities_by_name(msg, JOINTS), [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="3 names but 0 velocity values"):
+        joint_velocities_by_name(joint_state_msg(JOINTS, np.zeros(3)), JOINTS)
+
+
 def test_joint_state_errors_name_the_problem():
     msg = joint_state_msg(["a", "c"], np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match=r"\['b'\] missing from joint_states; expected 3 joints"):
@@ -48,7 +56,7 @@ def test_joint_state_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"NaN/Inf for \['b'\]"):
         joint_positions_by_name(joint_state_msg(JOINTS, np.array([0, math.nan, 0])), JOINTS)
     short = JointState(name=list(JOINTS), position=[0.0])
-    with pytest.raises(ValueError, match="3 names but 1 positions"):
+    with pytest.raises(ValueError, match="3 names but 1 position values"):
         joint_positions_by_name(short, JOINTS)
 
 

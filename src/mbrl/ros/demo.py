@@ -27,6 +27,7 @@ from mbrl.ros.msgs import (
     float64_multiarray,
     joint_positions_by_name,
     joint_trajectory_msg,
+    joint_velocities_by_name,
     to_seconds,
 )
 from mbrl.ros.params import MODES
@@ -120,7 +121,7 @@ class DemoClient:
             if self.lockstep:
                 self.commands.publish(msg)
             self.next_state(timeout)
-            speed = np.max(np.abs(np.asarray(self.states[-1].velocity[: len(self.joints)])))
+            speed = np.max(np.abs(joint_velocities_by_name(self.states[-1], self.joints)))
             calm = calm + 1 if speed < 0.01 else 0
         return self.stamp() - start
 

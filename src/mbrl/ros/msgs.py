@@ -77,10 +77,24 @@ def joint_positions_by_name(msg: JointState, names: Sequence[str]) -> np.ndarray
     Raises:
         ValueError naming a missing joint, a name/position length mismatch, or NaN/Inf.
     """
-    if len(msg.position) != len(msg.name):
-        raise ValueError(
-            f"joint_states has {len(msg.name)} names but {len(msg.position)} positions"
-        )
+    return _by_name(msg, names, "position")
+
+
+def joint_velocities_by_name(msg: JointState, names: Sequence[str]) -> np.ndarray:
+    """Velocities of joints `names`, looked up by name in a JointState.
+
+    Returns:
+        (nj,) rad/s, in the order of `names`.
+    Raises:
+        ValueError as joint_positions_by_name (an empty velocity field is a length mismatch).
+    """
+    return _by_name(msg, names, "velocity")
+
+
+def _by_name(msg: JointState, names: Sequence[str], field: str) -> np.ndarray:
+    values = getattr(msg, field)
+    if len(values) != len(msg.name):
+        raise ValueError(f"joint_states has {len(msg.name)} names but {len(values)} {field} values")
     index = {name: i for i, name in enumerate(msg.name)}
     missing = [n for n in names if n not in index]
     if missing:
@@ -88,7 +102,7 @@ def joint_positions_by_name(msg: JointState, names: Sequence[str]) -> np.ndarray
             f"joint(s) {missing} missing from joint_states; expected {len(names)} joints: "
             f"{list(names)}, got {list(msg.name)}"
         )
-    return _finite_array([msg.position[index[n]] for n in names], "joint_states", names)
+    return _finite_array([values[index[n]] for n in names], f"joint_states {field}", names)
 
 
 def float64_multiarray(values: Sequence[float], label: str = "") -> Float64MultiArray:
