@@ -10,6 +10,7 @@ first and last layers once after fit/load, so a step is only GEMMs plus the acti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -226,6 +227,8 @@ class ProbabilisticEnsemble:
             (N, dx) next states.
         """
         N, E = x.shape[0], self.ensemble_size
+        if x.dtype != torch.float32 or u.dtype != torch.float32:
+            raise TypeError(f"step expects float32 x and u; got {x.dtype} and {u.dtype}")
         if mode == "expectation":
             G = len(self.elites)
             mean, _ = self._run(
@@ -316,6 +319,7 @@ class ProbabilisticEnsemble:
             hidden=list(self.hidden),
             num_elites=self.num_elites,
             seed=self.seed,
+            fit_config=dataclasses.asdict(self.fit_config),
         )
         save_model_file(path, "ProbabilisticEnsemble", meta, arrays)
 
@@ -331,6 +335,7 @@ class ProbabilisticEnsemble:
                 tuple(meta["hidden"]),
                 num_elites=meta["num_elites"],
                 seed=meta["seed"],
+                fit_config=FitConfig(**meta["fit_config"]),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: bad ensemble metadata {meta!r} ({e})") from e
