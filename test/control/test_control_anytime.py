@@ -65,7 +65,8 @@ def test_full_budget_when_deadline_is_generous():
 def test_iterations_stop_before_the_deadline_and_count_truncation():
     clock = FakeClock()
     mpc = _mpc(clock)
-    mpc.plan(np.array([1.0, 0.0]))  # learns the iteration length (T * DT)
+    mpc.warmup(np.array([1.0, 0.0]))  # learns the iteration length (T * DT)
+    assert mpc.stats.ticks == 0
     start = clock()
     deadline = start + 2.5 * T * DT
     plan = mpc.plan(np.array([1.0, 0.0]), deadline=deadline)

@@ -45,6 +45,13 @@ class AnytimeMPC:
         self.stats = DeadlineStats()
         self._previous = None
 
+    def warmup(self, x: np.ndarray) -> Plan:
+        """Plan once without a deadline (not counted) so the planner learns how long an
+        iteration takes; until then the first iteration of a tick is not predicted."""
+        plan = self.planner.plan(x, None)
+        self._previous = plan
+        return plan
+
     def plan(self, x: np.ndarray, deadline: float | None = None) -> Plan:
         """x (dx,) -> the plan to execute now; never returns later than the planner allows."""
         start = self.clock()
