@@ -17,6 +17,9 @@ def test_gaussian_metrics_on_a_calibrated_predictor():
     assert abs(m["cover1"] - 0.683) < 0.01 and abs(m["cover2"] - 0.954) < 0.01
     assert abs(m["rmse"] - 0.5) < 0.01
     assert abs(m["nll"] - 0.5 * (np.log(2 * np.pi * 0.25) + 1)) < 0.02
+    scaled = gaussian_metrics(mean, var, truth, scale=np.array([0.5, 1.0, 2.0]))
+    expected = np.sqrt(np.mean(((truth - mean) / [0.5, 1.0, 2.0]) ** 2))
+    assert abs(scaled["nrmse"] - expected) < 1e-12 and scaled["nrmse"] != m["nrmse"]
     over = gaussian_metrics(mean, var * 100, truth)  # overconfident -> under-covers
     assert over["cover1"] > 0.99 and over["nll"] > m["nll"]
 

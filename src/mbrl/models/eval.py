@@ -29,28 +29,33 @@ def _sample(model, x: np.ndarray, u: np.ndarray, t: np.ndarray, rng: np.random.G
     return model.sample(x, u, rng)
 
 
-def gaussian_metrics(mean: np.ndarray, var: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """mean, var, truth (N, dx) -> rmse, mean NLL per dimension (nats), 1/2-sigma coverage.
+def gaussian_metrics(
+    mean: np.ndarray, var: np.ndarray, truth: np.ndarray, scale: np.ndarray | None = None
+) -> dict[str, float]:
+    """mean, var, truth (N, dx) -> rmse, nrmse, mean NLL per dimension (nats), coverage.
 
-    Coverage is the fraction of (row, dimension) pairs with |truth - mean| <= k sqrt(var);
-    a calibrated Gaussian gives 0.683 and 0.954.
+    nrmse divides each dimension's error by `scale` (dx,) first (default 1), so dimensions
+    in different units weigh alike. Coverage is the fraction of (row, dimension) pairs with
+    |truth - mean| <= k sqrt(var); a calibrated Gaussian gives 0.683 and 0.954.
     """
     var = np.maximum(var, _VAR_FLOOR)
     err = truth - mean
     z = np.abs(err) / np.sqrt(var)
     nll = 0.5 * (np.log(2 * np.pi * var) + err**2 / var)
+    scale = np.ones(err.shape[1]) if scale is None else scale
     return {
         "rmse": float(np.sqrt(np.mean(err**2))),
+        "nrmse": float(np.sqrt(np.mean((err / scale) ** 2))),
         "nll": float(np.mean(nll)),
         "cover1": float(np.mean(z <= 1.0)),
         "cover2": float(np.mean(z <= 2.0)),
     }
 
 
-def one_step(model, data: TransitionDataset) -> dict[str, float]:
+def one_step(model, data: TransitionDataset, scale: np.ndarray | None = None) -> dict[str, float]:
     """Metrics of the one-step prediction x_{t+1} | x_t, u_t over every row of `data`."""
     mean, var = _predict(model, data.obs, data.act, data.t)
-    return gaussian_metrics(mean, var, data.next_obs)
+    return gaussian_metrics(mean, var, data.next_obs, scale)
 
 
 def _episode_arrays(data: TransitionDataset):
@@ -97,10 +102,15 @@ def k_step_rollouts(
 
 
 def k_step(
-    model, data: TransitionDataset, k: int, rng: np.random.Generator, num_particles: int = 20
+    model,
+    data: TransitionDataset,
+    k: int,
+    rng: np.random.Generator,
+    num_particles: int = 20,
+    scale: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Gaussian metrics of the k-step open-loop prediction (see k_step_rollouts)."""
-    return gaussian_metrics(*k_step_rollouts(model, data, k, rng, num_particles))
+    return gaussian_metrics(*k_step_rollouts(model, data, k, rng, num_particles), scale)
 
 
 def plot_rollout(
