@@ -114,3 +114,16 @@ def test_ilqr_respects_action_bounds():
     cfg = ILQRConfig(horizon=T, iterations=50, action_low=-3.0, action_high=3.0)
     plan = ILQRPlanner(Pendulum(), cost, du=1, config=cfg).plan(np.zeros(2))
     assert np.all(np.abs(plan.actions) <= 3.0 + 1e-12)
+
+
+def test_ilqr_runs_on_the_ensembles_linearisation():
+    from mbrl.models.ensemble import ProbabilisticEnsemble
+
+    model = ProbabilisticEnsemble(2, 1, ensemble_size=2, hidden=(16, 16))
+    cost = QuadraticCost(np.eye(2), 0.1 * np.eye(1), np.eye(2), [0.5, 0.0])
+    planner = ILQRPlanner(model, cost, du=1, config=ILQRConfig(horizon=10, iterations=5))
+    x0 = np.zeros(2)
+    J0 = planner.total_cost(*planner.rollout(x0, np.zeros((10, 1))))
+    plan = planner.plan(x0)
+    assert plan.K.shape == (10, 1, 2) and np.isfinite(plan.cost)
+    assert plan.cost <= J0  # the line search only accepts improvements
