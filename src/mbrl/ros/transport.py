@@ -1,0 +1,292 @@
+"""Files as ROS messages: bytes <-> std_msgs/UInt8MultiArray with a JSON header and a sha256.
+
+Episodes (/mbrl/episodes) and models (/mbrl/model) travel between machines as the bytes of
+their files; `layout.dim[0].label` carries a JSON header whose "sha256" the receiver checks
+before it trusts a single byte. Every decoder raises TransportError naming the topic, the
+episode id / model version when known, and what was wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
+
+EPISODES_TOPIC = "/mbrl/episodes"
+MODEL_TOPIC = "/mbrl/model"
+EPISODE_CONTROL_TOPIC = "/mbrl/episode_control"
+
+# Every finished episode is kept for late joiners (a fitter started after the data was
+# recorded, or restarted): reliable, transient-local, keep-last 1000 episodes.
+EPISODES_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Only the latest model matters; a controller started later (anywhere) still receives it.
+MODEL_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Episode start/end events must not be lost: reliable, volatile, depth 10.
+EPISODE_CONTROL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+MODEL_KINDS = ("ensemble", "local_lg")
+
+
+class TransportError(ValueError):
+    """A file message is malformed, truncated or fails its hash; the message says which."""
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 digest of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def encode_bytes_msg(data: bytes, header: dict[str, Any]) -> UInt8MultiArray:
+    """A UInt8MultiArray holding `data`, with `header` + its sha256 as JSON in dim[0].label.
+
+    Args:
+        data: the file's bytes.
+        header: JSON-serialisable fields; "sha256" is added (overwritten) here.
+    """
+    header = dict(header, sha256=sha256_hex(data))
+    msg = UInt8MultiArray()
+    msg.layout.dim = [
+        MultiArrayDimension(label=json.dumps(header, sort_keys=True), size=len(data), stride=1)
+    ]
+    # rclpy stores uint8[] as array.array('B'); bytes convert without a Python-level loop
+    msg.data = bytes(data)
+    return msg
+
+
+def decode_bytes_msg(msg: UInt8MultiArray, what: str = "message") -> tuple[dict[str, Any], bytes]:
+    """(header, data) of a message from `encode_bytes_msg`, hash-checked.
+
+    Args:
+        what: names the message in errors (e.g. "/mbrl/model").
+    Raises:
+        TransportError: no layout/header, header not a JSON object, size mismatch
+            (truncation) or a sha256 that differs from the data's.
+    """
+    if not msg.layout.dim:
+        raise TransportError(f"{what}: no layout.dim[0]; expected a JSON header in its label")
+    try:
+        header = json.loads(msg.layout.dim[0].label)
+    except json.JSONDecodeError as exc:
+        raise TransportError(f"{what}: header label is not JSON ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("sha256"), str):
+        raise TransportError(f"{what}: header {header!r} lacks a 'sha256' string")
+    data = bytes(msg.data)
+    declared = msg.layout.dim[0].size
+    if declared != len(data):
+        raise TransportError(
+            f"{what}: {len(data)} bytes but the layout declares {declared} (truncated?)"
+        )
+    digest = sha256_hex(data)
+    if digest != header["sha256"]:
+        raise TransportError(
+            f"{what}: sha256 mismatch: data hashes to {digest[:12]}..., header says "
+            f"{header['sha256'][:12]}... (corrupt in transit or tampered)"
+        )
+    return header, data
+
+
+# ---- episodes ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class EpisodePayload:
+    """A finished episode received on /mbrl/episodes.
+
+    Attributes:
+        episode_id: the id from /mbrl/episode_control.
+        sha256: hex digest of `data` (checked).
+        num_messages: messages in the MCAP file.
+        complete: False when the recording ended without an "end" event (e.g. shutdown).
+        data: the MCAP file's bytes.
+    """
+
+    episode_id: int
+    sha256: str
+    num_messages: int
+    complete: bool
+    data: bytes
+
+
+def encode_episode_msg(
+    data: bytes, episode_id: int, num_messages: int, complete: bool
+) -> UInt8MultiArray:
+    """The /mbrl/episodes message for one finished episode's MCAP bytes."""
+    header = {
+        "episode_id": int(episode_id),
+        "num_messages": int(num_messages),
+        "complete": bool(complete),
+    }
+    return encode_bytes_msg(data, header)
+
+
+def decode_episode_msg(msg: UInt8MultiArray) -> EpisodePayload:
+    """Verify and unpack an /mbrl/episodes message; TransportError names the episode."""
+    what = EPISODES_TOPIC
+    if msg.layout.dim:
+        try:  # name the episode in every later error when the header says which it is
+            what = f"{EPISODES_TOPIC} episode {json.loads(msg.layout.dim[0].label)['episode_id']}"
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+    header, data = decode_bytes_msg(msg, what)
+    try:
+        return EpisodePayload(
+            episode_id=int(header["episode_id"]),
+            sha256=header["sha256"],
+            num_messages=int(header["num_messages"]),
+            complete=bool(header["complete"]),
+            data=data,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TransportError(
+            f"{what}: header {header!r} lacks episode_id/num_messages/complete ({exc})"
+        ) from exc
+
+
+# ---- models --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ModelPayload:
+    """A model received on /mbrl/model.
+
+    Attributes:
+        version: increasing model version of the publishing fitter (1, 2, ...).
+        sha256: hex digest of `data` (checked).
+        kind: "ensemble" (ProbabilisticEnsemble) or "local_lg" (TimeVaryingLinearGaussian).
+        dx, du: state and action dimensions.
+        created: ISO-8601 UTC time of the fit.
+        metrics: fit metrics (e.g. holdout_mse, num_transitions, fit_seconds).
+        data: the model file's bytes (mbrl.models.io format).
+    """
+
+    version: int
+    sha256: str
+    kind: str
+    dx: int
+    du: int
+    created: str
+    metrics: dict[str, Any]
+    data: bytes
+
+
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics with non-finite floats as None: JSON has no NaN, and a receiver must parse it."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[str(key)] = value
+    return out
+
+
+def encode_model_msg(
+    data: bytes,
+    version: int,
+    kind: str,
+    dx: int,
+    du: int,
+    metrics: dict[str, Any] | None = None,
+    created: str | None = None,
+) -> UInt8MultiArray:
+    """The /mbrl/model message for a model file's bytes.
+
+    Args:
+        kind: one of MODEL_KINDS.
+        created: ISO time; None means now (UTC).
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
+    header = {
+        "version": int(version),
+        "kind": kind,
+        "dx": int(dx),
+        "du": int(du),
+        "created": created or datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "metrics": _json_safe(metrics or {}),
+    }
+    return encode_bytes_msg(data, header)
+
+
+def decode_model_msg(msg: UInt8MultiArray) -> ModelPayload:
+    """Verify and unpack an /mbrl/model message.
+
+    Raises:
+        TransportError naming the model version (when readable) and what was wrong: bad or
+        missing header fields, unknown kind, truncated data or a sha256 mismatch.
+    """
+    what = MODEL_TOPIC
+    if msg.layout.dim:
+        try:
+            what = f"{MODEL_TOPIC} version {json.loads(msg.layout.dim[0].label)['version']}"
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+    header, data = decode_bytes_msg(msg, what)
+    try:
+        payload = ModelPayload(
+            version=int(header["version"]),
+            sha256=header["sha256"],
+            kind=str(header["kind"]),
+            dx=int(header["dx"]),
+            du=int(header["du"]),
+            created=str(header.get("created", "")),
+            metrics=dict(header.get("metrics") or {}),
+            data=data,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TransportError(f"{what}: header {header!r} lacks version/kind/dx/du ({exc})") from exc
+    if payload.kind not in MODEL_KINDS:
+        raise TransportError(f"{what}: kind {payload.kind!r}; expected one of {list(MODEL_KINDS)}")
+    return payload
+
+
+def load_model_bytes(payload: ModelPayload, directory: str | Path) -> Any:
+    """Load the model in `payload` via a file in `directory` (the receiver's own disk).
+
+    The bytes go to a fresh temporary file (the model loaders read files, and the safe
+    format checks magic, kind and shapes there), are loaded, and the file is removed.
+
+    Returns:
+        a ProbabilisticEnsemble ("ensemble") or TimeVaryingLinearGaussian ("local_lg").
+    Raises:
+        mbrl.models.base.ModelFileError naming the model version when the file is invalid,
+        or TransportError when dx/du in the file differ from the header.
+    """
+    # imported here so message-only users (collector, tests) do not pay for torch
+    from mbrl.models.base import ModelFileError
+    from mbrl.models.ensemble import ProbabilisticEnsemble
+    from mbrl.models.local_lg import TimeVaryingLinearGaussian
+
+    loader = {"ensemble": ProbabilisticEnsemble, "local_lg": TimeVaryingLinearGaussian}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"model-v{payload.version}-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload.data)
+        try:
+            model = loader[payload.kind].load(name)
+        except ModelFileError as exc:
+            raise ModelFileError(f"{MODEL_TOPIC} version {payload.version}: {exc}") from exc
+    finally:
+        os.unlink(name)
+    if (model.dx, model.du) != (payload.dx, payload.du):
+        raise TransportError(
+            f"{MODEL_TOPIC} version {payload.version}: file holds dx={model.dx}, du={model.du}; "
+            f"header says dx={payload.dx}, du={payload.du}"
+        )
+    return model
