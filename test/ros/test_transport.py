@@ -46,8 +46,12 @@ def test_model_round_trip_loads_in_another_directory(tmp_path) -> None:
     model = ProbabilisticEnsemble(3, 2, ensemble_size=2, hidden=(8,), num_elites=1, seed=0)
     model.save(tmp_path / "m.npz")
     data = (tmp_path / "m.npz").read_bytes()
-    msg = encode_model_msg(data, 3, "ensemble", 3, 2, {"holdout_mse": float("nan"), "n": 5})
+    layout = {"joint_names": ["a"], "state": "q_qd", "action": "increment"}
+    msg = encode_model_msg(
+        data, 3, "ensemble", 3, 2, {"holdout_mse": float("nan"), "n": 5}, layout=layout
+    )
     payload = decode_model_msg(msg)
+    assert payload.layout == layout
     assert (payload.version, payload.kind, payload.dx, payload.du) == (3, "ensemble", 3, 2)
     assert payload.metrics == {"holdout_mse": None, "n": 5}
     loaded = load_model_bytes(payload, tmp_path / "receiver")

@@ -172,6 +172,9 @@ class ModelPayload:
         created: ISO-8601 UTC time of the fit.
         metrics: fit metrics (e.g. holdout_mse, num_transitions, fit_seconds).
         data: the model file's bytes (mbrl.models.io format).
+        layout: what x and u mean (optional header field "layout"; see
+            mbrl.data.episode_transitions.TransitionLayout.to_dict): joint_names, state
+            ("q" or "q_qd"), action ("increment", "relative" or "position"), max_increment.
     """
 
     version: int
@@ -182,6 +185,7 @@ class ModelPayload:
     created: str
     metrics: dict[str, Any]
     data: bytes
+    layout: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -202,12 +206,14 @@ def encode_model_msg(
     du: int,
     metrics: dict[str, Any] | None = None,
     created: str | None = None,
+    layout: dict[str, Any] | None = None,
 ) -> UInt8MultiArray:
     """The /mbrl/model message for a model file's bytes.
 
     Args:
         kind: one of MODEL_KINDS.
         created: ISO time; None means now (UTC).
+        layout: what x and u mean (ModelPayload.layout); omitted from the header when None.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
@@ -219,6 +225,8 @@ def encode_model_msg(
         "created": created or datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "metrics": _json_safe(metrics or {}),
     }
+    if layout is not None:
+        header["layout"] = dict(layout)
     return encode_bytes_msg(data, header)
 
 
@@ -246,6 +254,7 @@ def decode_model_msg(msg: UInt8MultiArray) -> ModelPayload:
             created=str(header.get("created", "")),
             metrics=dict(header.get("metrics") or {}),
             data=data,
+            layout=dict(header.get("layout") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TransportError(f"{what}: header {header!r} lacks version/kind/dx/du ({exc})") from exc
