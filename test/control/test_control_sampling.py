@@ -195,3 +195,16 @@ def test_planners_run_on_the_probabilistic_ensemble(mode, name):
     plan = planner.plan(np.zeros(4, dtype=np.float32))
     assert plan.actions.shape == (6, 2) and plan.states.shape == (7, 4)
     assert np.isfinite(plan.cost) and np.all(np.abs(plan.actions) <= 1)
+
+
+def test_deterministic_model_is_rolled_out_with_one_particle():
+    from mbrl.models.kinematic import KinematicArmModel
+
+    model = KinematicArmModel(-np.ones(2), np.ones(2), np.ones(2), 0.1, 0.05)
+    cost = QuadraticCost(np.eye(2), 0.01 * np.eye(2), np.eye(2), [0.3, -0.2])
+    cfg = CEMConfig(
+        horizon=5, num_samples=10, num_elites=2, iterations=1, particles=5, propagation="ts1"
+    )
+    planner = CEMPlanner(model, cost, 2, cfg)
+    planner.rollout(torch.zeros(2), torch.zeros(10, 5, 2))
+    assert planner.model_steps == 10 * 5  # not 10 * 5 * 5

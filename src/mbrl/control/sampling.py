@@ -128,8 +128,12 @@ class SamplingPlanner:
         cfg = self.config
         N = actions.shape[0]
         E = int(getattr(self.dynamics, "ensemble_size", 1))
-        # "mean" is deterministic: one particle suffices unless it must cover E members.
-        P = 1 if cfg.propagation == "mean" and E == 1 else cfg.particles
+        # One particle suffices for a deterministic rollout: "mean" on a single model, or
+        # a model that declares `deterministic = True` (its particles would be identical).
+        single = (cfg.propagation == "mean" and E == 1) or getattr(
+            self.dynamics, "deterministic", False
+        )
+        P = 1 if single else cfg.particles
         if cfg.chunk_rows <= 0 or N * P <= cfg.chunk_rows:
             return self._rollout_chunk(x0, actions, P)
         per = max(1, cfg.chunk_rows // P)

@@ -25,6 +25,7 @@ class KinematicArmModel:
     """
 
     ensemble_size = 1
+    deterministic = True  # sampling planners then roll out one particle per sample
 
     def __init__(
         self,
