@@ -18,12 +18,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
 EPISODES_TOPIC = "/mbrl/episodes"
 MODEL_TOPIC = "/mbrl/model"
 EPISODE_CONTROL_TOPIC = "/mbrl/episode_control"
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 # Every finished episode is kept for late joiners (a fitter started after the data was
 # recorded, or restarted): reliable, transient-local, keep-last 1000 episodes.
@@ -299,3 +301,24 @@ def load_model_bytes(payload: ModelPayload, directory: str | Path) -> Any:
             f"header says dx={payload.dx}, du={payload.du}"
         )
     return model
+
+
+# ---- diagnostics ---------------------------------------------------------------------------
+def diagnostics_msg(
+    stamp: Any, name: str, level: bytes, message: str, values: dict[str, Any]
+) -> DiagnosticArray:
+    """A /diagnostics array with one status `name` (e.g. "mbrl/collector").
+
+    Args:
+        stamp: builtin_interfaces/Time of the report.
+        level: DiagnosticStatus.OK / WARN / ERROR / STALE.
+        values: key -> value, sent as strings (floats with 6 significant digits).
+    """
+    status = DiagnosticStatus(level=level, name=name, message=message, hardware_id="mbrl")
+    status.values = [
+        KeyValue(key=str(k), value=f"{v:.6g}" if isinstance(v, float) else str(v))
+        for k, v in values.items()
+    ]
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

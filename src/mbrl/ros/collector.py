@@ -1,0 +1,351 @@
+"""Node `collector`: records joint states, commands and goals into one MCAP episode per episode.
+
+Episodes open and close on /mbrl/episode_control events; each finished file is published on
+/mbrl/episodes (transient-local) for the model fitter on any machine. Files are flushed in
+small chunks, so a `kill -9` loses at most the last `flush_period` seconds (see
+mbrl.data.episodes); on restart the collector re-publishes its files, the cut one marked
+incomplete. Interface reference: docs/ros_interface.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from mbrl.config import ArmConfig, ConfigError
+from mbrl.data.episodes import EpisodeFileError, EpisodeWriter, read_episode
+from mbrl.ros.msgs import (
+    command_to_array,
+    joint_positions_by_name,
+    joint_velocities_by_name,
+    trajectory_to_arrays,
+)
+from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.sim_node import COMMAND_QOS, LOCKSTEP_STATE_DEPTH
+from mbrl.ros.transport import (
+    DIAGNOSTICS_TOPIC,
+    EPISODE_CONTROL_QOS,
+    EPISODE_CONTROL_TOPIC,
+    EPISODES_QOS,
+    EPISODES_TOPIC,
+    diagnostics_msg,
+    encode_episode_msg,
+)
+
+# The goal is latched by its publisher (one goal per episode): reliable, transient-local, 1.
+GOAL_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+GOAL_TOPIC = "/mbrl/goal"
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectorConfig:
+    """Settings of the collector node (parameters of node `collector`).
+
+    Attributes:
+        data_dir: this node's own directory; episodes go to <data_dir>/episodes/.
+        joints: the recorded joints, in the order of every recorded array (read by NAME
+            from /joint_states; the command order of the controllers).
+        controller_name: position commands are read from /<controller_name>/commands.
+        trajectory_controller_name: trajectories from /<name>/joint_trajectory (the first
+            point is recorded as the command).
+        chunk_bytes: write an MCAP chunk once this many bytes are buffered.
+        flush_period: s, the open chunk reaches the OS at least this often: the most a
+            `kill -9` can lose.
+        republish_on_start: publish every episode file already in data_dir on start.
+        diagnostics_period: s between /diagnostics reports.
+    """
+
+    data_dir: str = "collector_data"
+    joints: tuple[str, ...] = ArmConfig().joint_names
+    controller_name: str = "forward_position_controller"
+    trajectory_controller_name: str = "joint_trajectory_controller"
+    chunk_bytes: int = 64 * 1024
+    flush_period: float = 0.5
+    republish_on_start: bool = True
+    diagnostics_period: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.joints or len(set(self.joints)) != len(self.joints):
+            raise ConfigError(f"joints must be non-empty and unique, got {list(self.joints)}")
+        if self.flush_period <= 0 or self.diagnostics_period <= 0 or self.chunk_bytes < 1:
+            raise ConfigError(
+                "flush_period and diagnostics_period must be > 0 s and chunk_bytes >= 1; got "
+                f"{self.flush_period}, {self.diagnostics_period}, {self.chunk_bytes}"
+            )
+        for name in ("controller_name", "trajectory_controller_name"):
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", getattr(self, name)):
+                raise ConfigError(f"{name} must be a topic token, got {getattr(self, name)!r}")
+
+
+def _received(info: dict) -> float:
+    """Seconds (system clock) at which the middleware received a message.
+
+    The reception time, not the time the callback runs: a single-threaded executor may take
+    a command before the joint state that arrived first, and the fitter samples the state at
+    each command by these stamps.
+    """
+    ns = info.get("received_timestamp", 0) if isinstance(info, dict) else 0
+    return ns * 1e-9 if ns > 0 else time.time()
+
+
+class Collector(Node):
+    """Node `collector`: one EpisodeWriter at a time, opened/closed by episode_control."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("collector", **node_kwargs)
+        declare_config_parameters(self, CollectorConfig)
+        self.config: CollectorConfig = read_config_parameters(self, CollectorConfig)
+        cfg = self.config
+        self.episodes_dir = Path(cfg.data_dir).resolve() / "episodes"
+        self.episodes_dir.mkdir(parents=True, exist_ok=True)
+        self._writer: EpisodeWriter | None = None
+        self._episode: dict = {}
+        self._goal: tuple[float, list[float]] | None = None
+        self._published = 0
+        self._rejected = 0
+        self._last_error = ""
+        self._command_topic = f"/{cfg.controller_name}/commands"
+        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+
+        # The writer is not thread-safe: every callback that touches it shares one group.
+        group = MutuallyExclusiveCallbackGroup()
+        # Depth as the sim's lockstep burst, so no state of a trajectory is dropped.
+        self.create_subscription(
+            JointState, "/joint_states", self._on_joint_state, LOCKSTEP_STATE_DEPTH,
+            callback_group=group,
+        )  # fmt: skip
+        self.create_subscription(
+            Float64MultiArray, self._command_topic, self._on_command, COMMAND_QOS,
+            callback_group=group,
+        )  # fmt: skip
+        self.create_subscription(
+            JointTrajectory, self._trajectory_topic, self._on_trajectory, COMMAND_QOS,
+            callback_group=group,
+        )  # fmt: skip
+        self.create_subscription(
+            PointStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS, callback_group=group
+        )
+        self.create_subscription(
+            String, EPISODE_CONTROL_TOPIC, self._on_control, EPISODE_CONTROL_QOS,
+            callback_group=group,
+        )  # fmt: skip
+        self._episodes_pub = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        # Flush on a timer too: without new messages the writer would never check its age.
+        self.create_timer(cfg.flush_period / 2, self._flush, callback_group=group, clock=steady)
+        self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
+        if cfg.republish_on_start:
+            self._republish_existing()
+        self.get_logger().info(
+            f"recording {list(cfg.joints)} from /joint_states, {self._command_topic}, "
+            f"{self._trajectory_topic} and {GOAL_TOPIC} into {self.episodes_dir} "
+            f"(flush every {cfg.flush_period:g} s)"
+        )
+
+    # -- episode lifecycle ----------------------------------------------------------------
+    def _on_control(self, msg: String, info: dict) -> None:
+        try:
+            event = json.loads(msg.data)
+            kind, episode_id = event["event"], int(event["episode_id"])
+            if kind not in ("start", "end"):
+                raise ValueError(f"event {kind!r}; expected 'start' or 'end'")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self._error(f"ignored {EPISODE_CONTROL_TOPIC} message {msg.data!r}: {exc}")
+            return
+        if kind == "start":
+            if self._writer is not None:
+                self.get_logger().warning(
+                    f"episode {self._episode['episode_id']} had no 'end' before episode "
+                    f"{episode_id} started; closing it as incomplete"
+                )
+                self._finish(complete=False)
+            self._open(episode_id, event, _received(info))
+        elif self._writer is None or self._episode.get("episode_id") != episode_id:
+            open_id = self._episode.get("episode_id") if self._writer else None
+            self._error(f"'end' of episode {episode_id} but the open episode is {open_id}")
+        else:
+            self._finish(complete=True)
+
+    def _open(self, episode_id: int, event: dict, stamp: float) -> None:
+        path = self.episodes_dir / f"episode_{episode_id:06d}.mcap"
+        n = 1
+        while path.exists():  # the same id recorded again (e.g. a restarted experiment)
+            path = self.episodes_dir / f"episode_{episode_id:06d}_{n}.mcap"
+            n += 1
+        meta = {
+            "episode_id": str(episode_id),
+            "task": str(event.get("task", "")),
+            "mode": str(event.get("mode", "")),
+            "command_topic": self._command_topic,
+        }
+        self._writer = EpisodeWriter(
+            path,
+            self.config.joints,
+            meta,
+            command_topic=self._command_topic,
+            chunk_bytes=self.config.chunk_bytes,
+            flush_period=self.config.flush_period,
+        )
+        self._episode = {"episode_id": episode_id, "path": path}
+        if self._goal is not None:  # the latched goal came before the episode did
+            self._writer.write_goal(stamp, self._goal[1])
+        self.get_logger().info(f"episode {episode_id} started: recording to {path}")
+
+    def _finish(self, complete: bool) -> None:
+        """Close the open episode file and publish it."""
+        assert self._writer is not None
+        writer, self._writer = self._writer, None
+        writer.close()
+        self._publish_file(self._episode["episode_id"], writer.path, writer.num_messages, complete)
+
+    def _publish_file(self, episode_id: int, path: Path, num_messages: int, complete: bool) -> None:
+        data = path.read_bytes()
+        self._episodes_pub.publish(encode_episode_msg(data, episode_id, num_messages, complete))
+        self._published += 1
+        self.get_logger().info(
+            f"episode {episode_id} published: {num_messages} messages, {len(data)} bytes, "
+            f"{'complete' if complete else 'INCOMPLETE'} ({path.name})"
+        )
+
+    def _republish_existing(self) -> None:
+        """Publish this node's own episode files (oldest first) for fitters that join later."""
+        for path in sorted(self.episodes_dir.glob("episode_*.mcap")):
+            try:
+                episode = read_episode(path)  # also recovers a file cut short by kill -9
+                episode_id = int(episode.metadata["episode_id"])
+            except (EpisodeFileError, KeyError, ValueError) as exc:
+                self._error(f"not republishing {path}: {exc}")
+                continue
+            count = len(episode.state_stamps) + len(episode.command_stamps)
+            self._publish_file(episode_id, path, count + len(episode.goal_stamps), episode.complete)
+
+    # -- recording ------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState, info: dict) -> None:
+        if self._writer is None:
+            return
+        try:
+            q = joint_positions_by_name(msg, self.config.joints)
+            qd = joint_velocities_by_name(msg, self.config.joints) if msg.velocity else None
+        except ValueError as exc:
+            self._reject("/joint_states", exc)
+            return
+        self._writer.write_joint_state(_received(info), q, qd, frame_id=msg.header.frame_id)
+
+    def _on_command(self, msg: Float64MultiArray, info: dict) -> None:
+        if self._writer is None:
+            return
+        try:
+            command = command_to_array(msg, self.config.joints)
+        except ValueError as exc:
+            self._reject(self._command_topic, exc)
+            return
+        self._writer.write_command(_received(info), command)
+
+    def _on_trajectory(self, msg: JointTrajectory, info: dict) -> None:
+        if self._writer is None:
+            return
+        try:
+            traj = trajectory_to_arrays(msg, self.config.joints)
+            if set(traj.joint_names) != set(self.config.joints):
+                raise ValueError(
+                    f"trajectory names {list(traj.joint_names)}; the collector records "
+                    f"complete commands for {list(self.config.joints)}"
+                )
+        except ValueError as exc:
+            self._reject(self._trajectory_topic, exc)
+            return
+        order = [traj.joint_names.index(j) for j in self.config.joints]
+        self._writer.write_command(_received(info), traj.positions[0][order])
+
+    def _on_goal(self, msg: PointStamped, info: dict) -> None:
+        point = [msg.point.x, msg.point.y, msg.point.z]
+        self._goal = (_received(info), point)
+        if self._writer is not None:
+            self._writer.write_goal(self._goal[0], point, frame_id=msg.header.frame_id)
+
+    def _flush(self) -> None:
+        if self._writer is not None and self._writer.flushed_messages < self._writer.num_messages:
+            self._writer.flush()
+
+    # -- reporting ------------------------------------------------------------------------
+    def _reject(self, topic: str, exc: Exception) -> None:
+        self._rejected += 1
+        self._error(f"not recorded from {topic}: {exc}", throttle=True)
+
+    def _error(self, text: str, throttle: bool = False) -> None:
+        self._last_error = text
+        if throttle:
+            self.get_logger().error(text, throttle_duration_sec=2.0)
+        else:
+            self.get_logger().error(text)
+
+    def _report(self) -> None:
+        writer = self._writer
+        values = {
+            "recording": writer is not None,
+            "episode_id": self._episode.get("episode_id", "") if writer else "",
+            "messages": writer.num_messages if writer else 0,
+            "flushed_messages": writer.flushed_messages if writer else 0,
+            "episodes_published": self._published,
+            "rejected_messages": self._rejected,
+            "data_dir": str(self.episodes_dir.parent),
+            "last_error": self._last_error,
+        }
+        level = DiagnosticStatus.WARN if self._rejected else DiagnosticStatus.OK
+        message = f"recording episode {values['episode_id']}" if writer else "idle"
+        stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(diagnostics_msg(stamp, "mbrl/collector", level, message, values))
+
+    def close(self) -> None:
+        """Finish an open episode file (a clean stop loses nothing) and destroy the node."""
+        if self._writer is not None:
+            self._writer.close()
+            self.get_logger().info(f"closed {self._writer.path} on shutdown (not published)")
+            self._writer = None
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (`collector` / `python -m mbrl.ros.collector --ros-args ...`)."""
+    rclpy.init(args=args)
+    node: Collector | None = None
+    try:
+        try:
+            node = Collector()
+        except (ConfigError, ParameterException, ValueError, OSError) as exc:
+            print(f"collector: invalid parameters: {exc}", file=sys.stderr)
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
