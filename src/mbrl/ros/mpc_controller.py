@@ -1,0 +1,540 @@
+"""Node `mpc_controller`: replans on every fixed-rate control tick and commands the arm.
+
+Reads /joint_states by name, /mbrl/goal and /mbrl/model; publishes position commands (or
+trajectories) on the ros2_control topic, the plan for rviz, and /diagnostics; serves ~/enable.
+The maths lives in mbrl.ros.controller_core and mbrl.control; the safety rules in
+mbrl.ros.safety. Interface reference: docs/ros_interface.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+from nav_msgs.msg import Path
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from mbrl.config import ConfigError
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.models.base import ModelFileError
+from mbrl.ros import safety
+from mbrl.ros.controller_core import (
+    CONTROL_MODES,
+    ColouredExplorer,
+    ModelBundle,
+    MpcControllerConfig,
+    arm_limits,
+    known_model,
+    load_policy,
+    policy_action,
+    reach_observation,
+)
+from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg
+from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.transport import (
+    EPISODE_CONTROL_QOS,
+    EPISODE_CONTROL_TOPIC,
+    MODEL_QOS,
+    MODEL_TOPIC,
+    TransportError,
+    decode_model_msg,
+    load_model_bytes,
+)
+from mbrl.ros.viz import plan_markers, plan_path
+
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Only the newest joint state matters: a backlog would make the controller act on old states.
+STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+GOAL_TOPIC = "/mbrl/goal"
+GOAL_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+WINDOW = 20000  # ticks kept for the tick-time / latency percentiles on /diagnostics
+
+
+class MpcController(Node):
+    """Node `mpc_controller`; see the module docstring and MpcControllerConfig."""
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("mpc_controller", **node_kwargs)
+        declare_config_parameters(self, MpcControllerConfig)
+        self.declare_parameter(
+            "mode",
+            "mpc",
+            ParameterDescriptor(
+                description=f"control mode, one of {list(CONTROL_MODES)}; settable at run time"
+            ),
+        )
+        self.cfg: MpcControllerConfig = read_config_parameters(self, MpcControllerConfig)
+        self.mode = self.get_parameter("mode").value
+        if self.mode not in CONTROL_MODES:
+            raise ConfigError(f"mode must be one of {list(CONTROL_MODES)}, got {self.mode!r}")
+        cfg, self.joints = self.cfg, self.cfg.arm.joint_names
+        self.fk = ForwardKinematics(cfg.arm.urdf, cfg.arm.ee_link, self.joints)
+        lower, upper, velocity = arm_limits(cfg.arm, self.fk)
+        self._limits = (lower, upper)
+        max_velocity = velocity if cfg.max_velocity == 0 else np.minimum(velocity, cfg.max_velocity)
+        self.limiter = safety.CommandLimiter(lower, upper, max_velocity, cfg.period)
+        self.watchdog = safety.JointStateWatchdog(self.joints, cfg.stale_periods * cfg.period)
+        self._generator = torch.Generator().manual_seed(cfg.seed)
+        self._rng = np.random.default_rng(cfg.seed)
+        self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
+        self.bundle = self._make_bundle(known_model(cfg, lower, upper, velocity), 0, "known")
+        self._warm_up(self.bundle, self._warm_up_state(self.bundle))
+        self._explorer = ColouredExplorer(
+            len(self.joints), cfg.explore_std, cfg.explore_beta, lower, upper, self._generator
+        )
+        self._policy, self._policy_error = None, "no policy_path set"
+        if cfg.policy_path:
+            try:
+                self._policy, self._policy_error = load_policy(cfg.policy_path), ""
+            except ValueError as exc:
+                self._policy_error = str(exc)
+                self.get_logger().error(f"{exc}; mode policy will hold the arm")
+        self._data_dir = cfg.data_dir or tempfile.mkdtemp(prefix="mbrl-mpc-")
+        # Requests from other threads, applied by the tick between ticks (single writer).
+        self._lock = threading.Lock()
+        self._pending: ModelBundle | None = None
+        self._goal_request: np.ndarray | None = None
+        self._mode_request: str | None = None
+        self._enable_request: bool | None = None
+        self.enabled = cfg.start_enabled
+        self._safety = safety.SafetyStatus(safety.NO_STATE, "no joint_states received yet")
+        self._base: np.ndarray | None = None  # previous command; None = re-sync to measured q
+        self._last_stamp = None
+        self._last_tick = -np.inf
+        self.ticks = self.misses = self.truncated = self.holds = self.rejected_models = 0
+        self._last_reject = ""
+        self._tick_s: collections.deque[float] = collections.deque(maxlen=WINDOW)
+        self._latency_s: collections.deque[float] = collections.deque(maxlen=WINDOW)
+        self._episode: tuple[int, int] | None = None  # standalone: (episode id, ticks in it)
+        self._episode_id = 0
+
+        # Callback groups: the tick (and everything it owns: timers, diagnostics) is one
+        # mutually exclusive group, so ticks never overlap. Joint states and goals arrive in
+        # another group (they only store the newest value), models in a third: decoding,
+        # loading and warming up a model runs in parallel with the ticks, off the tick path.
+        tick_group = MutuallyExclusiveCallbackGroup()
+        input_group = MutuallyExclusiveCallbackGroup()
+        model_group = MutuallyExclusiveCallbackGroup()
+        state_group = tick_group if cfg.trigger == "joint_states" else input_group
+        self.create_subscription(
+            JointState, "/joint_states", self._on_joint_state, STATE_QOS, callback_group=state_group
+        )
+        self.create_subscription(
+            PointStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS, callback_group=input_group
+        )
+        self.create_subscription(
+            UInt8MultiArray, MODEL_TOPIC, self._on_model, MODEL_QOS, callback_group=model_group
+        )
+        if cfg.command_interface == "position":
+            topic = f"/{cfg.controller_name}/commands"
+            self._command_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
+        else:
+            topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+            self._command_pub = self.create_publisher(JointTrajectory, topic, COMMAND_QOS)
+        self._marker_pub = self.create_publisher(MarkerArray, "~/plan", 1)
+        self._path_pub = self.create_publisher(Path, "~/plan_path", 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._goal_pub = self._episode_pub = None
+        if cfg.standalone:
+            self._goal_pub = self.create_publisher(PointStamped, GOAL_TOPIC, GOAL_QOS)
+            self._episode_pub = self.create_publisher(
+                String, EPISODE_CONTROL_TOPIC, EPISODE_CONTROL_QOS
+            )
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=input_group)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # ticks in wall time, also on sim time
+        self.create_timer(cfg.period, self._on_timer, callback_group=tick_group, clock=steady)
+        self._lqr_plan = None  # (Plan, model version, tick it was made at)
+        self.create_timer(cfg.period, self._replan_lqr, callback_group=model_group, clock=steady)
+        self.create_timer(
+            1.0 / cfg.diagnostics_rate_hz,
+            self._publish_diagnostics,
+            callback_group=tick_group,
+            clock=steady,
+        )
+        self.get_logger().info(
+            f"mode {self.mode}, {'enabled' if self.enabled else 'DISABLED (call ~/enable)'}, "
+            f"{cfg.arm.control_rate_hz:g} Hz ({cfg.trigger}), deadline "
+            f"{cfg.deadline_fraction * cfg.period * 1e3:.0f} ms; commands on {topic}"
+        )
+
+    @staticmethod
+    def _warm_up(bundle: ModelBundle, x: np.ndarray) -> None:
+        """Plan a few times without a deadline so the planners learn their iteration time
+        (the first calls pay for torch's lazy initialisation) before the first deadline."""
+        for _ in range(3):
+            bundle.mpc.warmup(x)
+            bundle.lqr.warmup(x)
+        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimates stay
+        bundle.lqr.reset()
+
+    def _warm_up_state(self, bundle: ModelBundle) -> np.ndarray:
+        """The model state at the latest good joint state, else at mid-range."""
+        status = self.watchdog.status(time.perf_counter())
+        q = status.q if status.q is not None else np.mean(self._limits, axis=0)
+        qdot = status.qdot if status.qdot is not None else np.zeros_like(q)
+        return bundle.state(q, qdot)
+
+    def _make_bundle(self, model, version: int, kind: str) -> ModelBundle:
+        goal = self._goal if self._goal is not None else np.zeros(3)
+        lower, upper = self._limits
+        return ModelBundle(
+            model, version, kind, self.cfg, self.fk, lower, upper, goal, self._generator
+        )
+
+    # -- inputs (other threads: store only) -----------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = time.perf_counter()
+        self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
+        if self.cfg.trigger == "joint_states":
+            stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            if stamp != self._last_stamp:  # a republished unchanged state is not a new tick
+                self._last_stamp = stamp
+                self._tick()
+
+    def _on_goal(self, msg: PointStamped) -> None:
+        goal = np.array([msg.point.x, msg.point.y, msg.point.z])
+        if not np.all(np.isfinite(goal)):
+            self.get_logger().error(f"rejected goal on {GOAL_TOPIC}: {goal.tolist()} not finite")
+            return
+        with self._lock:
+            self._goal_request = goal
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
+        with self._lock:
+            self._enable_request = bool(request.data)
+        response.success = True
+        response.message = f"controller {'enabled' if request.data else 'disabled'}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == "mode":
+                if p.value not in CONTROL_MODES:
+                    return SetParametersResult(
+                        successful=False,
+                        reason=f"mode must be one of {list(CONTROL_MODES)}, got {p.value!r}",
+                    )
+                with self._lock:
+                    self._mode_request = p.value
+        return SetParametersResult(successful=True)
+
+    def _on_model(self, msg: UInt8MultiArray) -> None:
+        """Decode, hash-check, load and warm up a model here, off the tick path."""
+        try:
+            payload = decode_model_msg(msg)
+            if payload.kind != "ensemble":
+                raise ValueError(
+                    f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} model; the "
+                    "controller plans on global models ('ensemble'); mode lqr linearises it"
+                )
+            layout = payload.layout
+            if layout and (
+                layout.get("action", "increment") != "increment"
+                or tuple(layout.get("joint_names", self.joints)) != self.joints
+            ):
+                raise ValueError(
+                    f"{MODEL_TOPIC} version {payload.version}: layout {layout} differs from "
+                    f"the controller's: joints {list(self.joints)}, action 'increment'"
+                )
+            model = load_model_bytes(payload, self._data_dir)
+            bundle = self._make_bundle(model, payload.version, payload.kind)
+            self._warm_up(bundle, self._warm_up_state(bundle))
+        except (TransportError, ModelFileError, ValueError, RuntimeError) as exc:
+            self.rejected_models += 1
+            self._last_reject = str(exc)
+            self.get_logger().error(
+                f"rejected model from {MODEL_TOPIC}: {exc}; keeping model version "
+                f"{self.bundle.version} ({self.bundle.kind})"
+            )
+            return
+        with self._lock:
+            self._pending = bundle
+        self.get_logger().info(f"model version {payload.version} loaded; swapping at next tick")
+
+    # -- the tick -------------------------------------------------------------------------
+    def _on_timer(self) -> None:
+        if self.cfg.trigger == "timer":
+            self._tick()
+        elif time.perf_counter() - self._last_tick > 1.5 * self.cfg.period:
+            # joint_states trigger: the timer is the watchdog's heartbeat when states stop.
+            if not self.watchdog.status(time.perf_counter()).ok:
+                self._tick()
+
+    def _apply_requests(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+            goal, self._goal_request = self._goal_request, None
+            mode, self._mode_request = self._mode_request, None
+            enable, self._enable_request = self._enable_request, None
+        if pending is not None:
+            if self._goal is not None and not np.array_equal(pending.goal, self._goal):
+                pending.set_goal(self._goal)
+            self.get_logger().info(
+                f"model version {pending.version} ({pending.kind}) swapped in at tick "
+                f"{self.ticks} (was version {self.bundle.version})"
+            )
+            self.bundle = pending
+        if goal is not None:
+            self._set_goal(goal)
+        if mode is not None and mode != self.mode:
+            self.get_logger().info(f"mode {self.mode} -> {mode}")
+            self.mode = mode
+            self._base = None
+        if enable is not None and enable != self.enabled:
+            self.enabled, self._base = enable, None
+
+    def _set_goal(self, goal: np.ndarray) -> None:
+        self._goal = goal
+        self.bundle.set_goal(goal)
+        with self._lock:
+            self._lqr_plan = None  # planned for the old goal
+
+    def _tick(self) -> None:
+        start = time.perf_counter()
+        self._last_tick = start
+        self._apply_requests()
+        status = self.watchdog.status(start)
+        if status.state != self._safety.state:
+            log = self.get_logger().info if status.ok else self.get_logger().warning
+            log(
+                f"safety {self._safety.state} -> {status.state}"
+                + ("" if status.ok else f": {status.detail}; holding the arm")
+            )
+            self._safety = status
+            self._publish_diagnostics()
+        self._safety = status
+        if not self.enabled or status.q is None:
+            return
+        if self._goal is None:  # no goal yet: hold the end effector where it is
+            self._set_goal(self.bundle.ee_points(status.q[None])[0])
+        plan = None
+        if not status.ok:
+            command, self._base = self.limiter.hold(status.q), None
+            self.holds += 1
+        else:
+            if self._base is None:  # (re)start from the measured position, no jump
+                self._base = self.limiter.hold(status.q)
+                self.bundle.mpc.reset()
+                self.bundle.lqr.reset()
+            u, plan = self._action(status, start)
+            if u is None:
+                command = self.limiter.hold(status.q)
+                self.holds += 1
+            else:
+                target = self._base + u * self.cfg.arm.max_increment
+                command = self.limiter.clamp(target, self._base)
+            self._base = command
+        self._publish_command(command)
+        done = time.perf_counter()
+        self.ticks += 1
+        self._tick_s.append(done - start)
+        self._latency_s.append(done - status.received)
+        self._after_tick(plan)
+
+    def _action(self, status: safety.SafetyStatus, start: float):
+        """(u (nj,) in [-1, 1] or None to hold, the Plan if one was made) for this tick."""
+        if self.mode == "explore":
+            return self._explorer.action(status.q), None
+        if self.mode == "policy":
+            if self._policy is None:
+                return None, None
+            obs = reach_observation(self.fk, status.q, status.qdot, self.bundle.goal)
+            try:
+                return policy_action(self._policy, obs, len(self.joints)), None
+            except (ValueError, RuntimeError) as exc:
+                self._policy, self._policy_error = None, str(exc)
+                self.get_logger().error(f"policy failed: {exc}; holding the arm")
+                return None, None
+        bundle = self.bundle
+        x = bundle.state(status.q, status.qdot)
+        if self.mode == "lqr":
+            return self._lqr_action(bundle, x)
+        plan = bundle.mpc.plan(x, start + self.cfg.deadline_fraction * self.cfg.period)
+        if plan.iterations == 0:
+            self.misses += 1
+            # The planner starts an iteration only if its longest recent iteration fits, and
+            # that estimate decays only when iterations run: one slow iteration (a page
+            # fault, a descheduled core) would otherwise lock it out for good. Decay it here.
+            budget = bundle.mpc.planner.budget
+            if budget.estimate is not None:
+                budget.estimate *= 0.9
+        self.truncated += plan.iterations > 0 and not plan.complete
+        if plan.actions.shape[0] == 0:
+            return None, None
+        return np.clip(plan.actions[0], -1.0, 1.0).astype(float), plan
+
+    def _lqr_action(self, bundle: ModelBundle, x: np.ndarray):
+        """Mode lqr: u = u_t + K_t (x - x_t) of the latest iLQR plan, t ticks after it was
+        made (the time-varying linear feedback of GPS, Levine & Abbeel 2014, sec. 3). The
+        plan comes from _replan_lqr in another thread; a tick only evaluates the law."""
+        with self._lock:
+            found = self._lqr_plan
+        if found is None or found[1] != bundle.version:
+            return None, None  # no plan for this model yet: hold
+        plan, version, made_at = found
+        t = self.ticks - made_at
+        if t >= plan.horizon or plan.K is None or plan.states is None:
+            self.misses += 1  # the replanner fell a whole horizon behind: hold
+            return None, None
+        u = plan.actions[t] + plan.K[t] @ (x - plan.states[t])
+        return np.clip(u, -1.0, 1.0), plan
+
+    def _replan_lqr(self) -> None:
+        """iLQR from the newest good state (own thread); the tick applies its feedback."""
+        status = self.watchdog.status(time.perf_counter())
+        if self.mode != "lqr" or not self.enabled or not status.ok or self._goal is None:
+            return
+        bundle, made_at = self.bundle, self.ticks
+        plan = bundle.lqr.warmup(bundle.state(status.q, status.qdot))
+        with self._lock:
+            self._lqr_plan = (plan, bundle.version, made_at)
+
+    def _publish_command(self, command: np.ndarray) -> None:
+        if self.cfg.command_interface == "position":
+            self._command_pub.publish(float64_multiarray(command))
+        else:
+            self._command_pub.publish(
+                joint_trajectory_msg(self.joints, [self.cfg.period], command[None])
+            )
+
+    def _after_tick(self, plan) -> None:
+        """Work after the command is out (not in the latency): rviz, standalone episodes."""
+        cfg = self.cfg
+        if (
+            plan is not None
+            and plan.states is not None
+            and cfg.viz_every
+            and self.ticks % cfg.viz_every == 0
+        ):
+            stamp = self.get_clock().now().to_msg()
+            points = self.bundle.ee_points(plan.states)
+            spread = self.bundle.ee_spread(plan.states, plan.actions)
+            self._marker_pub.publish(
+                plan_markers(points, spread, self.bundle.goal, cfg.frame_id, stamp)
+            )
+            self._path_pub.publish(plan_path(points, cfg.frame_id, stamp))
+        if cfg.standalone:
+            self._standalone_schedule()
+
+    def _standalone_schedule(self) -> None:
+        if self._episode is not None:
+            episode_id, n = self._episode
+            if n + 1 < self.cfg.episode_ticks:
+                self._episode = (episode_id, n + 1)
+                return
+            self._publish_event("end", episode_id)
+        self._episode_id += 1
+        lower, upper = self._limits
+        q = self._rng.uniform(lower, upper)
+        goal = self.bundle.ee_points(q[None])[0]
+        msg = PointStamped()
+        msg.header.frame_id, msg.header.stamp = self.cfg.frame_id, self.get_clock().now().to_msg()
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
+        self._goal_pub.publish(msg)
+        self._set_goal(goal)
+        self._episode = (self._episode_id, 0)
+        self._publish_event("start", self._episode_id)
+
+    def _publish_event(self, event: str, episode_id: int) -> None:
+        body = {"event": event, "episode_id": episode_id, "task": "reach", "mode": self.mode}
+        self._episode_pub.publish(String(data=json.dumps(body)))
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def diagnostic_values(self) -> dict[str, str]:
+        """The key/values of this node's /diagnostics status."""
+        ticks = np.array(self._tick_s) * 1e3
+        latency = np.array(self._latency_s) * 1e3
+
+        def pct(a: np.ndarray, q: float) -> str:
+            return f"{np.percentile(a, q):.3f}" if a.size else "nan"
+
+        return {
+            "mode": self.mode,
+            "enabled": str(self.enabled),
+            "safety": self._safety.state,
+            "safety_detail": self._safety.detail,
+            "ticks": str(self.ticks),
+            "deadline_misses": str(self.misses),
+            "truncated": str(self.truncated),
+            "holds": str(self.holds),
+            "tick_ms_p50": pct(ticks, 50),
+            "tick_ms_p99": pct(ticks, 99),
+            "tick_ms_max": pct(ticks, 100),
+            "latency_ms_p50": pct(latency, 50),
+            "latency_ms_p99": pct(latency, 99),
+            "model_version": str(self.bundle.version),
+            "model_kind": self.bundle.kind,
+            "rejected_models": str(self.rejected_models),
+            "last_reject": self._last_reject,
+            "policy": "loaded" if self._policy is not None else self._policy_error,
+            "period_ms": f"{self.cfg.period * 1e3:.3f}",
+        }
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="mbrl/mpc_controller", hardware_id="mbrl")
+        values = self.diagnostic_values()
+        if not self.enabled:
+            status.level, status.message = DiagnosticStatus.WARN, "disabled"
+        elif not self._safety.ok:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"holding: {self._safety.state}: {self._safety.detail}"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, f"running ({self.mode})"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (`mpc_controller` / `python -m mbrl.ros.mpc_controller --ros-args ...`)."""
+    # Small-batch planning is fastest on one intra-op thread (docs/planners.md).
+    torch.set_num_threads(1)
+    rclpy.init(args=args)
+    node: MpcController | None = None
+    try:
+        try:
+            node = MpcController()
+        except (ConfigError, ParameterException, ValueError, OSError) as exc:
+            print(f"mpc_controller: invalid parameters: {exc}", file=sys.stderr)
+            return 2
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+__all__ = ["MpcController", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
