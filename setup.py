@@ -26,6 +26,9 @@ setup(
         "console_scripts": [
             "mbrl = mbrl.cli:main",
             "sim_node = mbrl.ros.sim_node:main",
+            "collector = mbrl.ros.collector:main",
+            "model_fitter = mbrl.ros.model_fitter:main",
+            "mpc_controller = mbrl.ros.mpc_controller:main",
         ],
     },
 )

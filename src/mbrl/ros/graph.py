@@ -44,6 +44,24 @@ GRAPH: tuple[NodeSpec, ...] = (
         param_files=("sim.yaml",),
         launch_parameters=(("publish_robot_description", False),),
     ),
+    NodeSpec(
+        name="collector",
+        module="mbrl.ros.collector",
+        executable="collector",
+        param_files=("collector.yaml",),
+    ),
+    NodeSpec(
+        name="model_fitter",
+        module="mbrl.ros.model_fitter",
+        executable="model_fitter",
+        param_files=("model_fitter.yaml",),
+    ),
+    NodeSpec(
+        name="mpc_controller",
+        module="mbrl.ros.mpc_controller",
+        executable="mpc_controller",
+        param_files=("mpc_controller.yaml",),
+    ),
 )
 
 
