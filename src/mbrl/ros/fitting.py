@@ -1,0 +1,241 @@
+"""What the model_fitter node does off the ROS thread: episodes -> fitted models -> checkpoints.
+
+ROS-free on purpose (no rclpy import), so the fit and the checkpoint store are testable alone:
+`fit_models` fits the global ProbabilisticEnsemble (warm-started from the previous one) and the
+time-varying linear-Gaussian local models with a GMM prior (Levine & Abbeel 2014, sec. 3.1);
+`CheckpointStore` writes versioned checkpoints atomically (temp file, fsync, rename, fsync of
+the directory) and a manifest naming the latest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mbrl.data.dataset import TransitionDataset
+from mbrl.data.episode_transitions import (
+    TransitionLayout,
+    equal_length_trajectories,
+    transitions_from_episodes,
+)
+from mbrl.data.episodes import Episode
+from mbrl.models.base import ModelFileError
+from mbrl.models.ensemble import ProbabilisticEnsemble
+from mbrl.models.ensemble_fit import FitConfig
+from mbrl.models.gmm_prior import GMMPrior
+from mbrl.models.local_lg import TimeVaryingLinearGaussian
+
+MANIFEST = "latest.json"
+_CHECKPOINT = re.compile(r"(ensemble|local_lg)_v(\d+)\.npz$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """Model sizes and optimisation of one fit (from the node's parameters).
+
+    Attributes:
+        ensemble_size, num_elites, hidden: the ProbabilisticEnsemble.
+        fit: its optimisation settings.
+        fit_local_lg: also fit TimeVaryingLinearGaussian local models.
+        local_lg_min_length: shortest trajectory (transitions) used for them.
+        gmm_components: components of their GMM prior.
+        seed: seeds the ensemble init; each fit's rng is (seed, version).
+    """
+
+    ensemble_size: int = 5
+    num_elites: int = 5
+    hidden: tuple[int, ...] = (200, 200, 200)
+    fit: FitConfig = dataclasses.field(default_factory=FitConfig)
+    fit_local_lg: bool = True
+    local_lg_min_length: int = 10
+    gmm_components: int = 4
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class FitResult:
+    """Models of one version and their metrics (JSON-ready scalars)."""
+
+    models: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def fit_models(
+    episodes: Sequence[Episode],
+    layout: TransitionLayout,
+    settings: FitSettings,
+    version: int,
+    previous: ProbabilisticEnsemble | None = None,
+    phase: Callable[[str], None] = lambda name: None,
+) -> FitResult:
+    """Fit the ensemble (and local models) on all `episodes`.
+
+    Args:
+        previous: the last ensemble, trained further (warm start) when its dims match.
+        phase: called with "dataset", "ensemble", "local_lg" as the fit proceeds.
+    Returns:
+        models {"ensemble": ..., "local_lg": ... (if fitted)} and metrics; a local-model
+        failure is reported in metrics["local_lg_error"], never raised.
+    Raises:
+        ValueError when the episodes hold no transition.
+    """
+    phase("dataset")
+    dataset = transitions_from_episodes(episodes, layout)
+    rng = np.random.default_rng([settings.seed, version])
+    periods = [np.median(np.diff(e.command_stamps)) for e in episodes if len(e.command_stamps) > 1]
+    metrics: dict[str, Any] = {
+        "num_episodes": len(episodes),
+        "num_trajectories": int(len(dataset.episode_ids)),
+        "num_transitions": len(dataset),
+        "control_period_s": float(np.median(periods)) if periods else None,
+    }
+    phase("ensemble")
+    ensemble = previous
+    if ensemble is None or (ensemble.dx, ensemble.du) != (dataset.dx, dataset.du):
+        ensemble = ProbabilisticEnsemble(
+            dataset.dx,
+            dataset.du,
+            settings.ensemble_size,
+            settings.hidden,
+            num_elites=min(settings.num_elites, settings.ensemble_size),
+            fit_config=settings.fit,
+            seed=settings.seed,
+        )
+    report = ensemble.fit(dataset, rng=rng, progress=False)
+    member_mse = np.asarray(report.extra["holdout_mse"])
+    metrics.update(
+        ensemble_epochs=int(report.extra["epochs"]),
+        ensemble_train_nll=float(report.train_loss[-1]) if report.train_loss else None,
+        ensemble_holdout_mse=float(member_mse[ensemble.elites].mean()),
+        ensemble_fit_seconds=float(report.seconds),
+    )
+    models: dict[str, Any] = {"ensemble": ensemble}
+    if settings.fit_local_lg:
+        phase("local_lg")
+        try:
+            local, extra = _fit_local(dataset, settings, rng)
+            models["local_lg"] = local
+            metrics.update(extra)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            metrics["local_lg_error"] = str(exc)
+    return FitResult(models, metrics)
+
+
+def _fit_local(
+    dataset: TransitionDataset, settings: FitSettings, rng: np.random.Generator
+) -> tuple[TimeVaryingLinearGaussian, dict[str, Any]]:
+    trajectories = equal_length_trajectories(dataset, settings.local_lg_min_length)
+    if trajectories is None:
+        raise ValueError(
+            f"local models need >= 2 trajectories of >= {settings.local_lg_min_length} ticks"
+        )
+    X, U = trajectories
+    z = np.hstack([dataset.obs, dataset.act, dataset.next_obs])  # all data feeds the prior
+    prior = GMMPrior(settings.gmm_components).fit(z, rng)
+    local = TimeVaryingLinearGaussian(dataset.dx, dataset.du, U.shape[1])
+    report = local.fit_trajectories(X, U, prior)
+    return local, {
+        "local_lg_T": int(U.shape[1]),
+        "local_lg_trajectories": int(X.shape[0]),
+        "local_lg_fit_seconds": float(report.seconds),
+    }
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: the directory entry itself must reach the disk."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    """Versioned model files <directory>/<kind>_v<version:04d>.npz plus latest.json.
+
+    Every file is written to a temporary name, fsynced and renamed, so a crash leaves either
+    the old or the new file, never a torn one; the manifest is renamed last, so it only
+    ever names complete checkpoints.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, kind: str, version: int) -> Path:
+        return self.directory / f"{kind}_v{version:04d}.npz"
+
+    def versions(self) -> list[int]:
+        """Versions of every checkpoint file present (sorted, unique)."""
+        found = {
+            int(m.group(2)) for p in self.directory.iterdir() if (m := _CHECKPOINT.match(p.name))
+        }
+        return sorted(found)
+
+    def next_version(self) -> int:
+        """One more than any version on disk, so versions never repeat across restarts."""
+        return max(self.versions(), default=0) + 1
+
+    def save(self, version: int, result: FitResult, extra: dict[str, Any]) -> dict[str, Any]:
+        """Write the models of `version` and then the manifest; returns the manifest."""
+        files = {}
+        for kind, model in result.models.items():
+            path = self.path(kind, version)
+            model.save(path)  # mbrl.models.io: temp file, fsync, rename
+            files[kind] = path.name
+        manifest = {
+            "version": version,
+            "files": files,
+            "metrics": result.metrics,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            **extra,
+        }
+        tmp = self.directory / (MANIFEST + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.directory / MANIFEST)
+        _fsync_dir(self.directory)
+        return manifest
+
+    def latest(self) -> dict[str, Any] | None:
+        """The manifest, or None if no model was saved yet.
+
+        Raises:
+            ModelFileError naming latest.json or a checkpoint it lists that is missing.
+        """
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            manifest = json.loads(path.read_text())
+            version, files = int(manifest["version"]), dict(manifest["files"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: unreadable checkpoint manifest ({exc})") from exc
+        for name in files.values():
+            if not (self.directory / name).is_file():
+                raise ModelFileError(
+                    f"{path}: lists {name} for version {version}, which is missing"
+                )
+        return manifest
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def load_checkpoint(store: CheckpointStore, manifest: dict[str, Any], kind: str) -> Any:
+    """The `kind` model of a manifest's version; ModelFileError names a bad file."""
+    loader = {"ensemble": ProbabilisticEnsemble, "local_lg": TimeVaryingLinearGaussian}[kind]
+    return loader.load(store.directory / manifest["files"][kind])

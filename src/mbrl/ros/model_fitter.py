@@ -1,0 +1,383 @@
+"""Node `model_fitter`: fits dynamics models from /mbrl/episodes in a worker thread and
+publishes each version on /mbrl/model (transient-local), checkpointed atomically on its own disk.
+
+Fits start on new data or on `~/fit`; while a fit runs the node keeps taking episodes,
+answering `~/fit` (a request then queues one more fit) and reporting on /diagnostics.
+A corrupt episode message is rejected with an error naming it; the node keeps what it had.
+Interface reference: docs/ros_interface.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from mbrl.config import ArmConfig, ConfigError
+from mbrl.data.episode_transitions import TransitionLayout, episode_segments
+from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
+from mbrl.models.base import ModelFileError
+from mbrl.models.ensemble_fit import FitConfig
+from mbrl.ros.fitting import CheckpointStore, FitSettings, fit_models, load_checkpoint
+from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.transport import (
+    DIAGNOSTICS_TOPIC,
+    EPISODES_QOS,
+    EPISODES_TOPIC,
+    MODEL_KINDS,
+    MODEL_QOS,
+    MODEL_TOPIC,
+    TransportError,
+    decode_episode_msg,
+    diagnostics_msg,
+    encode_model_msg,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFitterConfig:
+    """Settings of the model_fitter node (parameters of node `model_fitter`).
+
+    Attributes:
+        data_dir: this node's own directory: episodes/ (received copies), models/.
+        joints / state / action / max_increment / max_gap: what x and u are (see
+            mbrl.data.episode_transitions.TransitionLayout); sent with every model.
+        fit_on_new_data: fit when a new episode arrives (else only on ~/fit).
+        min_episodes: episodes needed before the first fit.
+        ensemble_size / num_elites / hidden: the ProbabilisticEnsemble.
+        max_epochs / patience / batch_size / learning_rate / holdout_fraction: its fit.
+        fit_local_lg: also fit time-varying linear-Gaussian local models.
+        local_lg_min_length: shortest trajectory (ticks) used for them.
+        gmm_components: components of their GMM prior.
+        publish_kind: the model published on /mbrl/model: ensemble | local_lg.
+        seed: seeds the ensemble init and each fit (with the version).
+        torch_threads: threads of the fit (CPU is shared with the controller).
+        republish_on_start: publish the latest checkpoint on start.
+        diagnostics_period: s between /diagnostics reports.
+    """
+
+    data_dir: str = "model_fitter_data"
+    joints: tuple[str, ...] = ArmConfig().joint_names
+    state: str = "q_qd"
+    action: str = "increment"
+    max_increment: float = 0.1
+    max_gap: float = 1.5
+    fit_on_new_data: bool = True
+    min_episodes: int = 1
+    ensemble_size: int = 5
+    num_elites: int = 5
+    hidden: tuple[int, ...] = (200, 200, 200)
+    max_epochs: int = 50
+    patience: int = 5
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    holdout_fraction: float = 0.2
+    fit_local_lg: bool = True
+    local_lg_min_length: int = 10
+    gmm_components: int = 4
+    publish_kind: str = "ensemble"
+    seed: int = 0
+    torch_threads: int = 1
+    republish_on_start: bool = True
+    diagnostics_period: float = 1.0
+
+    def __post_init__(self) -> None:
+        try:
+            self.layout()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        if self.publish_kind not in MODEL_KINDS:
+            raise ConfigError(f"publish_kind {self.publish_kind!r}; expected one of {MODEL_KINDS}")
+        if self.publish_kind == "local_lg" and not self.fit_local_lg:
+            raise ConfigError("publish_kind is local_lg but fit_local_lg is false")
+        positive = ("min_episodes", "ensemble_size", "num_elites", "max_epochs", "patience")
+        for name in (*positive, "batch_size", "local_lg_min_length", "gmm_components"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.hidden or min(self.hidden) < 1 or self.torch_threads < 1:
+            raise ConfigError(f"hidden {list(self.hidden)} and torch_threads must be >= 1")
+        if not 0.0 <= self.holdout_fraction < 1.0 or self.diagnostics_period <= 0:
+            raise ConfigError("need 0 <= holdout_fraction < 1 and diagnostics_period > 0")
+
+    def layout(self) -> TransitionLayout:
+        return TransitionLayout(
+            self.joints, self.state, self.action, self.max_increment, self.max_gap
+        )
+
+    def settings(self) -> FitSettings:
+        fit = FitConfig(
+            lr=self.learning_rate,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            holdout_fraction=self.holdout_fraction,
+        )
+        return FitSettings(
+            self.ensemble_size, self.num_elites, self.hidden, fit, self.fit_local_lg,
+            self.local_lg_min_length, self.gmm_components, self.seed,
+        )  # fmt: skip
+
+
+class ModelFitter(Node):
+    """Node `model_fitter`. Callbacks run on one executor thread; fits on a worker thread.
+
+    `_lock` guards what both touch: the episode list, the fit flags and the status.
+    """
+
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("model_fitter", **node_kwargs)
+        declare_config_parameters(self, ModelFitterConfig)
+        self.config: ModelFitterConfig = read_config_parameters(self, ModelFitterConfig)
+        cfg = self.config
+        torch.set_num_threads(cfg.torch_threads)
+        self.layout = cfg.layout()
+        root = Path(cfg.data_dir).resolve()
+        self.episodes_dir = root / "episodes"
+        self.episodes_dir.mkdir(parents=True, exist_ok=True)
+        self.store = CheckpointStore(root / "models")
+        self._lock = threading.Lock()
+        self._episodes: dict[str, Episode] = {}  # sha256 of the file -> episode
+        self._rejected = 0
+        self._fitting = False
+        self._pending = False
+        self._phase = "idle"
+        self._fit_start = 0.0
+        self._version = 0
+        self._metrics: dict = {}
+        self._fitted_on: set[str] = set()
+        self._last_error = ""
+        self._ensemble = None  # warm start of the next fit (worker thread only)
+        self._worker: threading.Thread | None = None
+        self._closing = False
+
+        group = MutuallyExclusiveCallbackGroup()
+        self._model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, MODEL_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._load_own_files()
+        self.create_subscription(
+            UInt8MultiArray, EPISODES_TOPIC, self._on_episode, EPISODES_QOS, callback_group=group
+        )
+        self.create_service(Trigger, "~/fit", self._on_fit, callback_group=group)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
+        self.get_logger().info(
+            f"fitting {cfg.state}/{cfg.action} models of {list(cfg.joints)} in {root}; "
+            f"{len(self._episodes)} episodes on disk, latest model version {self._version}"
+        )
+        if cfg.fit_on_new_data and set(self._episodes) - self._fitted_on:
+            self._request_fit("episodes on disk newer than the latest model")
+
+    # -- own files ------------------------------------------------------------------------
+    def _load_own_files(self) -> None:
+        for path in sorted(self.episodes_dir.glob("episode_*.mcap")):
+            try:
+                self._add_episode(path, hashlib.sha256(path.read_bytes()).hexdigest())
+            except (EpisodeFileError, ValueError) as exc:
+                self._error(f"ignoring own episode file {path}: {exc}")
+        try:
+            manifest = self.store.latest()
+            if manifest is not None:
+                self._version = int(manifest["version"])
+                self._metrics = dict(manifest.get("metrics", {}))
+                self._fitted_on = set(manifest.get("episodes", []))
+                self._ensemble = load_checkpoint(self.store, manifest, "ensemble")
+                if self.config.republish_on_start:
+                    self._publish(self._version, manifest)
+        except (ModelFileError, KeyError, ValueError) as exc:
+            self._error(f"starting without a model: {exc}")
+        self._version = max(self._version, self.store.next_version() - 1)
+
+    def _add_episode(self, path: Path, sha: str) -> Episode:
+        """Read and check an episode file; raises EpisodeFileError/ValueError naming it."""
+        episode = read_episode(path)
+        if not episode_segments(episode, self.layout):
+            self.get_logger().warning(f"{path.name} holds no usable transition; kept anyway")
+        with self._lock:
+            self._episodes[sha] = episode
+        return episode
+
+    # -- episodes ---------------------------------------------------------------------------
+    def _on_episode(self, msg: UInt8MultiArray) -> None:
+        try:
+            payload = decode_episode_msg(msg)
+        except TransportError as exc:
+            self._reject(f"rejected {exc}")
+            return
+        if payload.sha256 in self._episodes:
+            return  # a re-publication (collector restart) of what we have
+        name = f"episode_{payload.episode_id:06d}_{payload.sha256[:12]}.mcap"
+        path = self.episodes_dir / name
+        tmp = path.with_name(name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(payload.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        try:
+            episode = self._add_episode(path, payload.sha256)
+        except (EpisodeFileError, ValueError) as exc:
+            path.unlink(missing_ok=True)
+            self._reject(f"rejected {EPISODES_TOPIC} episode {payload.episode_id}: {exc}")
+            return
+        n = len(self._episodes)
+        self.get_logger().info(
+            f"episode {payload.episode_id} received: {len(episode.command_stamps)} commands"
+            f"{'' if payload.complete else ' (incomplete recording)'}; {n} episodes in total"
+        )
+        if self.config.fit_on_new_data and n >= self.config.min_episodes:
+            self._request_fit(f"new episode {payload.episode_id}")
+
+    def _reject(self, text: str) -> None:
+        with self._lock:
+            self._rejected += 1
+        self._error(f"{text}; keeping the {len(self._episodes)} episodes we have")
+
+    # -- fitting --------------------------------------------------------------------------
+    def _on_fit(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self._episodes:
+            response.success, response.message = False, "no episodes received yet"
+            return response
+        queued = self._request_fit("~/fit request")
+        response.success = True
+        response.message = (
+            f"fit queued behind the running fit of version {self._version + 1}"
+            if queued
+            else f"fit of version {self._version + 1} started on {len(self._episodes)} episodes"
+        )
+        return response
+
+    def _request_fit(self, reason: str) -> bool:
+        """Start a fit now, or queue one if a fit is running. Returns True when queued."""
+        with self._lock:
+            if self._fitting:
+                self._pending = True
+                return True
+            self._fitting = True
+            self._fit_start = time.monotonic()
+        self.get_logger().info(f"fit of version {self._version + 1} started ({reason})")
+        self._worker = threading.Thread(target=self._fit_loop, name="fit", daemon=True)
+        self._worker.start()
+        return False
+
+    def _set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._phase = phase
+
+    def _fit_loop(self) -> None:
+        """Worker thread: fit, save, publish; repeat while fits were queued meanwhile."""
+        while not self._closing:
+            with self._lock:
+                episodes = dict(self._episodes)
+                self._fit_start = time.monotonic()
+            version = self._version + 1
+            try:
+                result = fit_models(
+                    list(episodes.values()), self.layout, self.config.settings(), version,
+                    self._ensemble, self._set_phase,
+                )  # fmt: skip
+                self._set_phase("saving")
+                extra = {"episodes": sorted(episodes), "layout": self.layout.to_dict()}
+                manifest = self.store.save(version, result, extra)
+                self._ensemble = result.models["ensemble"]
+                with self._lock:
+                    self._version, self._metrics = version, result.metrics
+                    self._fitted_on = set(episodes)
+                self._publish(version, manifest)
+            except Exception as exc:  # noqa: BLE001 - a failed fit must not kill the node
+                self._error(f"fit of version {version} failed: {type(exc).__name__}: {exc}")
+            with self._lock:
+                self._phase = "idle"
+                if not self._pending:
+                    self._fitting = False
+                    return
+                self._pending = False
+
+    def _publish(self, version: int, manifest: dict) -> None:
+        kind = self.config.publish_kind
+        if kind not in manifest["files"]:
+            self._error(f"version {version} has no {kind} model to publish: {manifest['metrics']}")
+            return
+        data = (self.store.directory / manifest["files"][kind]).read_bytes()
+        metrics = manifest["metrics"]
+        msg = encode_model_msg(
+            data, version, kind, self.layout.dx, self.layout.du, metrics,
+            manifest.get("created"), self.layout.to_dict(),
+        )  # fmt: skip
+        self._model_pub.publish(msg)
+        self.get_logger().info(
+            f"model version {version} ({kind}, {len(data)} bytes) published on {MODEL_TOPIC}: "
+            f"holdout_mse={metrics.get('ensemble_holdout_mse')}, "
+            f"{metrics.get('num_transitions')} transitions"
+        )
+
+    # -- reporting ------------------------------------------------------------------------
+    def _error(self, text: str) -> None:
+        with self._lock:
+            self._last_error = text
+        self.get_logger().error(text)
+
+    def _report(self) -> None:
+        with self._lock:
+            values = {
+                "state": "fitting" if self._fitting else "idle",
+                "phase": self._phase,
+                "fit_elapsed_s": time.monotonic() - self._fit_start if self._fitting else 0.0,
+                "fit_queued": self._pending,
+                "model_version": self._version,
+                "episodes": len(self._episodes),
+                "rejected_episodes": self._rejected,
+                "last_error": self._last_error,
+            }
+            values.update({f"metric.{k}": v for k, v in self._metrics.items()})
+        level = DiagnosticStatus.WARN if self._rejected or self._last_error else DiagnosticStatus.OK
+        message = f"{values['state']}; model version {self._version}"
+        stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(diagnostics_msg(stamp, "mbrl/model_fitter", level, message, values))
+
+    def close(self) -> None:
+        """Let a running fit finish its current step (it saves atomically) and destroy."""
+        self._closing = True
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+        self.destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point (`model_fitter` / `python -m mbrl.ros.model_fitter --ros-args ...`)."""
+    rclpy.init(args=args)
+    node: ModelFitter | None = None
+    try:
+        try:
+            node = ModelFitter()
+        except (ConfigError, ParameterException, ValueError, OSError) as exc:
+            print(f"model_fitter: invalid parameters: {exc}", file=sys.stderr)
+            return 2
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
