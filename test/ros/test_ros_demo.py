@@ -13,7 +13,8 @@ pytestmark = pytest.mark.ros
 
 def test_demo_in_lockstep_reaches_its_targets_and_rejects_bad_commands():
     result = subprocess.run(
-        [sys.executable, "-m", "mbrl", "demo", "--mode", "lockstep", "--timeout", "60"],
+        [sys.executable, "-m", "mbrl", "demo", "--scripted", "--mode", "lockstep"]
+        + ["--timeout", "60"],
         capture_output=True,
         text=True,
         timeout=180,
