@@ -29,6 +29,7 @@ setup(
             "collector = mbrl.ros.collector:main",
             "model_fitter = mbrl.ros.model_fitter:main",
             "mpc_controller = mbrl.ros.mpc_controller:main",
+            "experiment = mbrl.ros.experiment:main",
         ],
     },
 )

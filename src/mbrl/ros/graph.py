@@ -62,6 +62,12 @@ GRAPH: tuple[NodeSpec, ...] = (
         executable="mpc_controller",
         param_files=("mpc_controller.yaml",),
     ),
+    NodeSpec(
+        name="experiment",
+        module="mbrl.ros.experiment",
+        executable="experiment",
+        param_files=("experiment.yaml",),
+    ),
 )
 
 
