@@ -319,11 +319,11 @@ class MpcController(Node):
         self._apply_requests()
         status = self.watchdog.status(start)
         if status.state != self._safety.state:
-            log = self.get_logger().info if status.ok else self.get_logger().warning
-            log(
-                f"safety {self._safety.state} -> {status.state}"
-                + ("" if status.ok else f": {status.detail}; holding the arm")
-            )
+            change = f"safety {self._safety.state} -> {status.state}"
+            if status.ok:  # (rclpy wants one severity per call site)
+                self.get_logger().info(change)
+            else:
+                self.get_logger().warning(f"{change}: {status.detail}; holding the arm")
             self._safety = status
             self._publish_diagnostics()
         self._safety = status
@@ -380,8 +380,15 @@ class MpcController(Node):
             # that estimate decays only when iterations run: one slow iteration (a page
             # fault, a descheduled core) would otherwise lock it out for good. Decay it here.
             budget = bundle.mpc.planner.budget
-            if budget.estimate is not None:
-                budget.estimate *= 0.9
+            self.get_logger().warning(
+                f"deadline miss at tick {self.ticks}: no planner iteration fitted "
+                f"(iteration estimate {1e3 * (budget.estimate or 0):.1f} ms, "
+                f"{1e3 * (time.perf_counter() - start):.1f} ms into the tick); "
+                "using the shifted previous plan",
+                throttle_duration_sec=1.0,
+            )
+            if budget.estimate is not None:  # halve: a descheduled core can inflate it 100x
+                budget.estimate *= 0.5
         self.truncated += plan.iterations > 0 and not plan.complete
         if plan.actions.shape[0] == 0:
             return None, None
