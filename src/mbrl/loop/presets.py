@@ -69,6 +69,11 @@ _OPEN_LOOP = {
     "random_smoothing": 0.5,
 }
 
+
+class ParamError(ValueError):
+    """An algo_params override names no known parameter, or no preset exists."""
+
+
 PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("mpc", "reach"): _MPC_REACH,
     ("mpc", "push"): _MPC_PUSH,
@@ -81,11 +86,11 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any], what: str) -> dict:
     """defaults updated by overrides (nested dicts merged one level); a key missing from the
-    defaults raises ValueError naming it and `what` (e.g. "mpc/reach")."""
+    defaults raises ParamError naming it and `what` (e.g. "mpc/reach")."""
     out = copy.deepcopy(dict(defaults))
     for key, value in overrides.items():
         if key not in out:
-            raise ValueError(f"{what}: unknown parameter {key!r}; known: {sorted(out)}")
+            raise ParamError(f"{what}: unknown parameter {key!r}; known: {sorted(out)}")
         if isinstance(out[key], dict) and isinstance(value, Mapping):
             out[key] = merge_params(out[key], value, f"{what}.{key}")
         else:
@@ -96,5 +101,5 @@ def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any], what
 def preset(algo: str, task: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The shipped parameters of `algo` on `task`, with `overrides` (config.algo_params)."""
     if (algo, task) not in PRESETS:
-        raise ValueError(f"no preset for algo {algo!r} on task {task!r}; have {sorted(PRESETS)}")
+        raise ParamError(f"no preset for algo {algo!r} on task {task!r}; have {sorted(PRESETS)}")
     return merge_params(PRESETS[(algo, task)], overrides or {}, f"{algo}/{task}")
