@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mbrl.ros.demo", "run the demo: the ROS 2 graph with the simulated arm"),
     "sim": ("mbrl.sim.cli", "simulated arm utilities (check a URDF config, render a frame)"),
     "tabular": ("mbrl.loop.tabular_cli", "tabular model-based RL: AB example, Dyna-Q maze"),
+    "experiment": ("mbrl.loop.experiment_cli", "run a learning loop (alg1/2, mpc, ...) to runs/"),
 }
 
 
