@@ -1,0 +1,244 @@
+"""Mirror-descent guided policy search (MDGPS; Montgomery & Levine 2016) on the arm tasks.
+
+Each iteration, for every training initial condition i (docs/gps.md):
+1. run `samples` episodes of the local time-varying linear-Gaussian controller p_i on the
+   real env (exploration from its own covariance);
+2. fit local dynamics x_{t+1} ~ N(A_t x + B_t u + c_t, Sigma_t) to them, with a GMM/NIW
+   prior fitted on all data so far (Levine & Abbeel 2014, sec. 3.1;
+   mbrl.models.local_lg.TimeVaryingLinearGaussian);
+3. C-step: LQG on the second-order cost expansion under KL(p_i || pi_bar_i) <= epsilon_i,
+   where pi_bar_i is the global policy linearised about p_i's samples (the previous local
+   controller before the global policy has been trained) (mbrl.control.gps_kl.kl_step);
+   epsilon_i = base_kl_step * T * step_mult_i, step_mult_i adapted from predicted vs actual
+   improvement;
+4. S-step: the global MLP regresses the new local mean actions at the sampled states,
+   weighted by the local precisions (mbrl.loop.gps_policy).
+The global policy is evaluated on the held-out goals after every iteration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from mbrl.control.gps_kl import KLStepConfig, LinearGaussianDynamics, kl_step
+from mbrl.data.dataset import TransitionDataset
+from mbrl.loop.common import ExperimentConfig, RunRecorder, evaluate, make_task_env, obs_layout
+from mbrl.loop.gps_local import (
+    draw_conditions,
+    expected_cost,
+    initial_controller,
+    local_dim,
+    make_cost,
+    quadratic_cost,
+    sample_controller,
+    sample_costs,
+    step_multiplier,
+)
+from mbrl.loop.gps_policy import GlobalPolicy
+from mbrl.models.gmm_prior import GMMPrior
+from mbrl.models.local_lg import TimeVaryingLinearGaussian
+
+
+@dataclasses.dataclass(frozen=True)
+class GPSConfig:
+    """MDGPS settings (shipped per task in PRESETS; override through algo_params).
+
+    Attributes:
+        conditions: training initial conditions (goal, cube) drawn from the task distribution.
+        samples: real episodes per condition and iteration.
+        init_std: std of the initial zero-mean controller, normalised action units.
+        base_kl_step: KL bound per time step, nats; epsilon = base_kl_step * T * step_mult.
+        min_step_mult / max_step_mult: bounds of the adaptive step multiplier.
+        prior_components / prior_strength: GMM dynamics prior (mbrl.models.gmm_prior).
+        hidden: global MLP hidden widths.
+        policy_steps / policy_batch / policy_lr: Adam steps of each S-step.
+        anchor: what the C-step's KL bound is measured to: "global" (MDGPS, the linearised
+            global policy) or "local" (the previous local controller, as in Levine & Abbeel
+            2014; the global policy is then a plain supervised learner).
+    """
+
+    conditions: int = 4
+    samples: int = 5
+    init_std: float = 0.3
+    base_kl_step: float = 0.5
+    min_step_mult: float = 0.1
+    max_step_mult: float = 10.0
+    prior_components: int = 8
+    prior_strength: float = 1.0
+    hidden: tuple[int, ...] = (64, 64)
+    policy_steps: int = 1000
+    policy_batch: int = 256
+    policy_lr: float = 1e-3
+    anchor: str = "global"
+
+    def __post_init__(self) -> None:
+        if self.conditions < 1 or self.samples < 1:
+            raise ValueError(
+                f"GPSConfig needs conditions >= 1 and samples >= 1; got {self.conditions}, "
+                f"{self.samples}"
+            )
+        if self.anchor not in ("global", "local"):
+            raise ValueError(f"GPSConfig.anchor must be 'global' or 'local', got {self.anchor!r}")
+        if not (self.init_std > 0 and self.base_kl_step > 0):
+            raise ValueError(
+                f"GPSConfig needs init_std > 0 and base_kl_step > 0; got {self.init_std}, "
+                f"{self.base_kl_step}"
+            )
+
+
+PRESETS: dict[str, GPSConfig] = {"reach": GPSConfig(), "push": GPSConfig()}
+
+
+def gps_config(task: str, params: dict[str, Any]) -> GPSConfig:
+    """The shipped preset for `task` with `params` (ExperimentConfig.algo_params) applied."""
+    base = PRESETS[task]
+    known = {f.name for f in dataclasses.fields(GPSConfig)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"gps: unknown algo_params {unknown}; expected some of {sorted(known)}")
+    params = dict(params)
+    if "hidden" in params:
+        params["hidden"] = tuple(int(h) for h in params["hidden"])
+    return dataclasses.replace(base, **params)
+
+
+def _dynamics(fit: TimeVaryingLinearGaussian, X: np.ndarray) -> LinearGaussianDynamics:
+    x0 = X[:, 0]
+    x0_cov = np.cov(x0.T, bias=True) + 1e-6 * np.eye(X.shape[2])
+    return LinearGaussianDynamics(fit.A, fit.B, fit.c, fit.Sigma, x0.mean(0), x0_cov)
+
+
+def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
+    """MDGPS driver (module docstring); returns recorder.finish(...)."""
+    torch.set_num_threads(1)
+    gcfg = gps_config(config.task, config.algo_params)
+    rng = np.random.default_rng(config.seed)
+    torch_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    T = config.episode_steps
+    env = make_task_env(config.task, seed=int(rng.integers(2**31)), max_steps=T)
+    arm = env.unwrapped.arm
+    nj, du = len(arm.joint_names), env.action_space.shape[0]
+    dx = local_dim(config.task, nj)
+    g = obs_layout(config.task, nj).goal
+    conds = draw_conditions(env, gcfg.conditions, rng, slice(*g))
+    costs = [make_cost(config.task, nj, c.goal, arm.lower, arm.upper) for c in conds]
+    local = [initial_controller(T, dx, du, gcfg.init_std) for _ in conds]
+    policy = GlobalPolicy(dx, du, (2 * nj, 2 * nj + 3), None, gcfg.hidden, torch_gen)
+    if config.task == "push":
+        policy = GlobalPolicy(
+            dx, du, (2 * nj, 2 * nj + 3), (2 * nj + 3, 2 * nj + 6), gcfg.hidden, torch_gen
+        )
+    prior = GMMPrior(gcfg.prior_components, gcfg.prior_strength)
+    mult = np.ones(len(conds))
+    prev_cost, predicted = np.full(len(conds), np.nan), np.full(len(conds), np.nan)
+    all_obs, all_act, z_rows = [], [], []
+    env_steps, episode, iteration = 0, 0, 0
+    per_iter = len(conds) * gcfg.samples * T
+    if per_iter > config.budget_steps:
+        raise ValueError(
+            f"gps: one iteration needs conditions*samples*episode_steps = {per_iter} steps; "
+            f"budget_steps is {config.budget_steps}"
+        )
+
+    def act(obs: np.ndarray, _env: Any) -> np.ndarray:
+        return np.clip(policy.mean(obs[None, :dx], obs[g[0] : g[1]])[0], -1.0, 1.0)
+
+    while env_steps + per_iter <= config.budget_steps:
+        # 1. samples from the local controllers
+        data, finals = [], []
+        for i, cond in enumerate(conds):
+            O, U = [], []
+            for _ in range(gcfg.samples):
+                obs, u, dist = sample_controller(env, cond, local[i], rng, int(rng.integers(2**31)))
+                recorder.record_episode(
+                    episode, obs, u, arm.joint_names, cond.goal, 1.0 / env.metadata["render_fps"]
+                )
+                episode += 1
+                O.append(obs)
+                U.append(u)
+                finals.append(dist)
+            O, U = np.asarray(O), np.asarray(U)
+            all_obs += list(O)
+            all_act += list(U)
+            X = O[:, :, :dx]
+            data.append((X, U))
+            z_rows.append(np.concatenate([X[:, :-1], U, X[:, 1:]], axis=2).reshape(-1, 2 * dx + du))
+        env_steps += per_iter
+        # 2. dynamics: GMM prior on everything seen, a linear-Gaussian fit per condition
+        prior.fit(np.concatenate(z_rows), rng)
+        kls, sample_cost = [], []
+        for i, (X, U) in enumerate(data):
+            fit = TimeVaryingLinearGaussian(dx, du, T)
+            fit.fit_trajectories(X, U, prior)
+            dyn = _dynamics(fit, X)
+            cost_now = float(sample_costs(costs[i], X, U).mean())
+            sample_cost.append(cost_now)
+            if np.isfinite(prev_cost[i]):
+                mult[i] = step_multiplier(
+                    mult[i],
+                    predicted[i],
+                    prev_cost[i] - cost_now,
+                    gcfg.min_step_mult,
+                    gcfg.max_step_mult,
+                )
+            prev_cost[i] = cost_now
+            # 3. C-step towards the linearised global policy
+            C, cv = quadratic_cost(costs[i], X, U, dyn)
+            anchor = local[i]
+            if policy.trained and gcfg.anchor == "global":
+                anchor = policy.linearize(X[:, :T].mean(0), conds[i].goal)
+            eps = gcfg.base_kl_step * T * mult[i]
+            res = kl_step(dyn, anchor, C, cv, KLStepConfig(epsilon=eps))
+            predicted[i] = expected_cost(dyn, local[i], C, cv) - expected_cost(
+                dyn, res.policy, C, cv
+            )
+            local[i] = res.policy
+            kls.append(res.kl)
+        # 4. S-step on the new local controllers' mean actions at the sampled states
+        xs, goals, targets, precs = [], [], [], []
+        for i, (X, _) in enumerate(data):
+            Xt = X[:, :T]  # (S, T, dx)
+            mean_u = np.einsum("tux,stx->stu", local[i].K, Xt) + local[i].k
+            xs.append(Xt.reshape(-1, dx))
+            targets.append(mean_u.reshape(-1, du))
+            goals.append(np.broadcast_to(conds[i].goal, (Xt.shape[0] * T, 3)))
+            P = np.linalg.inv(local[i].cov)
+            precs.append(np.broadcast_to(P, (Xt.shape[0], T, du, du)).reshape(-1, du, du))
+        loss = policy.fit(
+            np.concatenate(xs),
+            np.concatenate(goals),
+            np.concatenate(targets),
+            np.concatenate(precs),
+            generator=torch_gen,
+            steps=gcfg.policy_steps,
+            batch=gcfg.policy_batch,
+            lr=gcfg.policy_lr,
+        )
+        iteration += 1
+        ev = evaluate(
+            lambda: make_task_env(config.task, seed=config.seed, max_steps=T),
+            act,
+            n_goals=config.eval_goals,
+        )
+        train_success = float(np.mean(np.asarray(finals) < env.unwrapped.success_threshold))
+        recorder.log(
+            env_steps=env_steps,
+            success_rate=ev["success_rate"],
+            final_distance=ev["final_distance"],
+            iteration=iteration,
+            local_cost=float(np.mean(sample_cost)),
+            local_final_distance=float(np.mean(finals)),
+            local_success=train_success,
+            kl=float(np.mean(kls)),
+            step_mult=float(np.mean(mult)),
+            policy_loss=loss,
+        )
+    env.close()
+    recorder.checkpoint(policy, "global_policy")
+    if all_obs:
+        recorder.save_data(TransitionDataset.from_episodes(all_obs, all_act))
+    return recorder.finish(iterations=iteration, conditions=len(conds), samples=gcfg.samples)

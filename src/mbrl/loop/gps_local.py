@@ -1,0 +1,182 @@
+"""Local pieces of guided policy search: initial conditions, sampling a time-varying
+linear-Gaussian controller on the real env, the cost expansion the KL-constrained LQG step
+needs, and expected costs under linear-Gaussian dynamics (for the step-size rule).
+
+Local state x (dx,) = the observation without the goal (and without the cube's yaw): reach
+[q, qdot, ee] (dx = 2 nj + 3), push [q, qdot, ee, cube] (dx = 2 nj + 6). The goal is fixed
+per initial condition, so the local cost holds it instead of the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+from mbrl.control.gps_kl import LinearGaussianDynamics, LinearGaussianPolicy, state_marginals
+from mbrl.costs.base import Cost, autodiff_quadratize, trajectory_cost
+from mbrl.costs.push import PushCost, PushCostConfig
+from mbrl.costs.reach import ReachCost, ReachCostConfig, StateLayout
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One initial condition: reset options (start joints "q" rad, "goal" m, push "cube" m)
+    and the goal (3,) m."""
+
+    options: dict[str, Any]
+    goal: np.ndarray
+
+
+def local_dim(task: str, nj: int) -> int:
+    """dx of the local state for `task` with nj joints."""
+    return 2 * nj + (6 if task == "push" else 3)
+
+
+def local_layout(task: str, nj: int) -> StateLayout:
+    """Where q, ee and the object sit in the local state (the goal lives in the cost)."""
+    obj = (2 * nj + 3, 2 * nj + 6) if task == "push" else None
+    return StateLayout(q=(0, nj), ee=(2 * nj, 2 * nj + 3), obj=obj)
+
+
+def make_cost(task: str, nj: int, goal: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> Cost:
+    """The task cost (mbrl.costs) on the local state, for one condition's goal."""
+    layout = local_layout(task, nj)
+    if task == "push":
+        return PushCost(layout, goal=goal, config=PushCostConfig(), lower=lower, upper=upper)
+    return ReachCost(layout, goal=goal, config=ReachCostConfig(), lower=lower, upper=upper)
+
+
+def draw_conditions(
+    env: gymnasium.Env, n: int, rng: np.random.Generator, goal_slice: slice
+) -> list[Condition]:
+    """n training conditions from the env's own goal (and cube) distribution, started at the
+    home pose; reset seeds come from `rng` below the evaluation seeds (mbrl.loop.common)."""
+    from mbrl.loop.common import train_reset_seed
+
+    base = env.unwrapped
+    out = []
+    for _ in range(n):
+        obs, _ = env.reset(seed=train_reset_seed(rng))
+        options: dict[str, Any] = {"q": base.arm.home.copy(), "goal": obs[goal_slice].copy()}
+        if base.arm.cube is not None:
+            options["cube"] = np.asarray(base.arm.cube_pose()[0], float).copy()
+        out.append(Condition(options, obs[goal_slice].astype(float)))
+    return out
+
+
+def initial_controller(T: int, dx: int, du: int, std: float) -> LinearGaussianPolicy:
+    """Zero-mean exploration: u_t ~ N(0, std^2 I) (the arm holds still on average)."""
+    return LinearGaussianPolicy(
+        np.zeros((T, du, dx)), np.zeros((T, du)), np.repeat(std**2 * np.eye(du)[None], T, 0)
+    )
+
+
+def rollout(
+    env: gymnasium.Env,
+    condition: Condition,
+    act,
+    T: int,
+    dx: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One real episode from `condition`: act(t, x (dx,)) -> u (du,). Returns the observations
+    (T+1, dobs), the applied (clipped) actions (T, du) and the final task distance, m. If the
+    env terminates early (cube off the table) the last observation is repeated with zero
+    actions, so every episode has T steps for the time-varying fit."""
+    obs, info = env.reset(seed=seed, options=condition.options)
+    du = env.action_space.shape[0]
+    O, U = [obs], []
+    done = False
+    for t in range(T):
+        if done:
+            O.append(O[-1])
+            U.append(np.zeros(du))
+            continue
+        u = np.clip(act(t, np.asarray(obs[:dx], float)), -1.0, 1.0)
+        obs, _, terminated, truncated, info = env.step(u)
+        O.append(obs)
+        U.append(u)
+        done = terminated or truncated
+    return np.asarray(O, float), np.asarray(U, float), float(info["distance"])
+
+
+def sample_controller(
+    env: gymnasium.Env,
+    condition: Condition,
+    policy: LinearGaussianPolicy,
+    rng: np.random.Generator,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run u_t = K_t x_t + k_t + chol(cov_t) eps_t on the env (exploration from the
+    controller's own covariance, Levine & Abbeel 2014 sec. 3)."""
+    T, du, dx = policy.K.shape
+    L = np.linalg.cholesky(policy.cov)
+    noise = np.einsum("tij,tj->ti", L, rng.standard_normal((T, du)))
+    return rollout(
+        env, condition, lambda t, x: policy.K[t] @ x + policy.k[t] + noise[t], T, dx, seed
+    )
+
+
+def sample_costs(cost: Cost, X: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """X (S, T+1, dx), U (S, T, du) -> (S,) true trajectory costs."""
+    with torch.no_grad():
+        c = trajectory_cost(cost, torch.as_tensor(X), torch.as_tensor(U))
+    return c.numpy()
+
+
+def quadratic_cost(
+    cost: Cost, X: np.ndarray, U: np.ndarray, dyn: LinearGaussianDynamics
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cost as 1/2 z'C_t z + cv_t'z (z = [x; u], absolute coordinates) for kl_step.
+
+    Each sample's second-order expansion (autodiff) is averaged over the S samples, as in the
+    GPS code (Finn et al. 2016, `eval_cost`). The terminal cost on x_T = F z_{T-1} + c is
+    folded into the last stage through the fitted dynamics (its noise term is a constant).
+    X (S, T+1, dx), U (S, T, du) -> C (T, dz, dz), cv (T, dz).
+    """
+    S, T, du = U.shape
+    dx = X.shape[2]
+    C = np.zeros((T, dx + du, dx + du))
+    cv = np.zeros((T, dx + du))
+    HT, gT = np.zeros((dx, dx)), np.zeros(dx)
+    for s in range(S):
+        lx, lu, lxx, luu, lux = autodiff_quadratize(cost, X[s], U[s])
+        H = np.block([[lxx[:T], np.swapaxes(lux, 1, 2)], [lux, luu]])
+        g = np.concatenate([lx[:T], lu], axis=1)
+        z = np.concatenate([X[s, :T], U[s]], axis=1)
+        C += H / S
+        cv += (g - np.einsum("tij,tj->ti", H, z)) / S
+        HT += lxx[T] / S
+        gT += (lx[T] - lxx[T] @ X[s, T]) / S
+    F = np.concatenate([dyn.A[T - 1], dyn.B[T - 1]], axis=1)
+    C[T - 1] += F.T @ HT @ F
+    cv[T - 1] += F.T @ (HT @ dyn.c[T - 1] + gT)
+    return 0.5 * (C + np.swapaxes(C, 1, 2)), cv
+
+
+def expected_cost(
+    dyn: LinearGaussianDynamics, policy: LinearGaussianPolicy, C: np.ndarray, cv: np.ndarray
+) -> float:
+    """E[sum_t 1/2 z_t'C_t z_t + cv_t'z_t] under the controller and linear-Gaussian dynamics
+    (the Laplace estimate of the GPS step-size rule; constants of the expansion left out)."""
+    mu, Sx = state_marginals(dyn, policy)
+    total = 0.0
+    for t in range(len(mu)):
+        K = policy.K[t]
+        m = np.concatenate([mu[t], K @ mu[t] + policy.k[t]])
+        Szz = np.block([[Sx[t], Sx[t] @ K.T], [K @ Sx[t], K @ Sx[t] @ K.T + policy.cov[t]]])
+        total += 0.5 * (m @ C[t] @ m + np.trace(C[t] @ Szz)) + cv[t] @ m
+    return float(total)
+
+
+def step_multiplier(mult: float, predicted: float, actual: float, lo: float, hi: float) -> float:
+    """New KL step multiplier from predicted vs actual cost improvement (Levine & Abbeel
+    2014, sec. 3.1; GPS code `_set_new_mult`): grow while the model's predictions hold,
+    shrink when the real improvement falls short of the predicted one."""
+    new = predicted / (2.0 * max(1e-4, predicted - actual))
+    new = float(np.clip(new, 0.1, 5.0))
+    return float(np.clip(new * mult, lo, hi))
