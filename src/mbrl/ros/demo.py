@@ -58,6 +58,9 @@ def learning_overrides(
         },  # fmt: skip
         "mpc_controller": {
             "trigger": "joint_states",  # lockstep: one tick per new joint state
+            # Lockstep waits for the controller, so it may use most of the period to plan
+            # (the 2-core box is shared; a 30 ms deadline cut the planner short there).
+            "deadline_fraction": 0.9,
             "start_enabled": False,
             "mode": "explore",
             "data_dir": str(run_dir / "mpc_controller"),
@@ -72,7 +75,7 @@ def learning_overrides(
             "eval_goals": eval_goals,
             "eval_every": eval_every,
             "seed": seed,
-            "timeout": timeout,
+            "timeout": float(timeout),
         },
     }
 

@@ -216,6 +216,16 @@ class ExperimentNode(Node):
         self._goal_pub.publish(msg)
         if episode_id is not None:
             self._event("start", episode_id, mode)
+            # In lockstep an episode lasts well under a second: start only once the collector
+            # reports the file open, or its first ticks would not be recorded.
+            collector = cfg.collector_node
+            self._wait(
+                lambda: (
+                    self._diag_value(collector, "recording") == "True"
+                    and self._diag_value(collector, "episode_id") == str(episode_id)
+                ),
+                f"{collector} to report episode {episode_id} open on /diagnostics",
+            )
         with self._lock:
             self._states, self._commands = [], []
         self.set_enabled(True)
@@ -267,6 +277,9 @@ class ExperimentNode(Node):
     def evaluate(self, goals: np.ndarray) -> dict[str, float]:
         """Mode mpc on each held-out goal; success = final distance below the threshold."""
         distances = np.array([self.episode(g, "mpc", None)["final_distance"] for g in goals])
+        self.get_logger().info(
+            f"evaluation: final distances {np.round(distances * 100, 1).tolist()} cm"
+        )
         return {
             "success_rate": float(np.mean(distances < self.cfg.success_threshold)),
             "final_distance": float(np.mean(distances)),

@@ -36,7 +36,8 @@ class ExperimentNodeConfig:
             after a reset the node sends one hold command so the controller sees a new state.
         reset_service: std_srvs/Trigger that puts the arm home before each episode
             ("" = none: a real arm starts each episode where the last one ended).
-        controller_node / fitter_node: node names whose services and parameters are used.
+        controller_node / fitter_node / collector_node: node names whose services,
+            parameters and /diagnostics reports are used.
         controller_name: ros2_control position controller; commands are read (and the
             lockstep hold is sent) on /<controller_name>/commands.
         frame_id: frame of the published goals.
@@ -58,6 +59,7 @@ class ExperimentNodeConfig:
     reset_service: str = "/sim/reset"
     controller_node: str = "mpc_controller"
     fitter_node: str = "model_fitter"
+    collector_node: str = "collector"
     controller_name: str = "forward_position_controller"
     frame_id: str = "base_link"
     timeout: float = 300.0
