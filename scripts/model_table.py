@@ -62,7 +62,7 @@ def build_models(n: int, length: int, rng: np.random.Generator, train: Transitio
         5,
         5,
         (200, 200, 200, 200),
-        fit_config=FitConfig(max_epochs=60 if n > 5000 else 200, patience=5),
+        fit_config=FitConfig(max_epochs=300, patience=20),
         seed=0,
     )
     gp = GPModel(DX, 5, num_inducing=0 if n <= 1500 else 300, max_hyp_points=400, max_iter=100)
@@ -158,7 +158,8 @@ def write_table(args, rows, seconds: float) -> None:
         f"{' '.join(map(str, args.sizes))} --seed {args.seed}` in {seconds:.0f} s. "
         f"Test set: {args.test_episodes} held-out episodes of {args.episode_length} steps. "
         "nRMSE: RMSE over all 13 state dims after dividing each by the std of its one-step "
-        "change (1.0 = no better than predicting no change); RMSE: raw, in the dims' own "
+        "change, the same scale at 10 steps (1-step 1.0 = no better than predicting no "
+        "change); RMSE: raw, in the dims' own "
         "units (rad, rad/s, m; dominated by the shoulder_lift velocity); NLL in nats per "
         "dimension (lower is better); cov2 = fraction inside the predicted 2-sigma "
         "interval (0.954 if calibrated); 10-step = open-loop with recorded actions, "

@@ -158,9 +158,10 @@ def plot_rollout(
     for i, (ax, d) in enumerate(zip(axes[:, 0], dims, strict=True)):
         ax.plot(truth[:, d], "k--", label="real")
         ax.set_ylabel(labels[i] if labels else f"x[{d}]")
-    axes[0, 0].legend(fontsize=7, ncol=len(models) + 1)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize=7)
     axes[-1, 0].set_xlabel("step")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03 + 0.02 * (len(models) // 3), 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=80)
     plt.close(fig)
