@@ -265,7 +265,10 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
     try:
         assert client.spin_until(lambda: bool(client.models), 60), output.text()
         assert client.version() == 3
-        assert "3 episodes on disk, latest model version 3" in output.text()
+        # logged just after the republication: wait for the line to be forwarded
+        assert client.spin_until(
+            lambda: "3 episodes on disk, latest model version 3" in output.text(), 30
+        ), output.text()
         assert "starting without a model" not in output.text()
         runner.check()
     finally:

@@ -198,14 +198,18 @@ class Collector(Node):
             "mode": str(event.get("mode", "")),
             "command_topic": self._command_topic,
         }
-        self._writer = EpisodeWriter(
-            path,
-            self.config.joints,
-            meta,
-            command_topic=self._command_topic,
-            chunk_bytes=self.config.chunk_bytes,
-            flush_period=self.config.flush_period,
-        )
+        try:
+            self._writer = EpisodeWriter(
+                path,
+                self.config.joints,
+                meta,
+                command_topic=self._command_topic,
+                chunk_bytes=self.config.chunk_bytes,
+                flush_period=self.config.flush_period,
+            )
+        except OSError as exc:
+            self._error(f"episode {episode_id} NOT recorded: cannot create {path}: {exc}")
+            return
         self._episode = {"episode_id": episode_id, "path": path}
         if self._goal is not None:  # the latched goal came before the episode did
             self._writer.write_goal(stamp, self._goal[1])
@@ -215,11 +219,18 @@ class Collector(Node):
         """Close the open episode file and publish it."""
         assert self._writer is not None
         writer, self._writer = self._writer, None
-        writer.close()
+        try:
+            writer.close()
+        except OSError as exc:  # e.g. disk full: the file keeps its flushed chunks
+            self._error(f"closing {writer.path} failed: {exc}; publishing what was flushed")
         self._publish_file(self._episode["episode_id"], writer.path, writer.num_messages, complete)
 
     def _publish_file(self, episode_id: int, path: Path, num_messages: int, complete: bool) -> None:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self._error(f"episode {episode_id} not published: cannot read {path}: {exc}")
+            return
         self._episodes_pub.publish(encode_episode_msg(data, episode_id, num_messages, complete))
         self._published += 1
         self.get_logger().info(

@@ -223,14 +223,15 @@ class ModelFitter(Node):
         name = f"episode_{payload.episode_id:06d}_{payload.sha256[:12]}.mcap"
         path = self.episodes_dir / name
         tmp = path.with_name(name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(payload.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         try:
+            with open(tmp, "wb") as f:
+                f.write(payload.data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
             episode = self._add_episode(path, payload.sha256)
-        except (EpisodeFileError, ValueError) as exc:
+        except (EpisodeFileError, ValueError, OSError) as exc:  # OSError: e.g. disk full
+            tmp.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             self._reject(f"rejected {EPISODES_TOPIC} episode {payload.episode_id}: {exc}")
             return
