@@ -1,0 +1,287 @@
+"""Sample-efficiency results of every mbrl.loop driver, plus a model-free SAC baseline:
+runs them (resumable), then writes docs/results.md and docs/img/results_<task>.png.
+
+    .venv/bin/python scripts/results.py [--jobs 3] [--seeds 3] [--sac-steps 30000]
+    .venv/bin/python scripts/results.py --report-only     # rebuild the page from runs/results
+
+Each run is `python -m mbrl experiment ...` in its own process (logs in runs/results/*.log);
+a run whose summary.json exists is not repeated. stable-baselines3 is installed into the venv
+on first use (pinned; it is a benchmark dependency only, not in requirements.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SB3_PIN = "stable-baselines3==2.9.2"  # needs torch>=2.8,<3: the pinned torch==2.13.0 satisfies it
+
+# (algo, task, budget_steps, episode_steps, eval_goals, eval_every): what each run may spend.
+PLAN = [
+    ("mpc", "reach", 500, 100, 20, 1),
+    ("alg1", "reach", 500, 100, 20, 1),
+    ("alg2", "reach", 500, 100, 20, 1),
+    ("policy", "reach", 500, 100, 20, 1),
+    ("pilco", "reach", 500, 100, 20, 1),
+    ("gps", "reach", 4000, 100, 20, 1),
+    ("mpc", "push", 1000, 100, 10, 5),
+    ("gps", "push", 6000, 100, 10, 1),
+]
+SUCCESS = {
+    "reach": "end-effector within 2 cm of the goal at the last step of a 100-step (5 s) episode",
+    "push": "cube centre within 3 cm of the goal at the last step of a 100-step episode "
+    "(cube off the table = failure)",
+}
+
+
+def run_name(algo: str, task: str, seed: int) -> str:
+    return f"{algo}-{task}-s{seed}"
+
+
+def launch(out: Path, algo: str, task: str, seed: int, budget, episode, goals, every) -> str:
+    name = run_name(algo, task, seed)
+    if (out / name / "summary.json").exists():
+        return f"{name}: kept (summary.json exists)"
+    cmd = [sys.executable, "-m", "mbrl", "experiment", "--algo", algo, "--task", task]
+    cmd += ["--seed", str(seed), "--budget-steps", str(budget), "--episode-steps", str(episode)]
+    cmd += ["--eval-goals", str(goals), "--eval-every", str(every), "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    with open(out / f"{name}.log", "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT).returncode
+    return f"{name}: exit {rc} after {time.perf_counter() - start:.0f} s"
+
+
+def ensure_sb3() -> None:
+    if importlib.util.find_spec("stable_baselines3") is None:
+        print(f"installing {SB3_PIN} into {sys.prefix} (benchmark only)", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", SB3_PIN], check=True)
+
+
+def sac_worker(out: Path, seed: int, total_steps: int, eval_interval: int) -> None:
+    """SAC (stable-baselines3 defaults) on the same ReachEnv, evaluated on the same held-out
+    goals with the deterministic policy every `eval_interval` steps."""
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from mbrl.loop.common import ExperimentConfig, RunRecorder, evaluate, make_task_env
+
+    torch.set_num_threads(1)
+    config = ExperimentConfig(
+        "sac", "reach", seed, budget_steps=total_steps, out_dir=str(out), eval_goals=20
+    )
+    recorder = RunRecorder(config)
+    env = make_task_env("reach", seed, max_steps=100)
+    eval_env = make_task_env("reach", seed, max_steps=100)
+    model = SAC("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+
+    def run_eval(steps: int) -> None:
+        res = evaluate(
+            eval_env, lambda obs, e: model.predict(obs, deterministic=True)[0], n_goals=20
+        )
+        recorder.log(
+            env_steps=steps, success_rate=res["success_rate"], final_distance=res["final_distance"]
+        )
+
+    class Every(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % eval_interval == 0:
+                run_eval(self.num_timesteps)
+            return True
+
+    run_eval(0)
+    model.learn(total_timesteps=total_steps, callback=Every())
+    recorder.finish(sb3=SB3_PIN)
+    env.close()
+    eval_env.close()
+
+
+# ---- report -------------------------------------------------------------------------------
+def load_runs(out: Path) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(out.glob("*/summary.json")):
+        s = json.loads(path.read_text())
+        groups.setdefault((s["algo"], s["task"]), []).append(s)
+    return groups
+
+
+def mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """steps, mean, min, max over the runs at each logged step (all runs share the grid)."""
+    steps = sorted({r["env_steps"] for s in runs for r in s["curve"]})
+    vals = [[r[key] for s in runs for r in s["curve"] if r["env_steps"] == x] for x in steps]
+    return (
+        np.array(steps),
+        np.array([np.mean(v) for v in vals]),
+        np.array([np.min(v) for v in vals]),
+        np.array([np.max(v) for v in vals]),
+    )
+
+
+def steps_to_fraction(steps: np.ndarray, success: np.ndarray, fraction: float = 0.9) -> float:
+    """First logged env step at which the mean success reaches fraction * its final value."""
+    final = success[-1]
+    if final <= 0:
+        return float("nan")
+    return float(steps[np.argmax(success >= fraction * final - 1e-12)])
+
+
+def plot(groups, task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (algo, t), runs in sorted(groups.items()):
+        if t != task:
+            continue
+        for ax, key in zip(axes, ("success_rate", "final_distance"), strict=True):
+            x, m, lo, hi = mean_curve(runs, key)
+            ax.plot(x, m, "o-", ms=3, label=f"{algo} ({len(runs)} seed{'s' * (len(runs) > 1)})")
+            ax.fill_between(x, lo, hi, alpha=0.15)
+    axes[0].set(ylabel="success rate (held-out goals)", ylim=(-0.03, 1.03))
+    axes[1].set(ylabel="mean final distance (m)", yscale="log")
+    for ax in axes:
+        ax.set(xlabel="real env steps (20 Hz)", xscale="symlog")
+        ax.set_xscale("symlog", linthresh=100)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{task}: mean over seeds, band = min..max")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def report(out: Path, command: str, seconds: float | None) -> str:
+    groups = load_runs(out)
+    img = ROOT / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    where = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    lines = [
+        "# Results: sample efficiency of the learning loops",
+        "",
+        "Generated by `scripts/results.py` (do not edit by hand). Command:",
+        "",
+        f"    {command}",
+        "",
+        f"Runs: `{where}/<algo>-<task>-s<seed>/`"
+        + (f"; wall time of this invocation {seconds / 60:.0f} min" if seconds else "")
+        + ". Machine: 2 CPU cores shared with other jobs (timings are not comparable between "
+        "rows).",
+        "",
+        "Success definitions (held-out goals `env.reset(seed=EVAL_SEED + i)`, the same for "
+        "every algorithm and seed, never used for training; evaluation steps are not counted):",
+        "",
+        *[f"- **{t}**: {d}." for t, d in SUCCESS.items()],
+        "",
+        "| algo | task | budget (real env steps) | seeds | final success (per seed) | "
+        "final distance m (mean) | steps to 90% of final success | wall s/run |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
+    rows = {}
+    for (algo, task), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        x, m, _, _ = mean_curve(runs, "success_rate")
+        _, d, _, _ = mean_curve(runs, "final_distance")
+        s90 = steps_to_fraction(x, m)
+        rows[(algo, task)] = (x, m, s90)
+        per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in runs)
+        wall = np.mean([s["curve"][-1].get("wall_seconds", np.nan) for s in runs])
+        lines.append(
+            f"| {algo} | {task} | {int(x[-1])} | {len(runs)} | {m[-1]:.2f} ({per_seed}) | "
+            f"{d[-1]:.4f} | {'n/a (final 0)' if np.isnan(s90) else int(s90)} | {wall:.0f} |"
+        )
+    lines += ["", "Learning curves (mean over seeds, band = min..max):", ""]
+    for task in ("reach", "push"):
+        if any(t == task for _, t in groups):
+            plot(groups, task, img / f"results_{task}.png")
+            lines.append(f"![{task}](img/results_{task}.png)")
+            lines.append("")
+    if ("sac", "reach") in rows and ("mpc", "reach") in rows:
+        sx, sm, _ = rows[("sac", "reach")]
+        mx, mm, m90 = rows[("mpc", "reach")]
+        target = mm[-1]
+        reached = np.nonzero(sm >= target - 1e-12)[0]
+        lines += ["## MPC versus SAC on reach", ""]
+        if len(reached):
+            sac_steps = sx[reached[0]]
+            mpc_steps = mx[np.argmax(mm >= target - 1e-12)]
+            lines.append(
+                f"SAC first reaches MPC's final success ({target:.2f}) after {int(sac_steps)} "
+                f"env steps; MPC after {int(mpc_steps)}: a ratio of {sac_steps / mpc_steps:.0f}x."
+            )
+        else:
+            lines.append(
+                f"SAC never reached MPC's final success ({target:.2f}) within its "
+                f"{int(sx[-1])} steps (best {sm.max():.2f}); the ratio is therefore larger "
+                f"than {sx[-1] / mx[np.argmax(mm >= target - 1e-12)]:.0f}x "
+                "(SAC budget / steps MPC needed)."
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "results")
+    parser.add_argument("--jobs", type=int, default=3, help="runs in parallel")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None, help="algo/task pairs, e.g. mpc/reach")
+    parser.add_argument("--sac-steps", type=int, default=20000, help="0 = no SAC baseline")
+    parser.add_argument("--sac-seeds", type=int, default=1)
+    parser.add_argument("--sac-eval-every", type=int, default=2500)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--sac-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.sac_worker is not None:
+        sac_worker(args.out, args.sac_worker, args.sac_steps, args.sac_eval_every)
+        return 0
+    start = time.perf_counter()
+    command = "    .venv/bin/python scripts/results.py " + " ".join(sys.argv[1:])
+    if not args.report_only:
+        jobs = [
+            (algo, task, seed, *rest)
+            for algo, task, *rest in PLAN
+            if args.only is None or f"{algo}/{task}" in args.only
+            for seed in range(args.seeds)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(launch, args.out, a, t, s, *r) for a, t, s, *r in jobs]
+            if args.sac_steps > 0 and (args.only is None or "sac/reach" in args.only):
+                ensure_sb3()
+                for seed in range(args.sac_seeds):
+                    futures.append(pool.submit(sac_job, args, seed))
+            for f in concurrent.futures.as_completed(futures):
+                print(f.result(), flush=True)
+    page = report(
+        args.out, command.strip(), None if args.report_only else time.perf_counter() - start
+    )
+    (ROOT / "docs" / "results.md").write_text(page)
+    print(page)
+    return 0
+
+
+def sac_job(args: argparse.Namespace, seed: int) -> str:
+    name = run_name("sac", "reach", seed)
+    if (args.out / name / "summary.json").exists():
+        return f"{name}: kept (summary.json exists)"
+    cmd = [sys.executable, __file__, "--out", str(args.out), "--sac-worker", str(seed)]
+    cmd += ["--sac-steps", str(args.sac_steps), "--sac-eval-every", str(args.sac_eval_every)]
+    with open(args.out / f"{name}.log", "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    return f"{name}: exit {rc}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
