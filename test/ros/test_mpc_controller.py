@@ -129,9 +129,13 @@ def test_mpc_reaches_goal_modes_and_rviz_plan(ros_context):
         # explore: commands keep changing (coloured noise), every command within the limits
         g.set_mode("explore")
         n = len(g.commands)
-        g.wait(lambda: len(g.commands) > n + 20, what="explore commands")
+
+        def moved() -> bool:
+            cmds = np.array([c.data for c in g.commands[n:]])
+            return len(cmds) > 20 and np.abs(np.diff(cmds, axis=0)).max() > 1e-3
+
+        g.wait(moved, what="explore commands that move")
         cmds = np.array([c.data for c in g.commands[n:]])
-        assert np.abs(np.diff(cmds, axis=0)).max() > 1e-3
         assert np.abs(np.diff(cmds, axis=0)).max() <= 0.1 + 1e-9  # max_increment per tick
         # lqr: iLQR feedback planned off the tick; reaches the goal again
         g.set_mode("lqr")
@@ -235,8 +239,12 @@ def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
         g.client.spin_for(0.5)
         assert not g.commands and g.diag()["enabled"] == "False"
         assert g.call(g.enable, SetBool.Request(data=True)).success
-        g.wait(lambda: len(g.commands) > 10, what="commands after enable")
-        assert np.abs(np.array(g.commands[-1].data) - good_q).max() > 1e-4  # exploring
+        g.wait(
+            lambda: (
+                bool(g.commands) and np.abs(np.array(g.commands[-1].data) - good_q).max() > 1e-4
+            ),
+            what="exploring commands after enable",
+        )
 
         def holds(reason: str, detail: str) -> None:
             g.wait(lambda: g.diag().get("safety") == reason, what=reason)
@@ -251,8 +259,13 @@ def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
             arm.names, arm.q, arm.active = list(JOINTS) + ["gripper"], good_full.copy(), True
             g.wait(lambda: g.diag().get("safety") == "ok", what="recovery")
             n = len(g.commands)
-            g.wait(lambda: len(g.commands) > n + 5, what="commands after recovery")
-            assert np.abs(np.array(g.commands[-1].data) - good_q).max() > 1e-4
+            g.wait(
+                lambda: (
+                    len(g.commands) > n
+                    and np.abs(np.array(g.commands[-1].data) - good_q).max() > 1e-4
+                ),
+                what="exploring commands after recovery",
+            )
 
         good_full = arm.q.copy()
         arm.q = good_full.copy()

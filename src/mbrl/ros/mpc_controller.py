@@ -8,8 +8,6 @@ mbrl.ros.safety. Interface reference: docs/ros_interface.md.
 
 from __future__ import annotations
 
-import collections
-import json
 import sys
 import tempfile
 import threading
@@ -18,7 +16,7 @@ import time
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -36,7 +34,6 @@ from visualization_msgs.msg import MarkerArray
 
 from mbrl.config import ConfigError
 from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.models.base import ModelFileError
 from mbrl.ros import safety
 from mbrl.ros.controller_core import (
     CONTROL_MODES,
@@ -49,6 +46,8 @@ from mbrl.ros.controller_core import (
     policy_action,
     reach_observation,
 )
+from mbrl.ros.controller_support import EpisodeSchedule, TickStats
+from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
@@ -56,11 +55,7 @@ from mbrl.ros.transport import (
     EPISODE_CONTROL_TOPIC,
     MODEL_QOS,
     MODEL_TOPIC,
-    TransportError,
-    decode_model_msg,
-    load_model_bytes,
 )
-from mbrl.ros.viz import plan_markers, plan_path
 
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Only the newest joint state matters: a backlog would make the controller act on old states.
@@ -69,10 +64,9 @@ GOAL_TOPIC = "/mbrl/goal"
 GOAL_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-WINDOW = 20000  # ticks kept for the tick-time / latency percentiles on /diagnostics
 
 
-class MpcController(Node):
+class MpcController(OffTickWork, Node):
     """Node `mpc_controller`; see the module docstring and MpcControllerConfig."""
 
     def __init__(self, **node_kwargs) -> None:
@@ -123,12 +117,8 @@ class MpcController(Node):
         self._base: np.ndarray | None = None  # previous command; None = re-sync to measured q
         self._last_stamp = None
         self._last_tick = -np.inf
-        self.ticks = self.misses = self.truncated = self.holds = self.rejected_models = 0
-        self._last_reject = ""
-        self._tick_s: collections.deque[float] = collections.deque(maxlen=WINDOW)
-        self._latency_s: collections.deque[float] = collections.deque(maxlen=WINDOW)
-        self._episode: tuple[int, int] | None = None  # standalone: (episode id, ticks in it)
-        self._episode_id = 0
+        self.stats = TickStats()
+        self._episodes = EpisodeSchedule(cfg.episode_ticks)  # used when standalone
 
         # Callback groups: the tick (and everything it owns: timers, diagnostics) is one
         # mutually exclusive group, so ticks never overlap. Joint states and goals arrive in
@@ -180,30 +170,6 @@ class MpcController(Node):
             f"{cfg.deadline_fraction * cfg.period * 1e3:.0f} ms; commands on {topic}"
         )
 
-    @staticmethod
-    def _warm_up(bundle: ModelBundle, x: np.ndarray) -> None:
-        """Plan a few times without a deadline so the planners learn their iteration time
-        (the first calls pay for torch's lazy initialisation) before the first deadline."""
-        for _ in range(3):
-            bundle.mpc.warmup(x)
-            bundle.lqr.warmup(x)
-        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimates stay
-        bundle.lqr.reset()
-
-    def _warm_up_state(self, bundle: ModelBundle) -> np.ndarray:
-        """The model state at the latest good joint state, else at mid-range."""
-        status = self.watchdog.status(time.perf_counter())
-        q = status.q if status.q is not None else np.mean(self._limits, axis=0)
-        qdot = status.qdot if status.qdot is not None else np.zeros_like(q)
-        return bundle.state(q, qdot)
-
-    def _make_bundle(self, model, version: int, kind: str) -> ModelBundle:
-        goal = self._goal if self._goal is not None else np.zeros(3)
-        lower, upper = self._limits
-        return ModelBundle(
-            model, version, kind, self.cfg, self.fk, lower, upper, goal, self._generator
-        )
-
     # -- inputs (other threads: store only) -----------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
         now = time.perf_counter()
@@ -242,39 +208,6 @@ class MpcController(Node):
                     self._mode_request = p.value
         return SetParametersResult(successful=True)
 
-    def _on_model(self, msg: UInt8MultiArray) -> None:
-        """Decode, hash-check, load and warm up a model here, off the tick path."""
-        try:
-            payload = decode_model_msg(msg)
-            if payload.kind != "ensemble":
-                raise ValueError(
-                    f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} model; the "
-                    "controller plans on global models ('ensemble'); mode lqr linearises it"
-                )
-            layout = payload.layout
-            if layout and (
-                layout.get("action", "increment") != "increment"
-                or tuple(layout.get("joint_names", self.joints)) != self.joints
-            ):
-                raise ValueError(
-                    f"{MODEL_TOPIC} version {payload.version}: layout {layout} differs from "
-                    f"the controller's: joints {list(self.joints)}, action 'increment'"
-                )
-            model = load_model_bytes(payload, self._data_dir)
-            bundle = self._make_bundle(model, payload.version, payload.kind)
-            self._warm_up(bundle, self._warm_up_state(bundle))
-        except (TransportError, ModelFileError, ValueError, RuntimeError) as exc:
-            self.rejected_models += 1
-            self._last_reject = str(exc)
-            self.get_logger().error(
-                f"rejected model from {MODEL_TOPIC}: {exc}; keeping model version "
-                f"{self.bundle.version} ({self.bundle.kind})"
-            )
-            return
-        with self._lock:
-            self._pending = bundle
-        self.get_logger().info(f"model version {payload.version} loaded; swapping at next tick")
-
     # -- the tick -------------------------------------------------------------------------
     def _on_timer(self) -> None:
         if self.cfg.trigger == "timer":
@@ -295,7 +228,7 @@ class MpcController(Node):
                 pending.set_goal(self._goal)
             self.get_logger().info(
                 f"model version {pending.version} ({pending.kind}) swapped in at tick "
-                f"{self.ticks} (was version {self.bundle.version})"
+                f"{self.stats.ticks} (was version {self.bundle.version})"
             )
             self.bundle = pending
         if goal is not None:
@@ -334,7 +267,7 @@ class MpcController(Node):
         plan = None
         if not status.ok:
             command, self._base = self.limiter.hold(status.q), None
-            self.holds += 1
+            self.stats.holds += 1
         else:
             if self._base is None:  # (re)start from the measured position, no jump
                 self._base = self.limiter.hold(status.q)
@@ -343,16 +276,14 @@ class MpcController(Node):
             u, plan = self._action(status, start)
             if u is None:
                 command = self.limiter.hold(status.q)
-                self.holds += 1
+                self.stats.holds += 1
             else:
                 target = self._base + u * self.cfg.arm.max_increment
                 command = self.limiter.clamp(target, self._base)
             self._base = command
         self._publish_command(command)
         done = time.perf_counter()
-        self.ticks += 1
-        self._tick_s.append(done - start)
-        self._latency_s.append(done - status.received)
+        self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
 
     def _action(self, status: safety.SafetyStatus, start: float):
@@ -375,13 +306,13 @@ class MpcController(Node):
             return self._lqr_action(bundle, x)
         plan = bundle.mpc.plan(x, start + self.cfg.deadline_fraction * self.cfg.period)
         if plan.iterations == 0:
-            self.misses += 1
+            self.stats.misses += 1
             # The planner starts an iteration only if its longest recent iteration fits, and
             # that estimate decays only when iterations run: one slow iteration (a page
             # fault, a descheduled core) would otherwise lock it out for good. Decay it here.
             budget = bundle.mpc.planner.budget
             self.get_logger().warning(
-                f"deadline miss at tick {self.ticks}: no planner iteration fitted "
+                f"deadline miss at tick {self.stats.ticks}: no planner iteration fitted "
                 f"(iteration estimate {1e3 * (budget.estimate or 0):.1f} ms, "
                 f"{1e3 * (time.perf_counter() - start):.1f} ms into the tick); "
                 "using the shifted previous plan",
@@ -389,36 +320,10 @@ class MpcController(Node):
             )
             if budget.estimate is not None:  # halve: a descheduled core can inflate it 100x
                 budget.estimate *= 0.5
-        self.truncated += plan.iterations > 0 and not plan.complete
+        self.stats.truncated += plan.iterations > 0 and not plan.complete
         if plan.actions.shape[0] == 0:
             return None, None
         return np.clip(plan.actions[0], -1.0, 1.0).astype(float), plan
-
-    def _lqr_action(self, bundle: ModelBundle, x: np.ndarray):
-        """Mode lqr: u = u_t + K_t (x - x_t) of the latest iLQR plan, t ticks after it was
-        made (the time-varying linear feedback of GPS, Levine & Abbeel 2014, sec. 3). The
-        plan comes from _replan_lqr in another thread; a tick only evaluates the law."""
-        with self._lock:
-            found = self._lqr_plan
-        if found is None or found[1] != bundle.version:
-            return None, None  # no plan for this model yet: hold
-        plan, version, made_at = found
-        t = self.ticks - made_at
-        if t >= plan.horizon or plan.K is None or plan.states is None:
-            self.misses += 1  # the replanner fell a whole horizon behind: hold
-            return None, None
-        u = plan.actions[t] + plan.K[t] @ (x - plan.states[t])
-        return np.clip(u, -1.0, 1.0), plan
-
-    def _replan_lqr(self) -> None:
-        """iLQR from the newest good state (own thread); the tick applies its feedback."""
-        status = self.watchdog.status(time.perf_counter())
-        if self.mode != "lqr" or not self.enabled or not status.ok or self._goal is None:
-            return
-        bundle, made_at = self.bundle, self.ticks
-        plan = bundle.lqr.warmup(bundle.state(status.q, status.qdot))
-        with self._lock:
-            self._lqr_plan = (plan, bundle.version, made_at)
 
     def _publish_command(self, command: np.ndarray) -> None:
         if self.cfg.command_interface == "position":
@@ -427,94 +332,6 @@ class MpcController(Node):
             self._command_pub.publish(
                 joint_trajectory_msg(self.joints, [self.cfg.period], command[None])
             )
-
-    def _after_tick(self, plan) -> None:
-        """Work after the command is out (not in the latency): rviz, standalone episodes."""
-        cfg = self.cfg
-        if (
-            plan is not None
-            and plan.states is not None
-            and cfg.viz_every
-            and self.ticks % cfg.viz_every == 0
-        ):
-            stamp = self.get_clock().now().to_msg()
-            points = self.bundle.ee_points(plan.states)
-            spread = self.bundle.ee_spread(plan.states, plan.actions)
-            self._marker_pub.publish(
-                plan_markers(points, spread, self.bundle.goal, cfg.frame_id, stamp)
-            )
-            self._path_pub.publish(plan_path(points, cfg.frame_id, stamp))
-        if cfg.standalone:
-            self._standalone_schedule()
-
-    def _standalone_schedule(self) -> None:
-        if self._episode is not None:
-            episode_id, n = self._episode
-            if n + 1 < self.cfg.episode_ticks:
-                self._episode = (episode_id, n + 1)
-                return
-            self._publish_event("end", episode_id)
-        self._episode_id += 1
-        lower, upper = self._limits
-        q = self._rng.uniform(lower, upper)
-        goal = self.bundle.ee_points(q[None])[0]
-        msg = PointStamped()
-        msg.header.frame_id, msg.header.stamp = self.cfg.frame_id, self.get_clock().now().to_msg()
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
-        self._goal_pub.publish(msg)
-        self._set_goal(goal)
-        self._episode = (self._episode_id, 0)
-        self._publish_event("start", self._episode_id)
-
-    def _publish_event(self, event: str, episode_id: int) -> None:
-        body = {"event": event, "episode_id": episode_id, "task": "reach", "mode": self.mode}
-        self._episode_pub.publish(String(data=json.dumps(body)))
-
-    # -- diagnostics ----------------------------------------------------------------------
-    def diagnostic_values(self) -> dict[str, str]:
-        """The key/values of this node's /diagnostics status."""
-        ticks = np.array(self._tick_s) * 1e3
-        latency = np.array(self._latency_s) * 1e3
-
-        def pct(a: np.ndarray, q: float) -> str:
-            return f"{np.percentile(a, q):.3f}" if a.size else "nan"
-
-        return {
-            "mode": self.mode,
-            "enabled": str(self.enabled),
-            "safety": self._safety.state,
-            "safety_detail": self._safety.detail,
-            "ticks": str(self.ticks),
-            "deadline_misses": str(self.misses),
-            "truncated": str(self.truncated),
-            "holds": str(self.holds),
-            "tick_ms_p50": pct(ticks, 50),
-            "tick_ms_p99": pct(ticks, 99),
-            "tick_ms_max": pct(ticks, 100),
-            "latency_ms_p50": pct(latency, 50),
-            "latency_ms_p99": pct(latency, 99),
-            "model_version": str(self.bundle.version),
-            "model_kind": self.bundle.kind,
-            "rejected_models": str(self.rejected_models),
-            "last_reject": self._last_reject,
-            "policy": "loaded" if self._policy is not None else self._policy_error,
-            "period_ms": f"{self.cfg.period * 1e3:.3f}",
-        }
-
-    def _publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name="mbrl/mpc_controller", hardware_id="mbrl")
-        values = self.diagnostic_values()
-        if not self.enabled:
-            status.level, status.message = DiagnosticStatus.WARN, "disabled"
-        elif not self._safety.ok:
-            status.level = DiagnosticStatus.WARN
-            status.message = f"holding: {self._safety.state}: {self._safety.detail}"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, f"running ({self.mode})"
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
 
 
 def main(args: list[str] | None = None) -> int:

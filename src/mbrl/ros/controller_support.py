@@ -1,0 +1,118 @@
+"""Bookkeeping of the mpc_controller node kept out of its tick: tick statistics for
+/diagnostics, the check of an announced model's layout, and the standalone episode schedule.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from mbrl.ros.transport import MODEL_TOPIC, ModelPayload
+
+WINDOW = 20000  # ticks kept for the tick-time / latency percentiles on /diagnostics
+
+
+@dataclasses.dataclass
+class TickStats:
+    """Counters since start and windows of recent tick times and latencies (s).
+
+    Attributes:
+        ticks: ticks that published a command.
+        misses: mpc ticks where no planner iteration fitted before the deadline (the
+            shifted previous plan was used), or lqr ticks with no plan covering them.
+        truncated: mpc ticks whose plan was cut short by the deadline (used as found).
+        holds: ticks that held the arm (unsafe joint states, or mode policy without policy).
+        rejected_models: /mbrl/model messages refused (hash, truncation, layout, file).
+        last_reject: the reason of the latest refusal.
+    """
+
+    ticks: int = 0
+    misses: int = 0
+    truncated: int = 0
+    holds: int = 0
+    rejected_models: int = 0
+    last_reject: str = ""
+    tick_s: collections.deque = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=WINDOW)
+    )
+    latency_s: collections.deque = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=WINDOW)
+    )
+
+    def record(self, tick_seconds: float, latency_seconds: float) -> None:
+        """One tick: its duration and the time from its joint state's receipt to the command."""
+        self.ticks += 1
+        self.tick_s.append(tick_seconds)
+        self.latency_s.append(latency_seconds)
+
+    def values(self) -> dict[str, str]:
+        """Counters and percentiles (ms, 3 decimals) as /diagnostics key/values."""
+
+        def pct(samples: collections.deque, q: float) -> str:
+            a = np.asarray(samples) * 1e3
+            return f"{np.percentile(a, q):.3f}" if a.size else "nan"
+
+        return {
+            "ticks": str(self.ticks),
+            "deadline_misses": str(self.misses),
+            "truncated": str(self.truncated),
+            "holds": str(self.holds),
+            "tick_ms_p50": pct(self.tick_s, 50),
+            "tick_ms_p99": pct(self.tick_s, 99),
+            "tick_ms_max": pct(self.tick_s, 100),
+            "latency_ms_p50": pct(self.latency_s, 50),
+            "latency_ms_p99": pct(self.latency_s, 99),
+            "rejected_models": str(self.rejected_models),
+            "last_reject": self.last_reject,
+        }
+
+
+def check_model_payload(payload: ModelPayload, joints: Sequence[str]) -> None:
+    """Refuse a model the controller cannot plan with; ValueError names version and reason.
+
+    Global models ("ensemble") only: a "local_lg" model is time-indexed along one fitted
+    trajectory, and mode lqr linearises the global model in-node instead. When the header
+    states a layout, its joints must be the controller's and its actions "increment".
+    """
+    if payload.kind != "ensemble":
+        raise ValueError(
+            f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} model; the "
+            "controller plans on global models ('ensemble'); mode lqr linearises it"
+        )
+    layout = payload.layout
+    if layout and (
+        layout.get("action", "increment") != "increment"
+        or tuple(layout.get("joint_names", joints)) != tuple(joints)
+    ):
+        raise ValueError(
+            f"{MODEL_TOPIC} version {payload.version}: layout {layout} differs from the "
+            f"controller's: joints {list(joints)}, action 'increment'"
+        )
+
+
+class EpisodeSchedule:
+    """Standalone mode: consecutive episodes of `length` ticks, a new goal for each.
+
+    `step()` is called once per tick and returns the events to publish, in order:
+    ("end", id) for the episode just finished, ("start", id) for the one beginning.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = int(length)
+        self.episode_id = 0
+        self._ticks = -1  # no episode yet
+
+    def step(self) -> list[tuple[str, int]]:
+        events: list[tuple[str, int]] = []
+        if self._ticks >= 0:
+            self._ticks += 1
+            if self._ticks < self.length:
+                return events
+            events.append(("end", self.episode_id))
+        self.episode_id += 1
+        self._ticks = 0
+        events.append(("start", self.episode_id))
+        return events

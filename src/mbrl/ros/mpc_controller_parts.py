@@ -1,0 +1,162 @@
+"""The mpc_controller node's work beside the tick: receiving models (decode, verify, load,
+warm up: another callback group, off the tick path), the lqr replanner thread, and what is
+published after a command is out (rviz plan, /diagnostics, standalone episodes).
+
+A mixin of mbrl.ros.mpc_controller.MpcController, split from it at that seam; it uses the
+node's attributes documented there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PointStamped
+from std_msgs.msg import String, UInt8MultiArray
+
+from mbrl.models.base import ModelFileError
+from mbrl.ros.controller_core import ModelBundle
+from mbrl.ros.controller_support import check_model_payload
+from mbrl.ros.transport import MODEL_TOPIC, TransportError, decode_model_msg, load_model_bytes
+from mbrl.ros.viz import plan_markers, plan_path
+
+
+class OffTickWork:
+    """Model receipt, lqr replanning, rviz, diagnostics and standalone episodes."""
+
+    @staticmethod
+    def _warm_up(bundle: ModelBundle, x: np.ndarray) -> None:
+        """Plan a few times without a deadline so the planners learn their iteration time
+        (the first calls pay for torch's lazy initialisation) before the first deadline."""
+        for _ in range(3):
+            bundle.mpc.warmup(x)
+            bundle.lqr.warmup(x)
+        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimates stay
+        bundle.lqr.reset()
+
+    def _warm_up_state(self, bundle: ModelBundle) -> np.ndarray:
+        """The model state at the latest good joint state, else at mid-range."""
+        status = self.watchdog.status(time.perf_counter())
+        q = status.q if status.q is not None else np.mean(self._limits, axis=0)
+        qdot = status.qdot if status.qdot is not None else np.zeros_like(q)
+        return bundle.state(q, qdot)
+
+    def _make_bundle(self, model, version: int, kind: str) -> ModelBundle:
+        goal = self._goal if self._goal is not None else np.zeros(3)
+        lower, upper = self._limits
+        return ModelBundle(
+            model, version, kind, self.cfg, self.fk, lower, upper, goal, self._generator
+        )
+
+    def _on_model(self, msg: UInt8MultiArray) -> None:
+        """Decode, hash-check, load and warm up a model here, off the tick path."""
+        try:
+            payload = decode_model_msg(msg)
+            check_model_payload(payload, self.joints)
+            model = load_model_bytes(payload, self._data_dir)
+            bundle = self._make_bundle(model, payload.version, payload.kind)
+            self._warm_up(bundle, self._warm_up_state(bundle))
+        except (TransportError, ModelFileError, ValueError, RuntimeError) as exc:
+            self.stats.rejected_models += 1
+            self.stats.last_reject = str(exc)
+            self.get_logger().error(
+                f"rejected model from {MODEL_TOPIC}: {exc}; keeping model version "
+                f"{self.bundle.version} ({self.bundle.kind})"
+            )
+            return
+        with self._lock:
+            self._pending = bundle
+        self.get_logger().info(f"model version {payload.version} loaded; swapping at next tick")
+
+    def _lqr_action(self, bundle: ModelBundle, x: np.ndarray):
+        """Mode lqr: u = u_t + K_t (x - x_t) of the latest iLQR plan, t ticks after it was
+        made (the time-varying linear feedback of GPS, Levine & Abbeel 2014, sec. 3). The
+        plan comes from _replan_lqr in another thread; a tick only evaluates the law."""
+        with self._lock:
+            found = self._lqr_plan
+        if found is None or found[1] != bundle.version:
+            return None, None  # no plan for this model yet: hold
+        plan, version, made_at = found
+        t = self.stats.ticks - made_at
+        if t >= plan.horizon or plan.K is None or plan.states is None:
+            self.stats.misses += 1  # the replanner fell a whole horizon behind: hold
+            return None, None
+        u = plan.actions[t] + plan.K[t] @ (x - plan.states[t])
+        return np.clip(u, -1.0, 1.0), plan
+
+    def _replan_lqr(self) -> None:
+        """iLQR from the newest good state (own thread); the tick applies its feedback."""
+        status = self.watchdog.status(time.perf_counter())
+        if self.mode != "lqr" or not self.enabled or not status.ok or self._goal is None:
+            return
+        bundle, made_at = self.bundle, self.stats.ticks
+        plan = bundle.lqr.warmup(bundle.state(status.q, status.qdot))
+        with self._lock:
+            self._lqr_plan = (plan, bundle.version, made_at)
+
+    def _after_tick(self, plan) -> None:
+        """Work after the command is out (not in the latency): rviz, standalone episodes."""
+        cfg = self.cfg
+        if (
+            plan is not None
+            and plan.states is not None
+            and cfg.viz_every
+            and self.stats.ticks % cfg.viz_every == 0
+        ):
+            stamp = self.get_clock().now().to_msg()
+            points = self.bundle.ee_points(plan.states)
+            spread = self.bundle.ee_spread(plan.states, plan.actions)
+            self._marker_pub.publish(
+                plan_markers(points, spread, self.bundle.goal, cfg.frame_id, stamp)
+            )
+            self._path_pub.publish(plan_path(points, cfg.frame_id, stamp))
+        if cfg.standalone:
+            self._standalone_schedule()
+
+    def _standalone_schedule(self) -> None:
+        for event, episode_id in self._episodes.step():
+            if event == "start":  # a new reachable goal: FK of random joints within limits
+                goal = self.bundle.ee_points(self._rng.uniform(*self._limits)[None])[0]
+                msg = PointStamped()
+                msg.header.frame_id = self.cfg.frame_id
+                msg.header.stamp = self.get_clock().now().to_msg()
+                msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
+                self._goal_pub.publish(msg)
+                self._set_goal(goal)
+            self._publish_event(event, episode_id)
+
+    def _publish_event(self, event: str, episode_id: int) -> None:
+        body = {"event": event, "episode_id": episode_id, "task": "reach", "mode": self.mode}
+        self._episode_pub.publish(String(data=json.dumps(body)))
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def diagnostic_values(self) -> dict[str, str]:
+        """The key/values of this node's /diagnostics status."""
+        return {
+            "mode": self.mode,
+            "enabled": str(self.enabled),
+            "safety": self._safety.state,
+            "safety_detail": self._safety.detail,
+            **self.stats.values(),
+            "model_version": str(self.bundle.version),
+            "model_kind": self.bundle.kind,
+            "policy": "loaded" if self._policy is not None else self._policy_error,
+            "period_ms": f"{self.cfg.period * 1e3:.3f}",
+        }
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="mbrl/mpc_controller", hardware_id="mbrl")
+        values = self.diagnostic_values()
+        if not self.enabled:
+            status.level, status.message = DiagnosticStatus.WARN, "disabled"
+        elif not self._safety.ok:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"holding: {self._safety.state}: {self._safety.detail}"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, f"running ({self.mode})"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
