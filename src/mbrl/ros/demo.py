@@ -20,11 +20,12 @@ from mbrl.ros.graph import GRAPH
 from mbrl.ros.params import MODES
 from mbrl.ros.runner import GraphRunner, NodeDied
 
-# The fitter's model as the CLI's mpc/reach preset (mbrl.loop.presets): joint positions as
-# the state, a 5 x (2 x 128) ensemble fitted to convergence; a few hundred transitions are
-# too few for the node's default 3 x 200 layers. Fits only on the experiment's request.
+# The fitter's ensemble as the CLI's mpc/reach preset (mbrl.loop.presets): 5 x (2 x 128)
+# fitted to convergence; a few hundred transitions are too few for the node's default
+# 3 x 200 layers. The state stays the node's [q, qdot]: the servo lags its command, and with
+# the velocity in the state the model predicts that lag (one run each: docs/ros_interface.md).
+# Fits only on the experiment's request.
 FITTER_OVERRIDES: dict[str, Any] = {
-    "state": "q",
     "hidden": [128, 128],
     "max_epochs": 300,
     "patience": 15,
