@@ -34,7 +34,11 @@ def _record(path, steps=20, rng=None, skip_states=(), pause_after=None, order=NA
                 w.write_joint_state(t, q[k][perm], 2 * q[k][perm])
             if k < steps:
                 w.write_command(t + 0.001, c[k][perm])
-            t += PERIOD if k != pause_after else 1.0
+            if k == pause_after:  # the arm keeps publishing while the controller pauses
+                for _ in range(20):
+                    t += PERIOD
+                    w.write_joint_state(t, q[k][perm], 2 * q[k][perm])
+            t += PERIOD
     return q, c
 
 
@@ -115,3 +119,23 @@ def test_equal_length_trajectories(tmp_path) -> None:
     X, U = equal_length_trajectories(ds, min_length=10)
     assert X.shape == (2, 16, 3) and U.shape == (2, 15, 3)
     assert equal_length_trajectories(ds, min_length=16) is None
+
+
+def test_lockstep_irregular_intervals_are_not_pauses(tmp_path) -> None:
+    """Lockstep: wall-clock intervals vary 16x, but one state follows each command."""
+    rng = np.random.default_rng(2)
+    q = rng.uniform(-1, 1, (31, 3))
+    c = rng.uniform(-1, 1, (30, 3))
+    with EpisodeWriter(tmp_path / "l.mcap", NAMES) as w:
+        t = 0.0
+        for k in range(31):
+            w.write_joint_state(t, q[k], q[k])
+            if k == 15:  # an idle republication of the same state (the sim does that)
+                w.write_joint_state(t + 1e-4, q[k], q[k])
+            if k < 30:
+                w.write_command(t + 2e-4, c[k])
+            t += rng.choice([5e-4, 1e-3, 8e-3])
+    ep = read_episode(tmp_path / "l.mcap")
+    [(X, U)] = episode_segments(ep, TransitionLayout(NAMES, state="q", action="position"))
+    np.testing.assert_allclose(X, q, atol=1e-12)
+    np.testing.assert_allclose(U, c, atol=1e-12)

@@ -21,6 +21,7 @@ from mbrl.data.episodes import read_episode
 from mbrl.ros.collector import GOAL_QOS
 from mbrl.ros.graph import get_nodes
 from mbrl.ros.msgs import float64_multiarray, joint_state_msg
+from mbrl.ros.recording import EpisodeRouter
 from mbrl.ros.runner import GraphRunner
 from mbrl.ros.sim_node import COMMAND_QOS
 from mbrl.ros.transport import (
@@ -122,7 +123,7 @@ def test_episode_is_published_and_readable_without_ros(ros_context, tmp_path) ->
             np.testing.assert_array_equal(ep.commands, c)
             np.testing.assert_array_equal(ep.goals, [[0.1, 0.2, 0.3]])
             assert ep.metadata["task"] == "reach" and ep.metadata["episode_id"] == "4"
-            # stamps are reception times: each state precedes its command
+            # stamps are publication times: each state precedes its command
             assert np.all(ep.state_stamps < ep.command_stamps)
         runner.check()
     finally:
@@ -175,3 +176,34 @@ def test_kill_9_loses_at_most_the_unflushed_tail(ros_context, tmp_path) -> None:
     finally:
         driver.node.destroy_node()
         runner.shutdown()
+
+
+def test_router_assigns_by_message_time_not_processing_order(tmp_path) -> None:
+    """Events processed ahead of a data backlog still delimit the right messages."""
+    now = [0.0]
+    router = EpisodeRouter(tmp_path, JOINTS, end_grace=0.3, clock=lambda: now[0])
+    q = np.arange(5.0)
+    router.goal(0.0, [0.1, 0.2, 0.3], "world")
+    # episode 1 spans stamps [1, 2], episode 2 starts at 3; all events come first
+    router.start(1, 1.0, {"episode_id": "1"})
+    router.end(1, 2.0)
+    router.start(2, 3.0, {"episode_id": "2"})
+    for t in (0.5, 1.1, 1.5, 2.5, 3.1):  # the backlog of states, oldest first
+        router.state(t, q + t, None)
+    assert router.finished() == []  # no command after episode 1's end seen yet
+    for t in (1.2, 1.6, 3.2):
+        router.command(t, q)
+    [done] = router.finished()  # a state and a command after its end: nothing more can come
+    assert done.episode_id == 1 and done.complete
+    ep = read_episode(done.writer.path)
+    np.testing.assert_allclose(ep.state_stamps, [1.1, 1.5])
+    np.testing.assert_allclose(ep.command_stamps, [1.2, 1.6])
+    np.testing.assert_allclose(ep.goals, [[0.1, 0.2, 0.3]])  # the latched goal, at the start
+    # a start without an end closes the open episode as incomplete; grace finishes it
+    router.start(3, 4.0, {"episode_id": "3"})
+    assert router.finished() == []
+    now[0] = 0.31
+    [two] = router.finished()
+    assert (two.episode_id, two.complete, two.writer.num_messages) == (2, False, 3)
+    assert not router.end(2, 5.0)  # no longer open
+    assert [p.name for p in router.close_all()] == ["episode_000003.mcap"]

@@ -36,15 +36,18 @@ class TransitionLayout:
             "relative": (c_k - q_k) / max_increment, relative to the measured position;
             "position": c_k itself, rad.
         max_increment: rad, the scale of "increment"/"relative" actions (ArmConfig.max_increment).
-        max_gap: a command interval longer than max_gap x the median interval cuts the
-            trajectory (controller paused, episode resumed).
+        max_gap: a command interval longer than max_gap x the median interval that also
+            saw more than max_gap x the median number of new joint states cuts the
+            trajectory (the controller paused while the arm went on). Both, because in
+            lockstep the wall-clock intervals are irregular but one state follows each
+            command, while a real pause lets states pile up.
     """
 
     joint_names: tuple[str, ...]
     state: str = "q_qd"
     action: str = "increment"
     max_increment: float = 0.1
-    max_gap: float = 1.5
+    max_gap: float = 3.0
 
     def __post_init__(self) -> None:
         if not self.joint_names:
@@ -100,8 +103,10 @@ def episode_segments(
     q = np.asarray(episode.positions, float)[:, cols]
     states = q if layout.state == "q" else np.hstack([q, episode.velocities[:, cols]])
     period = float(np.median(np.diff(tc)))
-    # sample instants: every command tick, plus one period after the last for its x'
-    sample_t = np.append(tc, tc[-1] + period)
+    # sample instants: every command tick, plus for the last command's x' the first state
+    # after it (the next tick's, in real time and in lockstep alike)
+    after = ts[ts > tc[-1]]
+    sample_t = np.append(tc, after[0] if len(after) else tc[-1] + period)
     idx = np.searchsorted(ts, sample_t, side="right") - 1  # latest state at/before the tick
     valid_state = (idx >= 0) & np.all(np.isfinite(states[np.maximum(idx, 0)]), axis=1)
     x = states[np.maximum(idx, 0)]
@@ -119,7 +124,10 @@ def episode_segments(
     fresh = np.append(True, idx[1:] > idx[:-1])
     good = valid_state & fresh
     dt = np.diff(sample_t)
-    ok = good[:-1] & good[1:] & np.all(np.isfinite(u), axis=1) & (dt <= layout.max_gap * period)
+    new_states = np.diff(idx)
+    typical = max(1.0, float(np.median(new_states)))
+    paused = (dt > layout.max_gap * period) & (new_states > layout.max_gap * typical)
+    ok = good[:-1] & good[1:] & np.all(np.isfinite(u), axis=1) & ~paused
     segments = []
     k = 0
     while k < len(ok):

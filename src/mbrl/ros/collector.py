@@ -30,7 +30,7 @@ from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.config import ArmConfig, ConfigError
-from mbrl.data.episodes import EpisodeFileError, EpisodeWriter, read_episode
+from mbrl.data.episodes import EpisodeFileError, read_episode
 from mbrl.ros.msgs import (
     command_to_array,
     joint_positions_by_name,
@@ -38,7 +38,7 @@ from mbrl.ros.msgs import (
     trajectory_to_arrays,
 )
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
-from mbrl.ros.sim_node import COMMAND_QOS, LOCKSTEP_STATE_DEPTH
+from mbrl.ros.recording import EpisodeRouter
 from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
     EPISODE_CONTROL_QOS,
@@ -72,6 +72,10 @@ class CollectorConfig:
             `kill -9` can lose.
         republish_on_start: publish every episode file already in data_dir on start.
         diagnostics_period: s between /diagnostics reports.
+        end_grace: s after an end event to finish its episode when no later joint state
+            and command arrive (see mbrl.ros.recording).
+        queue_depth: history depth of the joint state and command subscriptions: a backlog
+            (lockstep runs faster than real time) waits in DDS instead of being dropped.
     """
 
     data_dir: str = "collector_data"
@@ -82,8 +86,15 @@ class CollectorConfig:
     flush_period: float = 0.5
     republish_on_start: bool = True
     diagnostics_period: float = 1.0
+    end_grace: float = 0.3
+    queue_depth: int = 5000
 
     def __post_init__(self) -> None:
+        if self.end_grace <= 0 or self.queue_depth < 10:
+            raise ConfigError(
+                f"end_grace must be > 0 s and queue_depth >= 10; got {self.end_grace}, "
+                f"{self.queue_depth}"
+            )
         if not self.joints or len(set(self.joints)) != len(self.joints):
             raise ConfigError(f"joints must be non-empty and unique, got {list(self.joints)}")
         if self.flush_period <= 0 or self.diagnostics_period <= 0 or self.chunk_bytes < 1:
@@ -96,19 +107,26 @@ class CollectorConfig:
                 raise ConfigError(f"{name} must be a topic token, got {getattr(self, name)!r}")
 
 
-def _received(info: dict) -> float:
-    """Seconds (system clock) at which the middleware received a message.
+def _stamp(info: dict) -> float:
+    """Seconds (system clock) at which the sender published a message (DDS source time).
 
-    The reception time, not the time the callback runs: a single-threaded executor may take
-    a command before the joint state that arrived first, and the fitter samples the state at
-    each command by these stamps.
+    Not the time the callback runs (an executor may take a command before the joint state
+    that came first), and not the reception time (a starved receiver stamps samples from
+    different senders in whatever order its receive threads run). Source times follow
+    causality: the sim publishes state k, the controller then publishes command k, the sim
+    then publishes state k+1. Across machines this needs synchronised clocks (as tf does).
+    Falls back to the reception time, then the local clock.
     """
-    ns = info.get("received_timestamp", 0) if isinstance(info, dict) else 0
-    return ns * 1e-9 if ns > 0 else time.time()
+    for key in ("source_timestamp", "received_timestamp"):
+        ns = info.get(key, 0) if isinstance(info, dict) else 0
+        if ns > 0:
+            return ns * 1e-9
+    return time.time()
 
 
 class Collector(Node):
-    """Node `collector`: one EpisodeWriter at a time, opened/closed by episode_control."""
+    """Node `collector`: episode files opened/closed by episode_control, messages routed to
+    them by publication time (mbrl.ros.recording.EpisodeRouter)."""
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__("collector", **node_kwargs)
@@ -117,42 +135,43 @@ class Collector(Node):
         cfg = self.config
         self.episodes_dir = Path(cfg.data_dir).resolve() / "episodes"
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
-        self._writer: EpisodeWriter | None = None
-        self._episode: dict = {}
-        self._goal: tuple[float, list[float]] | None = None
+        self._command_topic = f"/{cfg.controller_name}/commands"
+        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+        self.router = EpisodeRouter(
+            self.episodes_dir, cfg.joints, cfg.end_grace, command_topic=self._command_topic,
+            chunk_bytes=cfg.chunk_bytes, flush_period=cfg.flush_period,
+        )  # fmt: skip
         self._published = 0
         self._rejected = 0
         self._last_error = ""
-        self._command_topic = f"/{cfg.controller_name}/commands"
-        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
 
-        # The writer is not thread-safe: every callback that touches it shares one group.
+        # The writers are not thread-safe: every callback that touches them shares one group.
         group = MutuallyExclusiveCallbackGroup()
-        # Depth as the sim's lockstep burst, so no state of a trajectory is dropped.
+        # Created first: within one executor round the events go before the data.
         self.create_subscription(
-            JointState, "/joint_states", self._on_joint_state, LOCKSTEP_STATE_DEPTH,
+            String, EPISODE_CONTROL_TOPIC, self._on_control, EPISODE_CONTROL_QOS,
             callback_group=group,
         )  # fmt: skip
+        deep = QoSProfile(depth=cfg.queue_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
-            Float64MultiArray, self._command_topic, self._on_command, COMMAND_QOS,
-            callback_group=group,
-        )  # fmt: skip
+            JointState, "/joint_states", self._on_joint_state, deep, callback_group=group
+        )
         self.create_subscription(
-            JointTrajectory, self._trajectory_topic, self._on_trajectory, COMMAND_QOS,
+            Float64MultiArray, self._command_topic, self._on_command, deep, callback_group=group
+        )
+        self.create_subscription(
+            JointTrajectory, self._trajectory_topic, self._on_trajectory, deep,
             callback_group=group,
         )  # fmt: skip
         self.create_subscription(
             PointStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS, callback_group=group
         )
-        self.create_subscription(
-            String, EPISODE_CONTROL_TOPIC, self._on_control, EPISODE_CONTROL_QOS,
-            callback_group=group,
-        )  # fmt: skip
         self._episodes_pub = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        # Flush on a timer too: without new messages the writer would never check its age.
-        self.create_timer(cfg.flush_period / 2, self._flush, callback_group=group, clock=steady)
+        # On a timer too: without new messages a writer would never check its age, and an
+        # ended episode would wait for traffic to be finished.
+        self.create_timer(cfg.flush_period / 2, self._on_timer, callback_group=group, clock=steady)
         self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
         if cfg.republish_on_start:
             self._republish_existing()
@@ -172,26 +191,19 @@ class Collector(Node):
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             self._error(f"ignored {EPISODE_CONTROL_TOPIC} message {msg.data!r}: {exc}")
             return
-        if kind == "start":
-            if self._writer is not None:
-                self.get_logger().warning(
-                    f"episode {self._episode['episode_id']} had no 'end' before episode "
-                    f"{episode_id} started; closing it as incomplete"
-                )
-                self._finish(complete=False)
-            self._open(episode_id, event, _received(info))
-        elif self._writer is None or self._episode.get("episode_id") != episode_id:
-            open_id = self._episode.get("episode_id") if self._writer else None
-            self._error(f"'end' of episode {episode_id} but the open episode is {open_id}")
-        else:
-            self._finish(complete=True)
-
-    def _open(self, episode_id: int, event: dict, stamp: float) -> None:
-        path = self.episodes_dir / f"episode_{episode_id:06d}.mcap"
-        n = 1
-        while path.exists():  # the same id recorded again (e.g. a restarted experiment)
-            path = self.episodes_dir / f"episode_{episode_id:06d}_{n}.mcap"
-            n += 1
+        stamp = _stamp(info)
+        if kind == "end":
+            if not self.router.end(episode_id, stamp):
+                open_ids = [r.episode_id for r in self.router.recordings if r.end is None]
+                self._error(f"'end' of episode {episode_id} but the open episode(s) are {open_ids}")
+            self._finish_ready()
+            return
+        unended = [r.episode_id for r in self.router.recordings if r.end is None]
+        if unended:
+            self.get_logger().warning(
+                f"episode {unended[0]} had no 'end' before episode {episode_id} started; "
+                "closing it as incomplete"
+            )
         meta = {
             "episode_id": str(episode_id),
             "task": str(event.get("task", "")),
@@ -199,31 +211,22 @@ class Collector(Node):
             "command_topic": self._command_topic,
         }
         try:
-            self._writer = EpisodeWriter(
-                path,
-                self.config.joints,
-                meta,
-                command_topic=self._command_topic,
-                chunk_bytes=self.config.chunk_bytes,
-                flush_period=self.config.flush_period,
-            )
+            rec = self.router.start(episode_id, stamp, meta)
         except OSError as exc:
-            self._error(f"episode {episode_id} NOT recorded: cannot create {path}: {exc}")
+            self._error(f"episode {episode_id} NOT recorded: {exc}")
             return
-        self._episode = {"episode_id": episode_id, "path": path}
-        if self._goal is not None:  # the latched goal came before the episode did
-            self._writer.write_goal(stamp, self._goal[1])
-        self.get_logger().info(f"episode {episode_id} started: recording to {path}")
+        self.get_logger().info(f"episode {episode_id} started: recording to {rec.writer.path}")
 
-    def _finish(self, complete: bool) -> None:
-        """Close the open episode file and publish it."""
-        assert self._writer is not None
-        writer, self._writer = self._writer, None
+    def _finish_ready(self) -> None:
+        """Publish the ended episodes that can receive nothing more."""
         try:
-            writer.close()
-        except OSError as exc:  # e.g. disk full: the file keeps its flushed chunks
-            self._error(f"closing {writer.path} failed: {exc}; publishing what was flushed")
-        self._publish_file(self._episode["episode_id"], writer.path, writer.num_messages, complete)
+            done = self.router.finished()
+        except OSError as exc:  # e.g. disk full at close: the file keeps its flushed chunks
+            self._error(f"closing an episode file failed: {exc}")
+            return
+        for rec in done:
+            w = rec.writer
+            self._publish_file(rec.episode_id, w.path, w.num_messages, rec.complete)
 
     def _publish_file(self, episode_id: int, path: Path, num_messages: int, complete: bool) -> None:
         try:
@@ -252,7 +255,7 @@ class Collector(Node):
 
     # -- recording ------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState, info: dict) -> None:
-        if self._writer is None:
+        if not self.router.recordings:
             return
         try:
             q = joint_positions_by_name(msg, self.config.joints)
@@ -260,20 +263,22 @@ class Collector(Node):
         except ValueError as exc:
             self._reject("/joint_states", exc)
             return
-        self._writer.write_joint_state(_received(info), q, qd, frame_id=msg.header.frame_id)
+        self.router.state(_stamp(info), q, qd)
+        self._finish_ready()
 
     def _on_command(self, msg: Float64MultiArray, info: dict) -> None:
-        if self._writer is None:
+        if not self.router.recordings:
             return
         try:
             command = command_to_array(msg, self.config.joints)
         except ValueError as exc:
             self._reject(self._command_topic, exc)
             return
-        self._writer.write_command(_received(info), command)
+        self.router.command(_stamp(info), command)
+        self._finish_ready()
 
     def _on_trajectory(self, msg: JointTrajectory, info: dict) -> None:
-        if self._writer is None:
+        if not self.router.recordings:
             return
         try:
             traj = trajectory_to_arrays(msg, self.config.joints)
@@ -286,17 +291,16 @@ class Collector(Node):
             self._reject(self._trajectory_topic, exc)
             return
         order = [traj.joint_names.index(j) for j in self.config.joints]
-        self._writer.write_command(_received(info), traj.positions[0][order])
+        self.router.command(_stamp(info), traj.positions[0][order])
+        self._finish_ready()
 
     def _on_goal(self, msg: PointStamped, info: dict) -> None:
         point = [msg.point.x, msg.point.y, msg.point.z]
-        self._goal = (_received(info), point)
-        if self._writer is not None:
-            self._writer.write_goal(self._goal[0], point, frame_id=msg.header.frame_id)
+        self.router.goal(_stamp(info), point, msg.header.frame_id)
 
-    def _flush(self) -> None:
-        if self._writer is not None and self._writer.flushed_messages < self._writer.num_messages:
-            self._writer.flush()
+    def _on_timer(self) -> None:
+        self.router.flush()
+        self._finish_ready()
 
     # -- reporting ------------------------------------------------------------------------
     def _reject(self, topic: str, exc: Exception) -> None:
@@ -311,28 +315,27 @@ class Collector(Node):
             self.get_logger().error(text)
 
     def _report(self) -> None:
-        writer = self._writer
+        rec = self.router.recordings[-1] if self.router.recordings else None
+        recording = rec is not None and rec.end is None
         values = {
-            "recording": writer is not None,
-            "episode_id": self._episode.get("episode_id", "") if writer else "",
-            "messages": writer.num_messages if writer else 0,
-            "flushed_messages": writer.flushed_messages if writer else 0,
+            "recording": recording,
+            "episode_id": rec.episode_id if recording else "",
+            "messages": rec.writer.num_messages if rec else 0,
+            "flushed_messages": rec.writer.flushed_messages if rec else 0,
             "episodes_published": self._published,
             "rejected_messages": self._rejected,
             "data_dir": str(self.episodes_dir.parent),
             "last_error": self._last_error,
         }
         level = DiagnosticStatus.WARN if self._rejected else DiagnosticStatus.OK
-        message = f"recording episode {values['episode_id']}" if writer else "idle"
+        message = f"recording episode {values['episode_id']}" if recording else "idle"
         stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(diagnostics_msg(stamp, "mbrl/collector", level, message, values))
 
     def close(self) -> None:
-        """Finish an open episode file (a clean stop loses nothing) and destroy the node."""
-        if self._writer is not None:
-            self._writer.close()
-            self.get_logger().info(f"closed {self._writer.path} on shutdown (not published)")
-            self._writer = None
+        """Finish open episode files (a clean stop loses nothing) and destroy the node."""
+        for path in self.router.close_all():
+            self.get_logger().info(f"closed {path} on shutdown (not published)")
         self.destroy_node()
 
 

@@ -76,7 +76,7 @@ class ModelFitterConfig:
     state: str = "q_qd"
     action: str = "increment"
     max_increment: float = 0.1
-    max_gap: float = 1.5
+    max_gap: float = 3.0
     fit_on_new_data: bool = True
     min_episodes: int = 1
     ensemble_size: int = 5

@@ -1,0 +1,170 @@
+"""Episode boundaries by message time: which recorded message belongs to which episode.
+
+The collector's callbacks can run long after the messages arrived (a backlog in lockstep
+mode, a loaded machine) and an executor takes one message per topic per round, so the
+start/end events overtake the joint states and commands they delimit. Every message
+therefore carries its DDS source (publication) time, and an episode holds exactly the
+messages stamped between its start and end events. An ended episode is finished once a joint
+state and a command stamped after its end have been processed (each topic is FIFO, so
+nothing of the episode can still be queued) or `end_grace` seconds after its end event
+(traffic stopped). ROS-free: the collector node feeds it stamps and arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mbrl.data.episodes import EpisodeWriter
+
+STATE, COMMAND = "state", "command"
+
+
+@dataclasses.dataclass
+class Recording:
+    """One episode file being written.
+
+    Attributes:
+        episode_id: from the start event.
+        writer: its EpisodeWriter.
+        start / end: s, stamps of its start and end events (end None while open).
+        complete: False when a new start came before this episode's end.
+        seen_after: topics (STATE, COMMAND) that delivered a message stamped after `end`.
+        ended_at: s on the monotonic clock when the end was processed.
+    """
+
+    episode_id: int
+    writer: EpisodeWriter
+    start: float
+    end: float | None = None
+    complete: bool = True
+    seen_after: set[str] = dataclasses.field(default_factory=set)
+    ended_at: float | None = None
+    has_goal: bool = False
+
+    def holds(self, stamp: float) -> bool:
+        return self.start <= stamp and (self.end is None or stamp <= self.end)
+
+
+class EpisodeRouter:
+    """Open episode files, routing each stamped message to the episode it was sent in.
+
+    Args:
+        directory: where episode_<id:06d>.mcap files go (an existing name gets a suffix).
+        joints: (nj,) recorded joints, the order of every array.
+        end_grace: s after an end event to finish the episode even without later traffic.
+        clock: monotonic seconds (injectable for tests).
+        writer_options: EpisodeWriter keyword arguments (command_topic, chunk_bytes, flush_period).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        joints: Sequence[str],
+        end_grace: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+        **writer_options,
+    ) -> None:
+        self.directory, self.joints, self.end_grace = Path(directory), tuple(joints), end_grace
+        self._clock = clock
+        self._options = writer_options
+        self.recordings: list[Recording] = []
+        self._goal: tuple[list[float], str] | None = None
+
+    # -- events ---------------------------------------------------------------------------
+    def start(self, episode_id: int, stamp: float, metadata: dict[str, str]) -> Recording:
+        """Open episode `episode_id` at time `stamp` (s); closes an open one as
+        incomplete at the same instant. Raises OSError if the file cannot be created."""
+        for rec in self.recordings:
+            if rec.end is None:
+                rec.end, rec.complete, rec.ended_at = stamp, False, self._clock()
+        path = self.directory / f"episode_{episode_id:06d}.mcap"
+        n = 1
+        while path.exists():  # the same id recorded again (e.g. a restarted experiment)
+            path = self.directory / f"episode_{episode_id:06d}_{n}.mcap"
+            n += 1
+        writer = EpisodeWriter(path, self.joints, metadata, **self._options)
+        rec = Recording(episode_id, writer, stamp)
+        self.recordings.append(rec)
+        if self._goal is not None:  # the latched goal came before the episode did
+            writer.write_goal(stamp, self._goal[0], frame_id=self._goal[1])
+            rec.has_goal = True
+        return rec
+
+    def end(self, episode_id: int, stamp: float) -> bool:
+        """Mark the end of open episode `episode_id`; False if it is not open."""
+        for rec in self.recordings:
+            if rec.episode_id == episode_id and rec.end is None:
+                rec.end, rec.ended_at = stamp, self._clock()
+                return True
+        return False
+
+    # -- messages -------------------------------------------------------------------------
+    def state(self, stamp: float, position: np.ndarray, velocity: np.ndarray | None) -> None:
+        """A joint state (nj,) rad, (nj,) rad/s or None, stamped `stamp` s."""
+        rec = self._route(stamp, STATE)
+        if rec is not None:
+            rec.writer.write_joint_state(stamp, position, velocity)
+
+    def command(self, stamp: float, command: np.ndarray) -> None:
+        """A position command (nj,) rad stamped `stamp` s."""
+        rec = self._route(stamp, COMMAND)
+        if rec is not None:
+            rec.writer.write_command(stamp, command)
+
+    def goal(self, stamp: float, point: Sequence[float], frame_id: str) -> None:
+        """The task goal (3,) m; also written at the start of every later episode."""
+        self._goal = (list(point), frame_id)
+        for rec in self.recordings:
+            if rec.holds(stamp):
+                rec.writer.write_goal(stamp, point, frame_id=frame_id)
+            elif stamp < rec.start and not rec.has_goal:
+                # sent before the episode started but processed after: it was the
+                # latched goal at the start
+                rec.writer.write_goal(rec.start, point, frame_id=frame_id)
+            else:
+                continue
+            rec.has_goal = True
+
+    def _route(self, stamp: float, topic: str | None) -> Recording | None:
+        target = None
+        for rec in self.recordings:
+            if rec.holds(stamp):
+                target = rec
+            elif topic is not None and rec.end is not None and stamp > rec.end:
+                rec.seen_after.add(topic)
+        return target
+
+    # -- finishing ------------------------------------------------------------------------
+    def finished(self) -> list[Recording]:
+        """Close and return the ended episodes that can receive nothing more."""
+        now = self._clock()
+        done = [
+            rec
+            for rec in self.recordings
+            if rec.end is not None
+            and (rec.seen_after >= {STATE, COMMAND} or now - rec.ended_at >= self.end_grace)
+        ]
+        for rec in done:
+            self.recordings.remove(rec)
+            rec.writer.close()
+        return done
+
+    def flush(self) -> None:
+        """Hand every open chunk to the OS (the kill -9 bound)."""
+        for rec in self.recordings:
+            if rec.writer.flushed_messages < rec.writer.num_messages:
+                rec.writer.flush()
+
+    def close_all(self) -> list[Path]:
+        """Finish every file (clean shutdown); returns their paths."""
+        paths = []
+        for rec in self.recordings:
+            rec.writer.close()
+            paths.append(rec.writer.path)
+        self.recordings.clear()
+        return paths
