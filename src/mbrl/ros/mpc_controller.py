@@ -340,18 +340,20 @@ def main(args: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rclpy.init(args=args)
     node: MpcController | None = None
+    # Three threads: the tick group, the input group and the model/lqr group run in parallel.
+    executor = MultiThreadedExecutor(num_threads=3)
     try:
         try:
             node = MpcController()
         except (ConfigError, ParameterException, ValueError, OSError) as exc:
             print(f"mpc_controller: invalid parameters: {exc}", file=sys.stderr)
             return 2
-        executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown(timeout_sec=2.0)  # let running callbacks finish before destroying
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
