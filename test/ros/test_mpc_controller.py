@@ -3,6 +3,7 @@ for faulty joint states) as the arm: control, modes, model hot swap, corrupt mod
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_helpers import COMMANDS, JOINTS, Client, Output
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, UInt8MultiArray
+from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
@@ -29,7 +30,13 @@ from mbrl.ros.graph import get_nodes
 from mbrl.ros.mpc_controller import GOAL_QOS, GOAL_TOPIC
 from mbrl.ros.msgs import joint_positions_by_name, joint_state_msg
 from mbrl.ros.runner import GraphRunner
-from mbrl.ros.transport import MODEL_QOS, MODEL_TOPIC, encode_model_msg
+from mbrl.ros.transport import (
+    EPISODE_CONTROL_QOS,
+    EPISODE_CONTROL_TOPIC,
+    MODEL_QOS,
+    MODEL_TOPIC,
+    encode_model_msg,
+)
 
 pytestmark = pytest.mark.ros
 TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
@@ -229,10 +236,17 @@ class FakeArm:
 
 
 def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
-    overrides = {"mpc_controller": {"start_enabled": False, "mode": "explore"}}
-    g = Graph(["mpc_controller"], overrides, "test_safety_client")
+    ctl = {"start_enabled": False, "mode": "explore", "standalone": True, "episode_ticks": 10}
+    g = Graph(["mpc_controller"], {"mpc_controller": ctl}, "test_safety_client")
     try:
         arm = FakeArm(g.client.node)
+        events: list[dict] = []
+        goals: list[PointStamped] = []
+        g.client.node.create_subscription(
+            String, EPISODE_CONTROL_TOPIC, lambda m: events.append(json.loads(m.data)),
+            EPISODE_CONTROL_QOS,
+        )  # fmt: skip
+        g.client.node.create_subscription(PointStamped, GOAL_TOPIC, goals.append, GOAL_QOS)
         good_q = arm.q[:5].copy()
         g.wait(lambda: g.diag().get("safety") == "ok", what="safety ok")
         # starts disabled: no commands at all, until ~/enable
@@ -245,6 +259,13 @@ def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
             ),
             what="exploring commands after enable",
         )
+        # standalone: the controller runs its own episodes of 10 ticks, a goal for each
+        g.wait(lambda: len(events) >= 3 and bool(goals), what="standalone episode events")
+        assert events[:3] == [
+            {"event": "start", "episode_id": 1, "task": "reach", "mode": "explore"},
+            {"event": "end", "episode_id": 1, "task": "reach", "mode": "explore"},
+            {"event": "start", "episode_id": 2, "task": "reach", "mode": "explore"},
+        ]
 
         def holds(reason: str, detail: str) -> None:
             g.wait(lambda: g.diag().get("safety") == reason, what=reason)
