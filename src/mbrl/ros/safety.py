@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,6 +66,9 @@ class JointStateWatchdog:
         self._good: tuple[np.ndarray, np.ndarray, float] | None = None  # q, qdot, time
         self._last_received = math.nan  # any reading, good or bad
         self._bad: tuple[str, str] | None = None  # (state, detail) of the latest reading
+        # observe() and status() may run on different executor threads: one verdict must
+        # never mix two readings.
+        self._lock = threading.RLock()
 
     def observe(
         self,
@@ -75,6 +79,10 @@ class JointStateWatchdog:
     ) -> SafetyStatus:
         """Judge one reading (a JointState's name/position/velocity fields) received at
         `received` s; returns the verdict for this reading (age 0)."""
+        with self._lock:
+            return self._observe(names, positions, velocities, received)
+
+    def _observe(self, names, positions, velocities, received: float) -> SafetyStatus:
         self._last_received = received
         index = {n: i for i, n in enumerate(names)}
         missing = [j for j in self.joints if j not in index]
@@ -110,6 +118,10 @@ class JointStateWatchdog:
 
     def status(self, now: float) -> SafetyStatus:
         """The verdict at time `now` (s): the latest reading's state, or STALE by age."""
+        with self._lock:
+            return self._status(now)
+
+    def _status(self, now: float) -> SafetyStatus:
         q = qdot = None
         received = math.nan
         if self._good is not None:
