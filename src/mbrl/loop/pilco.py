@@ -1,0 +1,317 @@
+"""PILCO on the reach task (Deisenroth & Rasmussen 2011; Deisenroth, Rasmussen & Fox 2011,
+"Learning to control a low-cost manipulator using data-efficient RL").
+
+Loop: one episode of uniformly random actions; then repeat { fit a GP on all transitions of
+the joint positions q; optimise a sine-squashed linear policy u = sin(W q + b) for the
+episode's goal by L-BFGS on the analytically predicted sum of expected saturating costs
+(mbrl.loop.pilco_mm); run it for one real episode }. Evaluation optimises one policy per
+held-out goal on the current GP (no real steps) and runs it.
+
+Simplifications (stated in docs/pilco.md): the model state is the joint positions only
+(the position servos track each 0.1 rad increment within a 50 ms tick, so velocities add
+little: docs/pilco.md has the one-step residuals); the goal is fixed per policy (PILCO's own
+setting), so each goal gets its own 30-parameter policy; the end effector's distribution
+comes from FK linearised at the state mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import torch
+
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.data.dataset import TransitionDataset
+from mbrl.loop.common import (
+    EVAL_SEED,
+    ExperimentConfig,
+    RunRecorder,
+    evaluate,
+    make_task_env,
+    obs_layout,
+    train_reset_seed,
+)
+from mbrl.loop.pilco_mm import GPTensors, predicted_cost
+from mbrl.models.gp import GPModel
+
+
+@dataclasses.dataclass(frozen=True)
+class PilcoParams:
+    """PILCO settings for the reach task; override any field through config.algo_params.
+
+    Attributes:
+        horizon: prediction horizon of the policy objective, steps (15 = 0.75 s at 20 Hz:
+            at 0.1 rad per step every joint can cross 1.5 rad).
+        cost_widths: sigma_c of the saturating cost (m) for successive optimisation stages,
+            each warm-started from the last: a wide cost has gradients from 0.3 m away, a
+            narrow one then pays for the last centimetres (a wide one barely does).
+        num_inducing: sparse-GP basis size M once there are more transitions (moment
+            matching is O(E^2 M^2 D) per step).
+        gp_max_iter / gp_hyp_points: L-BFGS-B iterations and rows for the GP
+            hyper-parameters.
+        policy_iters: L-BFGS-B iterations of each optimisation stage.
+        random_episodes: episodes of uniformly random actions before the first policy.
+        init_gain: K = init_gain I at the start of each optimisation (with q_ref = home).
+    """
+
+    horizon: int = 15
+    cost_widths: tuple[float, ...] = (0.25, 0.05)
+    num_inducing: int = 50
+    gp_max_iter: int = 100
+    gp_hyp_points: int = 300
+    policy_iters: int = 20
+    random_episodes: int = 1
+    init_gain: float = 3.0
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> PilcoParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config.algo_params) - known
+        if unknown:
+            raise ValueError(f"unknown pilco algo_params {sorted(unknown)}; known {sorted(known)}")
+        kw = dict(config.algo_params)
+        if "cost_widths" in kw:
+            kw["cost_widths"] = tuple(float(w) for w in kw["cost_widths"])
+        return cls(**kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimisationResult:
+    """theta (B, dx * dx + dx) policy parameters [K.ravel(), q_ref] per goal, the predicted
+    summed cost per goal (B,), L-BFGS iterations, and whether the optimiser failed and the
+    start point was kept."""
+
+    theta: np.ndarray
+    predicted_cost: np.ndarray
+    iterations: int
+    fallback: bool
+    message: str
+
+
+def optimise_policies(
+    gp: GPModel,
+    fk: ForwardKinematics,
+    goals: np.ndarray,
+    m0: np.ndarray,
+    S0: np.ndarray,
+    params: PilcoParams,
+    theta0: np.ndarray,
+) -> OptimisationResult:
+    """All stages of params.cost_widths in turn (arguments as in `optimise_stage`)."""
+    theta, iters, fallback, res = np.asarray(theta0, np.float64), 0, False, None
+    for width in params.cost_widths:
+        res = optimise_stage(gp, fk, goals, m0, S0, params, theta, width)
+        theta, iters, fallback = res.theta, iters + res.iterations, fallback or res.fallback
+    if res is None:
+        raise ValueError("PilcoParams.cost_widths is empty; expected at least one width (m)")
+    return dataclasses.replace(res, iterations=iters, fallback=fallback)
+
+
+def optimise_stage(
+    gp: GPModel,
+    fk: ForwardKinematics,
+    goals: np.ndarray,
+    m0: np.ndarray,
+    S0: np.ndarray,
+    params: PilcoParams,
+    theta0: np.ndarray,
+    width: float,
+) -> OptimisationResult:
+    """Optimise B independent policies (one per goal) with one L-BFGS-B on their summed
+    objective (the problems are separable, so each block's gradient is its own).
+
+    Args:
+        goals: (B, 3) m. m0 (dx,), S0 (dx, dx): start distribution of q (rad, rad^2).
+        theta0: (B, dx * dx + dx) start parameters [K.ravel(), q_ref] (see linear_params).
+        width: sigma_c of the saturating cost, m.
+    """
+    g = GPTensors.from_model(gp)
+    dx = gp.dx
+    if gp.du != dx:
+        raise ValueError(f"the gain/target policy needs du == dx; GP has dx={dx}, du={gp.du}")
+    B = len(goals)
+    goal_t = torch.as_tensor(np.asarray(goals, np.float64))
+    m0_t = torch.as_tensor(m0, dtype=torch.float64).expand(B, dx)
+    S0_t = torch.as_tensor(S0, dtype=torch.float64).expand(B, dx, dx)
+    last_costs = np.full(B, np.nan)
+
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        th = torch.tensor(flat.reshape(B, -1), requires_grad=True)
+        W, b = linear_params(th, dx)
+        try:
+            cost, _, _ = predicted_cost(g, W, b, m0_t, S0_t, params.horizon, fk, goal_t, width)
+        except torch.linalg.LinAlgError:
+            return 1e10, np.zeros_like(flat)  # a singular solve: make the line search back off
+        total = cost.sum()
+        if not torch.isfinite(total):
+            return 1e10, np.zeros_like(flat)
+        total.backward()
+        last_costs[:] = cost.detach().numpy()
+        return float(total.detach()), th.grad.numpy().ravel()
+
+    res = scipy.optimize.minimize(
+        objective,
+        np.asarray(theta0, np.float64).ravel(),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": params.policy_iters},
+    )
+    fallback = not np.isfinite(res.fun) or res.fun >= 1e10
+    theta = np.asarray(theta0, np.float64) if fallback else res.x.reshape(B, -1)
+    final, _ = objective(theta.ravel())
+    return OptimisationResult(
+        theta=theta,
+        predicted_cost=last_costs.copy(),
+        iterations=int(res.nit),
+        fallback=bool(fallback or final >= 1e10),
+        message=str(res.message),
+    )
+
+
+def linear_params(theta: Any, nj: int) -> tuple[Any, Any]:
+    """theta (..., nj * nj + nj) = [K.ravel(), q_ref] -> W = -K, b = K q_ref (the policy
+    u = sin(K (q_ref - q)) = sin(W q + b)). The gain/target form is the same linear policy
+    but well conditioned: q_ref moves the fixed point, K its speed (docs/pilco.md)."""
+    K = theta[..., : nj * nj].reshape(*theta.shape[:-1], nj, nj)
+    q_ref = theta[..., nj * nj :]
+    return -K, (K @ q_ref[..., None])[..., 0]
+
+
+def initial_theta(q_ref: np.ndarray, gain: float) -> np.ndarray:
+    """(nj * nj + nj,) parameters of u = sin(gain (q_ref - q)) (a diagonal servo)."""
+    nj = len(q_ref)
+    return np.concatenate([gain * np.eye(nj).ravel(), q_ref])
+
+
+def policy_action(theta: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """u = sin(W q + b): theta (nj * nj + nj,), q (nj,) rad -> action (nj,) in [-1, 1]."""
+    W, b = linear_params(theta, len(q))
+    return np.sin(W @ q + b)
+
+
+class GoalPolicies:
+    """Evaluation controller: one optimised policy per known goal, chosen by the goal in the
+    observation (obs[goal slice], m)."""
+
+    def __init__(self, goals: np.ndarray, thetas: np.ndarray, goal_slice: tuple[int, int], nj: int):
+        self.goals, self.thetas, self.goal_slice, self.nj = goals, thetas, goal_slice, nj
+
+    def act(self, obs: np.ndarray, env: Any = None) -> np.ndarray:
+        goal = obs[self.goal_slice[0] : self.goal_slice[1]]
+        dist = np.linalg.norm(self.goals - goal, axis=1)
+        k = int(np.argmin(dist))
+        if dist[k] > 1e-4:  # obs is float32: 1e-4 m is far above its rounding
+            raise ValueError(f"goal {goal.tolist()} has no optimised policy; known {len(dist)}")
+        return policy_action(self.thetas[k], obs[: self.nj].astype(np.float64))
+
+
+def held_out_goals(env, n_goals: int) -> np.ndarray:
+    """(n_goals, 3) the goals `evaluate` will reset to (seeds EVAL_SEED + i)."""
+    goals = []
+    for i in range(n_goals):
+        env.reset(seed=EVAL_SEED + i)
+        goals.append(np.array(env.unwrapped.goal, np.float64))
+    return np.stack(goals)
+
+
+def run_pilco(config: ExperimentConfig, recorder: RunRecorder) -> dict:
+    """PILCO driver (mbrl.loop.registry "pilco"); reach task only."""
+    if config.task != "reach":
+        raise ValueError(f"pilco is implemented for the reach task only, got {config.task!r}")
+    params = PilcoParams.from_config(config)
+    # Small matrices: one intra-op thread is faster than two on a shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(config, recorder, params)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -> dict:
+    rng = np.random.default_rng(config.seed)
+    env = make_task_env(config.task, config.seed, max_steps=config.episode_steps)
+    try:
+        arm, cfg = env.unwrapped.arm, env.unwrapped.config
+        nj = len(arm.joint_names)
+        layout = obs_layout(config.task, nj)
+        fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names, dtype=torch.float64)
+        # Start distribution of every episode: home + U(-n, n) per joint -> variance n^2 / 3.
+        m0 = np.asarray(arm.home, np.float64)
+        S0 = np.eye(nj) * env.unwrapped.init_noise**2 / 3
+        eval_goals = held_out_goals(env, config.eval_goals)
+        start_theta = initial_theta(m0, params.init_gain)
+        eval_theta = np.tile(start_theta, (config.eval_goals, 1))
+
+        def run_eval(steps: int, **extra: float) -> None:
+            ctrl = GoalPolicies(eval_goals, eval_theta, layout.goal, nj)
+            res = evaluate(env, ctrl, n_goals=config.eval_goals)
+            recorder.log(
+                env_steps=steps,
+                success_rate=res["success_rate"],
+                final_distance=res["final_distance"],
+                **extra,
+            )
+
+        run_eval(0)  # the starting point: u = sin(K (home - q)) holds the arm at home
+        states, actions, steps, episode, gp = [], [], 0, 0, None
+        theta = start_theta
+        while steps < config.budget_steps:
+            T = min(config.episode_steps, config.budget_steps - steps)
+            obs, _ = env.reset(seed=train_reset_seed(rng))
+            goal = obs[layout.goal[0] : layout.goal[1]].astype(np.float64)
+            info: dict[str, float] = {}
+            if episode >= params.random_episodes:
+                res = optimise_policies(gp, fk, goal[None], m0, S0, params, start_theta[None])
+                theta = res.theta[0]
+                info = {
+                    "predicted_cost": float(res.predicted_cost[0]),
+                    "policy_iters": res.iterations,
+                }
+            ep_obs, ep_act = [obs], []
+            for _ in range(T):
+                if episode < params.random_episodes:
+                    a = rng.uniform(-1.0, 1.0, nj)
+                else:
+                    a = policy_action(theta, obs[:nj].astype(np.float64))
+                obs, _, terminated, truncated, _ = env.step(a)
+                ep_obs.append(obs)
+                ep_act.append(np.clip(a, -1.0, 1.0))
+                if terminated:
+                    break
+            ep_obs, ep_act = np.asarray(ep_obs, np.float64), np.asarray(ep_act, np.float64)
+            recorder.record_episode(
+                episode, ep_obs, ep_act, arm.joint_names, goal, cfg.control_period
+            )
+            states.append(ep_obs)
+            actions.append(ep_act)
+            steps += len(ep_act)
+            episode += 1
+            data = TransitionDataset.from_episodes([s[:, :nj] for s in states], actions)
+            gp = GPModel(
+                nj,
+                nj,
+                num_inducing=params.num_inducing if len(data) > params.num_inducing else 0,
+                max_hyp_points=params.gp_hyp_points,
+                max_iter=params.gp_max_iter,
+            )
+            fit = gp.fit(data, rng)
+            recorder.checkpoint(gp, f"gp_episode{episode:03d}")
+            if episode % config.eval_every == 0 or steps >= config.budget_steps:
+                starts = np.tile(start_theta, (config.eval_goals, 1))
+                opt = optimise_policies(gp, fk, eval_goals, m0, S0, params, starts)
+                eval_theta = opt.theta
+                run_eval(
+                    steps,
+                    gp_fit_seconds=fit.seconds,
+                    eval_predicted_cost=float(np.mean(opt.predicted_cost)),
+                    **info,
+                )
+        full = TransitionDataset.from_episodes(states, actions)
+        recorder.save_data(full)
+        return recorder.finish(params=dataclasses.asdict(params))
+    finally:
+        env.close()

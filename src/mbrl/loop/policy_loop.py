@@ -1,0 +1,279 @@
+"""Algorithm 4: learn a neural policy by back-propagating through the learned model.
+
+Loop: one episode of uniformly random actions; then repeat { fit the probabilistic ensemble
+(PETS, Chua et al. 2018) on all transitions; train a goal-conditioned MLP policy
+pi(obs) -> tanh(.) in [-1, 1]^du by gradient descent on the reach cost of imagined
+rollouts through the ensemble; run the policy for one real episode }.
+
+The gradient is pathwise (PILCO's analytic gradient replaced by back-propagation through
+sampled trajectories, as in Deisenroth & Rasmussen 2011 sec. 6 and later PIPPS, Parmas et al.
+2018; Dreamer, Hafner et al. 2020): each imagined step is x' = x + mu_e(x, u) +
+sigma_e(x, u) * eps with eps drawn once (reparameterisation), particles keep their member
+(TS-1), so d cost / d theta flows through the model's mean and noise scale.
+Model state: the observation without the goal, [q, qdot, ee] (2 nj + 3); the goal is
+constant in an episode, so it is appended for the policy and the cost only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.reach import ReachCost, StateLayout
+from mbrl.data.dataset import TransitionDataset
+from mbrl.loop.common import (
+    ExperimentConfig,
+    RunRecorder,
+    evaluate,
+    make_task_env,
+    obs_layout,
+    train_reset_seed,
+)
+from mbrl.models.ensemble import ProbabilisticEnsemble
+from mbrl.models.ensemble_fit import FitConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyParams:
+    """Algorithm 4 settings for the reach task; override through config.algo_params.
+
+    Attributes:
+        ensemble_size / model_hidden / model_epochs: the ensemble (E members, MLP widths,
+            maximum fit epochs per episode).
+        policy_hidden: widths of the policy MLP (tanh hidden units and output).
+        horizon: imagined rollout length, steps (20 = 1 s at 20 Hz).
+        particles: imagined rollouts per gradient step (a multiple of ensemble_size).
+        policy_steps: Adam steps on the policy after each model fit (the policy carries
+            over between episodes, so training accumulates).
+        lr: Adam learning rate of the policy.
+        random_episodes: episodes of uniformly random actions before the first policy.
+    """
+
+    ensemble_size: int = 5
+    model_hidden: tuple[int, ...] = (128, 128)
+    model_epochs: int = 300
+    policy_hidden: tuple[int, ...] = (64, 64)
+    horizon: int = 20
+    particles: int = 40
+    policy_steps: int = 150
+    lr: float = 3e-3
+    random_episodes: int = 1
+
+    @classmethod
+    def from_config(cls, config: ExperimentConfig) -> PolicyParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config.algo_params) - known
+        if unknown:
+            raise ValueError(f"unknown policy algo_params {sorted(unknown)}; known {sorted(known)}")
+        kw = dict(config.algo_params)
+        for k in ("model_hidden", "policy_hidden"):
+            if k in kw:
+                kw[k] = tuple(int(h) for h in kw[k])
+        params = cls(**kw)
+        if params.particles % params.ensemble_size:
+            raise ValueError(
+                f"particles ({params.particles}) must be a multiple of ensemble_size "
+                f"({params.ensemble_size})"
+            )
+        return params
+
+
+class MLPPolicy(torch.nn.Module):
+    """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats."""
+
+    def __init__(self, dobs: int, du: int, hidden: tuple[int, ...], gen: torch.Generator):
+        super().__init__()
+        sizes = [dobs, *hidden, du]
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            lin = torch.nn.Linear(a, b)
+            bound = 1.0 / np.sqrt(a)
+            with torch.no_grad():
+                lin.weight.uniform_(-bound, bound, generator=gen)
+                lin.bias.zero_()
+            layers.append(lin)
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.Tanh())
+        self.net = torch.nn.Sequential(*layers)
+        self.register_buffer("in_mean", torch.zeros(dobs))
+        self.register_buffer("in_std", torch.ones(dobs))
+
+    def set_input_stats(self, obs: np.ndarray) -> None:
+        """Standardise inputs with the mean/std of obs (N, dobs) (std floored at 1e-3)."""
+        self.in_mean.copy_(torch.as_tensor(obs.mean(0), dtype=torch.float32))
+        self.in_std.copy_(torch.as_tensor(np.maximum(obs.std(0), 1e-3), dtype=torch.float32))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.net((obs - self.in_mean) / self.in_std))
+
+    def act(self, obs: np.ndarray, env: object = None) -> np.ndarray:
+        """Controller for `evaluate`: obs (dobs,) -> action (du,)."""
+        with torch.no_grad():
+            return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
+
+
+def sample_goals(fk: ForwardKinematics, n: int, gen: torch.Generator) -> Tensor:
+    """(n, 3) m: FK of uniform joint configurations with the EE >= 2 cm above the table (the
+    env's goal distribution without its collision check)."""
+    out: list[Tensor] = []
+    while sum(len(o) for o in out) < n:
+        u = torch.rand(4 * n, len(fk.lower), generator=gen)
+        ee = fk(fk.lower + u * (fk.upper - fk.lower))
+        out.append(ee[ee[:, 2] >= 0.02])
+    return torch.cat(out)[:n]
+
+
+def imagined_cost(
+    model: ProbabilisticEnsemble,
+    policy: MLPPolicy,
+    cost: ReachCost,
+    x0: Tensor,
+    goals: Tensor,
+    horizon: int,
+    gen: torch.Generator,
+) -> Tensor:
+    """Mean reach cost of imagined rollouts, differentiable in the policy parameters.
+
+    x0 (N, dm) model states [q, qdot, ee]; goals (N, 3) m. Cost states are [x, goal] so the
+    ReachCost reads the goal from its layout.
+    """
+    x = x0
+    stage = []
+    for _ in range(horizon):
+        obs = torch.cat([x, goals], -1)
+        u = policy(obs)
+        x = model.step(x, u, "ts1", gen)
+        stage.append(cost.stage(torch.cat([x, goals], -1)[:, None], u[:, None])[:, 0])
+    terminal = cost.terminal(torch.cat([x, goals], -1))
+    return (torch.stack(stage, 1).sum(1) + terminal).mean()
+
+
+def train_policy(
+    model: ProbabilisticEnsemble,
+    policy: MLPPolicy,
+    cost: ReachCost,
+    fk: ForwardKinematics,
+    starts: np.ndarray,
+    params: PolicyParams,
+    gen: torch.Generator,
+) -> list[float]:
+    """Adam on `imagined_cost` from start states drawn from `starts` (S, dm) with goals from
+    `sample_goals`; returns the loss per step. Non-finite losses skip the step (counted)."""
+    opt = torch.optim.Adam(policy.parameters(), lr=params.lr)
+    starts_t = torch.as_tensor(starts, dtype=torch.float32)
+    losses = []
+    for _ in range(params.policy_steps):
+        idx = torch.randint(len(starts_t), (params.particles,), generator=gen)
+        goals = sample_goals(fk, params.particles, gen)
+        loss = imagined_cost(model, policy, cost, starts_t[idx], goals, params.horizon, gen)
+        if not torch.isfinite(loss):
+            losses.append(float("nan"))  # a diverged imagined rollout: skip, do not step
+            continue
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def run_policy(config: ExperimentConfig, recorder: RunRecorder) -> dict:
+    """Algorithm 4 driver (mbrl.loop.registry "policy"); reach task only."""
+    if config.task != "reach":
+        raise ValueError(f"policy (Alg. 4) is implemented for reach only, got {config.task!r}")
+    params = PolicyParams.from_config(config)
+    # Small batches: one intra-op thread is faster than two on a shared 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(config, recorder, params)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: ExperimentConfig, recorder: RunRecorder, params: PolicyParams) -> dict:
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    env = make_task_env(config.task, config.seed, max_steps=config.episode_steps)
+    try:
+        arm, cfg = env.unwrapped.arm, env.unwrapped.config
+        nj = len(arm.joint_names)
+        layout = obs_layout(config.task, nj)
+        dm = layout.goal[0]  # model state: everything before the goal
+        fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
+        cost = ReachCost(StateLayout(q=(0, nj), goal=layout.goal), fk)
+        policy = MLPPolicy(layout.goal[1], nj, params.policy_hidden, gen)
+        model = None
+
+        def run_eval(steps: int, **extra: float) -> None:
+            res = evaluate(env, policy, n_goals=config.eval_goals)
+            recorder.log(
+                env_steps=steps,
+                success_rate=res["success_rate"],
+                final_distance=res["final_distance"],
+                **extra,
+            )
+
+        run_eval(0)  # the starting point: the untrained policy
+        states, actions, steps, episode = [], [], 0, 0
+        while steps < config.budget_steps:
+            T = min(config.episode_steps, config.budget_steps - steps)
+            obs, _ = env.reset(seed=train_reset_seed(rng))
+            ep_obs, ep_act = [obs], []
+            for _ in range(T):
+                if episode < params.random_episodes:
+                    a = rng.uniform(-1.0, 1.0, nj)
+                else:
+                    a = policy.act(obs)
+                obs, _, terminated, _, _ = env.step(a)
+                ep_obs.append(obs)
+                ep_act.append(np.clip(a, -1.0, 1.0))
+                if terminated:
+                    break
+            ep_obs, ep_act = np.asarray(ep_obs, np.float64), np.asarray(ep_act, np.float64)
+            goal = ep_obs[0, layout.goal[0] : layout.goal[1]]
+            recorder.record_episode(
+                episode, ep_obs, ep_act, arm.joint_names, goal, cfg.control_period
+            )
+            states.append(ep_obs)
+            actions.append(ep_act)
+            steps += len(ep_act)
+            episode += 1
+            data = TransitionDataset.from_episodes([s[:, :dm] for s in states], actions)
+            model = ProbabilisticEnsemble(
+                dm,
+                nj,
+                params.ensemble_size,
+                params.model_hidden,
+                # As mbrl.loop.presets: small batches and no held-out episode for 1-5 episodes.
+                fit_config=FitConfig(
+                    lr=2e-3,
+                    batch_size=32,
+                    max_epochs=params.model_epochs,
+                    patience=15,
+                    holdout_fraction=0.0,
+                ),
+                seed=config.seed + episode,
+            )
+            fit = model.fit(data, rng, progress=False)
+            recorder.checkpoint(model, f"ensemble_episode{episode:03d}")
+            # Goal statistics from the goal distribution the policy is trained on: one
+            # episode's goal has zero spread and would blow the goal inputs up.
+            goals = sample_goals(fk, len(data), gen).numpy()
+            policy.set_input_stats(np.hstack([data.obs, goals]))
+            losses = train_policy(model, policy, cost, fk, data.obs, params, gen)
+            if episode % config.eval_every == 0 or steps >= config.budget_steps:
+                tail = [v for v in losses[-20:] if np.isfinite(v)]
+                run_eval(
+                    steps,
+                    model_fit_seconds=fit.seconds,
+                    imagined_cost=float(np.mean(tail)) if tail else float("nan"),
+                )
+        recorder.save_data(TransitionDataset.from_episodes(states, actions))
+        return recorder.finish(params=dataclasses.asdict(params))
+    finally:
+        env.close()
