@@ -81,6 +81,7 @@ class ExperimentNode(Node):
         self._commands: list[np.ndarray] = []
         self._latest: tuple[tuple[int, int], np.ndarray] | None = None
         self._received = 0  # joint state messages, republished ones included
+        self._recording = False  # keep states and commands (during an episode only)
         self._diag: dict[str, dict[str, str]] = {}
         self._model: tuple[int, Any] | None = None  # (version, payload) of the newest model
         group = ReentrantCallbackGroup()  # callbacks only store; the schedule thread waits
@@ -116,7 +117,7 @@ class ExperimentNode(Node):
             return  # the controller's watchdog reports mis-named states; nothing to record
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self._lock:
-            if self._latest is None or stamp != self._latest[0]:
+            if self._recording and (self._latest is None or stamp != self._latest[0]):
                 self._states.append((stamp, q, qdot))
             self._latest = (stamp, q)
             self._received += 1
@@ -125,7 +126,8 @@ class ExperimentNode(Node):
         if msg.layout.dim and msg.layout.dim[0].label == HOLD_LABEL:
             return
         with self._lock:
-            self._commands.append(np.asarray(msg.data, dtype=float))
+            if self._recording:
+                self._commands.append(np.asarray(msg.data, dtype=float))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self._lock:
@@ -227,7 +229,7 @@ class ExperimentNode(Node):
                 f"{collector} to report episode {episode_id} open on /diagnostics",
             )
         with self._lock:
-            self._states, self._commands = [], []
+            self._states, self._commands, self._recording = [], [], True
         self.set_enabled(True)
         self._hold()
         self._wait(
@@ -241,6 +243,7 @@ class ExperimentNode(Node):
             self._event("end", episode_id, mode)
         with self._lock:
             states, commands = list(self._states), list(self._commands)
+            self._recording = False
         q = np.array([s[1] for s in states[: T + 1]])
         qdot = np.array([s[2] for s in states[: T + 1]])
         distance = float(np.linalg.norm(self.sampler.ee(q[-1]) - goal))
