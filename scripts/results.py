@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import csv
 import importlib.util
 import json
 import os
@@ -29,10 +30,10 @@ SB3_PIN = "stable-baselines3==2.9.2"  # needs torch>=2.8,<3: the pinned torch==2
 # (algo, task, budget_steps, episode_steps, eval_goals, eval_every): what each run may spend.
 PLAN = [
     ("mpc", "reach", 500, 100, 20, 1),
-    ("alg1", "reach", 500, 100, 20, 1),
-    ("alg2", "reach", 500, 100, 20, 1),
-    ("policy", "reach", 500, 100, 20, 1),
-    ("pilco", "reach", 500, 100, 20, 1),
+    ("policy", "reach", 500, 100, 20, 2),
+    ("pilco", "reach", 500, 100, 20, 2),
+    ("alg2", "reach", 500, 100, 20, 2),
+    ("alg1", "reach", 500, 100, 20, 2),
     ("gps", "reach", 4000, 100, 20, 1),
     ("mpc", "push", 1000, 100, 10, 5),
     ("gps", "push", 6000, 100, 10, 1),
@@ -42,6 +43,26 @@ SUCCESS = {
     "push": "cube centre within 3 cm of the goal at the last step of a 100-step episode "
     "(cube off the table = failure)",
 }
+
+
+NOTES = """## Budgets and what was cut to fit the machine
+
+- Reach: 500 real steps (5 episodes of 100 steps at 20 Hz) for the model-based algorithms,
+  the issue's target budget; GPS needs conditions x samples x 100 = 2000 steps per
+  iteration, so it gets 4000 (2 iterations).
+- Push: MPC 1000 steps (10 episodes), evaluated every 5 episodes on 10 goals; GPS 6000 steps
+  (3 iterations) on 10 goals. The issue's push target is 80 % within 10k steps; 10k steps
+  of per-tick replanning plus evaluations did not fit in the time this page was made on a
+  2-core machine shared with ~8 other jobs (load average 15-25), so the push budgets are
+  10-60 % of it.
+- SAC (stable-baselines3 2.9.2 defaults, MlpPolicy 256x256, learning starts after 100
+  steps) on the same ReachEnv and the same held-out goals: 20k steps, 1 seed (what fitted).
+- Evaluations: MPC after every episode; Algorithms 1, 2, 4 and PILCO every 2 episodes
+  (and at the end); each evaluation is one episode per held-out goal, not counted in the
+  budget.
+- "Steps to 90 % of final success": first evaluated step at which the seed-mean success
+  reaches 0.9 x its final value (n/a when the final success is 0).
+"""
 
 
 def run_name(algo: str, task: str, seed: int) -> str:
@@ -109,15 +130,28 @@ def sac_worker(out: Path, seed: int, total_steps: int, eval_interval: int) -> No
 
 # ---- report -------------------------------------------------------------------------------
 def load_runs(out: Path) -> dict[tuple[str, str], list[dict]]:
+    """Finished runs (summary.json) and, marked partial, runs still going or stopped early
+    (their metrics.csv so far)."""
     groups: dict[tuple[str, str], list[dict]] = {}
-    for path in sorted(out.glob("*/summary.json")):
-        s = json.loads(path.read_text())
+    for run in sorted(p.parent for p in out.glob("*/config.json")):
+        config = json.loads((run / "config.json").read_text())
+        if (run / "summary.json").exists():
+            s = {**config, **json.loads((run / "summary.json").read_text())}
+        elif (run / "metrics.csv").exists():
+            with open(run / "metrics.csv") as f:
+                curve = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+            if len(curve) < 2:
+                continue  # only the random-policy start: nothing learned to report
+            s = {**config, **curve[-1], "curve": curve, "partial": True}
+        else:
+            continue
         groups.setdefault((s["algo"], s["task"]), []).append(s)
     return groups
 
 
 def mean_curve(runs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """steps, mean, min, max over the runs at each logged step (all runs share the grid)."""
+    """steps, mean, min, max over the runs at each logged step (runs share the grid; a
+    partial run contributes to the steps it reached)."""
     steps = sorted({r["env_steps"] for s in runs for r in s["curve"]})
     vals = [[r[key] for s in runs for r in s["curve"] if r["env_steps"] == x] for x in steps]
     return (
@@ -185,7 +219,7 @@ def report(out: Path, command: str, seconds: float | None) -> str:
         "",
         *[f"- **{t}**: {d}." for t, d in SUCCESS.items()],
         "",
-        "| algo | task | budget (real env steps) | seeds | final success (per seed) | "
+        "| algo | task | real env steps (last evaluation) | seeds | final success (per seed) | "
         "final distance m (mean) | steps to 90% of final success | wall s/run |",
         "|---|---|---:|---:|---|---:|---:|---:|",
     ]
@@ -195,13 +229,32 @@ def report(out: Path, command: str, seconds: float | None) -> str:
         _, d, _, _ = mean_curve(runs, "final_distance")
         s90 = steps_to_fraction(x, m)
         rows[(algo, task)] = (x, m, s90)
-        per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in runs)
+        per_seed = ", ".join(
+            f"{s['success_rate']:.2f}"
+            + (f" partial@{int(s['env_steps'])}" if s.get("partial") else "")
+            for s in runs
+        )
         wall = np.mean([s["curve"][-1].get("wall_seconds", np.nan) for s in runs])
         lines.append(
             f"| {algo} | {task} | {int(x[-1])} | {len(runs)} | {m[-1]:.2f} ({per_seed}) | "
             f"{d[-1]:.4f} | {'n/a (final 0)' if np.isnan(s90) else int(s90)} | {wall:.0f} |"
         )
-    lines += ["", "Learning curves (mean over seeds, band = min..max):", ""]
+    lines += ["", "Each run is exactly (seeds as listed):", ""]
+    for (algo, task), runs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        c, seeds = runs[0], ",".join(str(int(r["seed"])) for r in runs)
+        if algo == "sac":
+            lines.append(
+                f"    .venv/bin/python scripts/results.py --sac-worker SEED "
+                f"--sac-steps {int(c['budget_steps'])}   # SEED in {seeds}"
+            )
+            continue
+        lines.append(
+            f"    .venv/bin/python -m mbrl experiment --algo {algo} --task {task} --seed SEED "
+            f"--budget-steps {int(c['budget_steps'])} --episode-steps {int(c['episode_steps'])} "
+            f"--eval-goals {int(c['eval_goals'])} --eval-every {int(c['eval_every'])}"
+            f"   # SEED in {seeds}"
+        )
+    lines += ["", NOTES, "Learning curves (mean over seeds, band = min..max):", ""]
     for task in ("reach", "push"):
         if any(t == task for _, t in groups):
             plot(groups, task, img / f"results_{task}.png")
@@ -250,11 +303,12 @@ def main() -> int:
     start = time.perf_counter()
     command = "    .venv/bin/python scripts/results.py " + " ".join(sys.argv[1:])
     if not args.report_only:
+        # Seed-major order: if time runs out, every algorithm has its first seeds.
         jobs = [
             (algo, task, seed, *rest)
+            for seed in range(args.seeds)
             for algo, task, *rest in PLAN
             if args.only is None or f"{algo}/{task}" in args.only
-            for seed in range(args.seeds)
         ]
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(launch, args.out, a, t, s, *r) for a, t, s, *r in jobs]
