@@ -59,6 +59,8 @@ class GPSConfig:
         anchor: what the C-step's KL bound is measured to: "global" (MDGPS, the linearised
             global policy) or "local" (the previous local controller, as in Levine & Abbeel
             2014; the global policy is then a plain supervised learner).
+        l2_weight: weight of the squared-distance terms added to the task cost, per m^2 and
+            step (mbrl.loop.gps_local.SquaredDistanceTerms).
     """
 
     conditions: int = 4
@@ -74,6 +76,7 @@ class GPSConfig:
     policy_batch: int = 256
     policy_lr: float = 1e-3
     anchor: str = "global"
+    l2_weight: float = 10.0
 
     def __post_init__(self) -> None:
         if self.conditions < 1 or self.samples < 1:
@@ -125,7 +128,9 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     dx = local_dim(config.task, nj)
     g = obs_layout(config.task, nj).goal
     conds = draw_conditions(env, gcfg.conditions, rng, slice(*g))
-    costs = [make_cost(config.task, nj, c.goal, arm.lower, arm.upper) for c in conds]
+    costs = [
+        make_cost(config.task, nj, c.goal, arm.lower, arm.upper, gcfg.l2_weight) for c in conds
+    ]
     local = [initial_controller(T, dx, du, gcfg.init_std) for _ in conds]
     policy = GlobalPolicy(dx, du, (2 * nj, 2 * nj + 3), None, gcfg.hidden, torch_gen)
     if config.task == "push":
@@ -147,6 +152,12 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     def act(obs: np.ndarray, _env: Any) -> np.ndarray:
         return np.clip(policy.mean(obs[None, :dx], obs[g[0] : g[1]])[0], -1.0, 1.0)
 
+    def eval_env():
+        return make_task_env(config.task, seed=config.seed, max_steps=T)
+
+    # The starting point: the untrained global policy (zero output: the arm holds still).
+    ev = evaluate(eval_env, act, n_goals=config.eval_goals)
+    recorder.log(env_steps=0, success_rate=ev["success_rate"], final_distance=ev["final_distance"])
     while env_steps + per_iter <= config.budget_steps:
         # 1. samples from the local controllers
         data, finals = [], []
@@ -219,11 +230,7 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             lr=gcfg.policy_lr,
         )
         iteration += 1
-        ev = evaluate(
-            lambda: make_task_env(config.task, seed=config.seed, max_steps=T),
-            act,
-            n_goals=config.eval_goals,
-        )
+        ev = evaluate(eval_env, act, n_goals=config.eval_goals)
         train_success = float(np.mean(np.asarray(finals) < env.unwrapped.success_threshold))
         recorder.log(
             env_steps=env_steps,

@@ -42,12 +42,62 @@ def local_layout(task: str, nj: int) -> StateLayout:
     return StateLayout(q=(0, nj), ee=(2 * nj, 2 * nj + 3), obj=obj)
 
 
-def make_cost(task: str, nj: int, goal: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> Cost:
-    """The task cost (mbrl.costs) on the local state, for one condition's goal."""
+class SquaredDistanceTerms:
+    """A task cost plus w * ||a - b||^2 for each pair of 3-D points (stage; `terminal_scale`
+    times that at T). The task costs are distances (cones): their second-order expansion
+    is almost flat along the direction to the target, so an LQG step on it extrapolates
+    linearly past the goal. The squared term (the l2 part of the l2 + log cost of Levine
+    et al. 2016, sec. 5) gives the expansion curvature and a minimum at the target.
+
+    Args:
+        base: the task cost; pairs: ((start, stop) of a, (start, stop) of b or None for the
+        goal); weight: per m^2 per step; terminal_scale: terminal multiplier.
+    """
+
+    def __init__(self, base: ReachCost, pairs, weight: float, terminal_scale: float) -> None:
+        self.base, self.pairs, self.weight, self.terminal_scale = (
+            base,
+            pairs,
+            weight,
+            terminal_scale,
+        )
+
+    def _sq(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(x.shape[:-1], dtype=x.dtype)
+        for a, b in self.pairs:
+            pb = self.base.goal.to(x.dtype) if b is None else x[..., b[0] : b[1]]
+            out = out + ((x[..., a[0] : a[1]] - pb) ** 2).sum(-1)
+        return self.weight * out
+
+    def stage(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """x (N, T, dx), u (N, T, du) -> (N, T)."""
+        return self.base.stage(x, u) + self._sq(x)
+
+    def terminal(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, dx) -> (N,)."""
+        return self.base.terminal(x) + self.terminal_scale * self._sq(x)
+
+
+def make_cost(
+    task: str,
+    nj: int,
+    goal: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    l2_weight: float = 0.0,
+) -> Cost:
+    """The task cost (mbrl.costs) on the local state for one condition's goal, plus
+    l2_weight * squared distances (SquaredDistanceTerms) when l2_weight > 0."""
     layout = local_layout(task, nj)
     if task == "push":
-        return PushCost(layout, goal=goal, config=PushCostConfig(), lower=lower, upper=upper)
-    return ReachCost(layout, goal=goal, config=ReachCostConfig(), lower=lower, upper=upper)
+        base = PushCost(layout, goal=goal, config=PushCostConfig(), lower=lower, upper=upper)
+        pairs = [(layout.ee, layout.obj), (layout.obj, None)]
+    else:
+        base = ReachCost(layout, goal=goal, config=ReachCostConfig(), lower=lower, upper=upper)
+        pairs = [(layout.ee, None)]
+    if l2_weight <= 0:
+        return base
+    return SquaredDistanceTerms(base, pairs, l2_weight, base.config.terminal)
 
 
 def draw_conditions(

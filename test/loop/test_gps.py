@@ -1,0 +1,143 @@
+"""Guided policy search: the global policy's linearisation and S-step, the cost expansion,
+the step-size rule, and a tiny end-to-end MDGPS run that must improve on its start."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from mbrl.control.gps_kl import LinearGaussianDynamics
+from mbrl.loop.common import ExperimentConfig, RunRecorder
+from mbrl.loop.gps import gps_config, run_gps
+from mbrl.loop.gps_local import (
+    expected_cost,
+    initial_controller,
+    make_cost,
+    quadratic_cost,
+    sample_costs,
+    step_multiplier,
+)
+from mbrl.loop.gps_policy import GlobalPolicy
+from mbrl.models.base import ModelFileError
+
+torch.set_num_threads(1)
+NJ = 5
+DX_PUSH = 2 * NJ + 6
+EE, OBJ = (2 * NJ, 2 * NJ + 3), (2 * NJ + 3, 2 * NJ + 6)
+
+
+def _policy(seed: int = 0) -> GlobalPolicy:
+    pol = GlobalPolicy(DX_PUSH, NJ, EE, OBJ, (16, 16), torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # non-zero output layer so the Jacobian is not trivially zero
+        pol.net[-1].weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed + 1))
+    return pol
+
+
+def test_linearisation_matches_finite_differences():
+    pol, rng = _policy(), np.random.default_rng(0)
+    x, goal = rng.normal(size=(4, DX_PUSH)), np.array([0.2, 0.05, 0.02])
+    lin = pol.linearize(x, goal)
+    np.testing.assert_allclose(np.einsum("tux,tx->tu", lin.K, x) + lin.k, pol.mean(x, goal))
+    h = 1e-6
+    for j in (0, EE[0], OBJ[0] + 1):
+        dx = np.zeros(DX_PUSH)
+        dx[j] = h
+        fd = (pol.mean(x + dx, goal) - pol.mean(x - dx, goal)) / (2 * h)
+        np.testing.assert_allclose(lin.K[:, :, j], fd, rtol=1e-5, atol=1e-8)
+
+
+def test_s_step_fits_precision_weighted_targets_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 200
+    x, goal = rng.normal(size=(n, DX_PUSH)), rng.normal(size=(n, 3))
+    W = rng.normal(size=(NJ, DX_PUSH)) * 0.3
+    target = x @ W.T
+    prec = np.repeat(np.diag([4.0, 4.0, 4.0, 4.0, 1e-3])[None], n, 0)  # last action ~ free
+    pol = GlobalPolicy(DX_PUSH, NJ, EE, OBJ, (32,), torch.Generator().manual_seed(0))
+    before = np.mean((pol.mean(x, goal) - target)[:, :4] ** 2)
+    pol.fit(x, goal, target, prec, generator=torch.Generator().manual_seed(0), steps=300, lr=1e-2)
+    after = np.mean((pol.mean(x, goal) - target)[:, :4] ** 2)
+    assert after < 0.1 * before
+    np.testing.assert_allclose(pol.cov, np.linalg.inv(prec.mean(0)))
+    pol.save(tmp_path / "p.npz")
+    back = GlobalPolicy.load(tmp_path / "p.npz")
+    np.testing.assert_allclose(back.mean(x[:5], goal[:5]), pol.mean(x[:5], goal[:5]))
+    (tmp_path / "bad.npz").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="bad.npz"):
+        GlobalPolicy.load(tmp_path / "bad.npz")
+
+
+def test_quadratic_cost_is_exact_for_a_quadratic_cost_and_expected_cost_matches_samples():
+    """With l2 weight and no cone terms the push cost is quadratic in the state, so the
+    expansion is exact, and the Laplace expected cost equals a Monte-Carlo estimate."""
+    T, du = 6, NJ
+    rng = np.random.default_rng(2)
+    goal = np.array([0.2, 0.0, 0.02])
+    lim = np.full(NJ, 10.0)
+    cost = make_cost("push", NJ, goal, -lim, lim, l2_weight=3.0)
+    cost.base.config = type(cost.base.config)(tip_to_object=0.0, object_to_goal=0.0, terminal=0.0)
+    cost.terminal_scale = 2.0
+    A = np.repeat(np.eye(DX_PUSH)[None], T, 0)
+    B = np.repeat(0.1 * rng.normal(size=(DX_PUSH, du))[None], T, 0)
+    dyn = LinearGaussianDynamics(
+        A,
+        B,
+        np.zeros((T, DX_PUSH)),
+        np.repeat(1e-4 * np.eye(DX_PUSH)[None], T, 0),
+        rng.normal(size=DX_PUSH) * 0.1,
+        1e-4 * np.eye(DX_PUSH),
+    )
+    pol = initial_controller(T, DX_PUSH, du, 0.3)
+    X = np.zeros((2000, T + 1, DX_PUSH))
+    X[:, 0] = dyn.x0_mean + rng.normal(size=(2000, DX_PUSH)) * 1e-2
+    U = rng.normal(size=(2000, T, du)) * 0.3
+    for t in range(T):
+        X[:, t + 1] = X[:, t] @ A[t].T + U[:, t] @ B[t].T + rng.normal(size=(2000, DX_PUSH)) * 1e-2
+    C, cv = quadratic_cost(cost, X[:3], U[:3], dyn)
+    mc = sample_costs(cost, X, U).mean()
+    # expected_cost leaves out the expansion's constant, here w ||goal||^2 per stage: T - 1
+    # stages, plus the folded terminal (scale 2) on the last one.
+    const = 3.0 * float(goal @ goal) * (T - 1 + 1 + 2.0)
+    assert expected_cost(dyn, pol, C, cv) + const == pytest.approx(mc, rel=0.05)
+
+
+def test_step_multiplier_grows_when_predictions_hold_and_shrinks_when_they_fail():
+    assert step_multiplier(1.0, predicted=1.0, actual=1.0, lo=0.1, hi=10) == 5.0
+    assert step_multiplier(1.0, predicted=1.0, actual=-3.0, lo=0.1, hi=10) == pytest.approx(0.125)
+    assert step_multiplier(0.2, predicted=1.0, actual=-100.0, lo=0.1, hi=10) == 0.1
+
+
+def test_gps_config_rejects_unknown_params():
+    with pytest.raises(ValueError, match="unknown algo_params.*'sampels'"):
+        gps_config("push", {"sampels": 3})
+    with pytest.raises(ValueError, match="anchor"):
+        gps_config("push", {"anchor": "both"})
+
+
+def test_tiny_mdgps_run_on_reach_improves_on_its_start(tmp_path):
+    """End to end on a tiny budget (3 iterations x 2 conditions x 3 samples x 40 steps): the
+    local controllers' cost falls and the global policy ends nearer the held-out goals than
+    the untrained (hold-still) policy it started from."""
+    config = ExperimentConfig(
+        "gps",
+        task="reach",
+        seed=0,
+        budget_steps=720,
+        episode_steps=40,
+        eval_goals=4,
+        out_dir=str(tmp_path),
+        algo_params={"conditions": 2, "samples": 3, "policy_steps": 400},
+    )
+    summary = run_gps(config, RunRecorder(config, verbose=False))
+    rows = summary["curve"]
+    assert [r["env_steps"] for r in rows] == [0, 240, 480, 720]
+    assert rows[-1]["local_cost"] < 0.7 * rows[1]["local_cost"]
+    assert rows[-1]["final_distance"] < 0.9 * rows[0]["final_distance"]
+    run = tmp_path / "gps-reach-s0"
+    assert (run / "checkpoints" / "global_policy.npz").exists()
+    assert len(list((run / "episodes").glob("*.mcap"))) == 18
+    with open(run / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
