@@ -3,7 +3,8 @@
 Episodes (/mbrl/episodes) and models (/mbrl/model) travel between machines as the bytes of
 their files; `layout.dim[0].label` carries a JSON header whose "sha256" the receiver checks
 before it trusts a single byte. Every decoder raises TransportError naming the topic, the
-episode id / model version when known, and what was wrong.
+episode id / model version when known, and what was wrong. Also the QoS profiles of mbrl's
+own topics and the /diagnostics status builder every mbrl node uses.
 """
 
 from __future__ import annotations
