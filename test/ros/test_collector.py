@@ -16,11 +16,12 @@ from geometry_msgs.msg import Point, PointStamped
 from ros_helpers import Output
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String, UInt8MultiArray
+from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.data.episodes import read_episode
 from mbrl.ros.collector import GOAL_QOS
 from mbrl.ros.graph import get_nodes
-from mbrl.ros.msgs import float64_multiarray, joint_state_msg
+from mbrl.ros.msgs import float64_multiarray, joint_state_msg, joint_trajectory_msg
 from mbrl.ros.recording import EpisodeRouter
 from mbrl.ros.runner import GraphRunner
 from mbrl.ros.sim_node import COMMAND_QOS
@@ -47,6 +48,9 @@ class Driver:
         )
         self.goal = n.create_publisher(PointStamped, "/mbrl/goal", GOAL_QOS)
         self.control = n.create_publisher(String, "/mbrl/episode_control", EPISODE_CONTROL_QOS)
+        self.trajectory = n.create_publisher(
+            JointTrajectory, "/joint_trajectory_controller/joint_trajectory", COMMAND_QOS
+        )
         self.episodes: list[UInt8MultiArray] = []
         self.diagnostics: list[dict] = []
         n.create_subscription(UInt8MultiArray, "/mbrl/episodes", self.episodes.append, EPISODES_QOS)
@@ -71,6 +75,7 @@ class Driver:
                 self.control.get_subscription_count() > 0
                 and self.commands.get_subscription_count() > 0
                 and self.states.get_subscription_count() > 0
+                and self.trajectory.get_subscription_count() > 0
                 and bool(self.diagnostics)
             ),
             timeout=30.0,
@@ -108,7 +113,14 @@ def test_episode_is_published_and_readable_without_ros(ros_context, tmp_path) ->
         driver.goal.publish(PointStamped(point=Point(x=0.1, y=0.2, z=0.3)))
         driver.event("start", 4)
         assert driver.spin_until(lambda: "episode 4 started" in output.text()), output.text()
-        driver.ticks(q, c)
+        driver.ticks(q[:-1], c[:-1])
+        # the last command as a JointTrajectory in another joint order: its first point counts
+        names = list(JOINTS[::-1])
+        driver.states.publish(joint_state_msg(JOINTS, q[-1], 2 * q[-1]))
+        driver.trajectory.publish(
+            joint_trajectory_msg(names, [0.05, 0.1], np.stack([c[-1][::-1], np.zeros(5)]))
+        )
+        rclpy.spin_once(driver.node, timeout_sec=0.005)
         driver.event("end", 4)
         assert driver.spin_until(lambda: bool(driver.episodes)), output.text()
         payload = decode_episode_msg(driver.episodes[0])
