@@ -83,11 +83,25 @@ class PolicyParams:
 
 
 class MLPPolicy(torch.nn.Module):
-    """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats."""
+    """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats.
 
-    def __init__(self, dobs: int, du: int, hidden: tuple[int, ...], gen: torch.Generator):
+    The input is the observation plus the goal offset goal - ee (3,) m, read from the
+    `ee` and `goal` (start, stop) slices: the reach direction is then one feature instead
+    of a difference the first layer has to learn.
+    """
+
+    def __init__(
+        self,
+        dobs: int,
+        du: int,
+        hidden: tuple[int, ...],
+        gen: torch.Generator,
+        ee: tuple[int, int],
+        goal: tuple[int, int],
+    ):
         super().__init__()
-        sizes = [dobs, *hidden, du]
+        self.ee, self.goal = ee, goal
+        sizes = [dobs + 3, *hidden, du]
         layers: list[torch.nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             lin = torch.nn.Linear(a, b)
@@ -99,16 +113,23 @@ class MLPPolicy(torch.nn.Module):
             if i < len(sizes) - 2:
                 layers.append(torch.nn.Tanh())
         self.net = torch.nn.Sequential(*layers)
-        self.register_buffer("in_mean", torch.zeros(dobs))
-        self.register_buffer("in_std", torch.ones(dobs))
+        self.register_buffer("in_mean", torch.zeros(dobs + 3))
+        self.register_buffer("in_std", torch.ones(dobs + 3))
+
+    def features(self, obs: Tensor) -> Tensor:
+        """(N, dobs) -> (N, dobs + 3): [obs, goal - ee]."""
+        offset = obs[..., self.goal[0] : self.goal[1]] - obs[..., self.ee[0] : self.ee[1]]
+        return torch.cat([obs, offset], -1)
 
     def set_input_stats(self, obs: np.ndarray) -> None:
-        """Standardise inputs with the mean/std of obs (N, dobs) (std floored at 1e-3)."""
-        self.in_mean.copy_(torch.as_tensor(obs.mean(0), dtype=torch.float32))
-        self.in_std.copy_(torch.as_tensor(np.maximum(obs.std(0), 1e-3), dtype=torch.float32))
+        """Standardise inputs with the mean/std of the features of obs (N, dobs) (std floored
+        at 1e-3)."""
+        f = self.features(torch.as_tensor(obs, dtype=torch.float32))
+        self.in_mean.copy_(f.mean(0))
+        self.in_std.copy_(f.std(0).clamp_min(1e-3))
 
     def forward(self, obs: Tensor) -> Tensor:
-        return torch.tanh(self.net((obs - self.in_mean) / self.in_std))
+        return torch.tanh(self.net((self.features(obs) - self.in_mean) / self.in_std))
 
     def act(self, obs: np.ndarray, env: object = None) -> np.ndarray:
         """Controller for `evaluate`: obs (dobs,) -> action (du,)."""
@@ -135,11 +156,11 @@ def imagined_cost(
     goals: Tensor,
     horizon: int,
     gen: torch.Generator,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Mean reach cost of imagined rollouts, differentiable in the policy parameters.
 
     x0 (N, dm) model states [q, qdot, ee]; goals (N, 3) m. Cost states are [x, goal] so the
-    ReachCost reads the goal from its layout.
+    ReachCost reads the goal from its layout. Returns the loss and the final states (N, dm).
     """
     x = x0
     stage = []
@@ -149,7 +170,7 @@ def imagined_cost(
         x = model.step(x, u, "ts1", gen)
         stage.append(cost.stage(torch.cat([x, goals], -1)[:, None], u[:, None])[:, 0])
     terminal = cost.terminal(torch.cat([x, goals], -1))
-    return (torch.stack(stage, 1).sum(1) + terminal).mean()
+    return (torch.stack(stage, 1).sum(1) + terminal).mean(), x
 
 
 def train_policy(
@@ -161,23 +182,37 @@ def train_policy(
     params: PolicyParams,
     gen: torch.Generator,
 ) -> list[float]:
-    """Adam on `imagined_cost` from start states drawn from `starts` (S, dm) with goals from
-    `sample_goals`; returns the loss per step. Non-finite losses skip the step (counted)."""
+    """Adam on `imagined_cost`; returns the loss per step. Non-finite losses skip the step.
+
+    Half the particles start from recorded states `starts` (S, dm) with fresh goals from
+    `sample_goals`; the other half continue the previous step's imagined rollouts (final
+    states, same goals), so the policy also learns what to do after `horizon` steps (stay
+    at the goal) without back-propagating through longer rollouts.
+    """
     opt = torch.optim.Adam(policy.parameters(), lr=params.lr)
     starts_t = torch.as_tensor(starts, dtype=torch.float32)
+    half = params.particles // 2
+    idx = torch.randint(len(starts_t), (params.particles,), generator=gen)
+    x0, goals = starts_t[idx], sample_goals(fk, params.particles, gen)
     losses = []
     for _ in range(params.policy_steps):
-        idx = torch.randint(len(starts_t), (params.particles,), generator=gen)
-        goals = sample_goals(fk, params.particles, gen)
-        loss = imagined_cost(model, policy, cost, starts_t[idx], goals, params.horizon, gen)
+        loss, x_end = imagined_cost(model, policy, cost, x0, goals, params.horizon, gen)
         if not torch.isfinite(loss):
             losses.append(float("nan"))  # a diverged imagined rollout: skip, do not step
-            continue
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+            x_end = x0
+        else:
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+        idx = torch.randint(len(starts_t), (params.particles - half,), generator=gen)
+        keep = torch.randperm(params.particles, generator=gen)[:half]
+        x_keep = x_end.detach()[keep]
+        ok = torch.isfinite(x_keep).all(1)
+        x_keep = torch.where(ok[:, None], x_keep, x0[keep])
+        x0 = torch.cat([x_keep, starts_t[idx]])
+        goals = torch.cat([goals[keep], sample_goals(fk, params.particles - half, gen)])
     return losses
 
 
@@ -206,7 +241,7 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PolicyParams) 
         dm = layout.goal[0]  # model state: everything before the goal
         fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
         cost = ReachCost(StateLayout(q=(0, nj), goal=layout.goal), fk)
-        policy = MLPPolicy(layout.goal[1], nj, params.policy_hidden, gen)
+        policy = MLPPolicy(layout.goal[1], nj, params.policy_hidden, gen, layout.ee, layout.goal)
         model = None
 
         def run_eval(steps: int, **extra: float) -> None:
@@ -261,10 +296,12 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PolicyParams) 
             )
             fit = model.fit(data, rng, progress=False)
             recorder.checkpoint(model, f"ensemble_episode{episode:03d}")
-            # Goal statistics from the goal distribution the policy is trained on: one
-            # episode's goal has zero spread and would blow the goal inputs up.
-            goals = sample_goals(fk, len(data), gen).numpy()
-            policy.set_input_stats(np.hstack([data.obs, goals]))
+            if episode == 1:
+                # Fixed from here on, so later episodes do not shift a trained policy's
+                # inputs. Goals from the distribution the policy is trained on: one
+                # episode's goal has zero spread and would blow the goal inputs up.
+                goals = sample_goals(fk, len(data), gen).numpy()
+                policy.set_input_stats(np.hstack([data.obs, goals]))
             losses = train_policy(model, policy, cost, fk, data.obs, params, gen)
             if episode % config.eval_every == 0 or steps >= config.budget_steps:
                 tail = [v for v in losses[-20:] if np.isfinite(v)]
