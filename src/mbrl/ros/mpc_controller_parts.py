@@ -28,13 +28,12 @@ class OffTickWork:
 
     @staticmethod
     def _warm_up(bundle: ModelBundle, x: np.ndarray) -> None:
-        """Plan a few times without a deadline so the planners learn their iteration time
-        (the first calls pay for torch's lazy initialisation) before the first deadline."""
+        """Plan a few times without a deadline so the mpc planner learns its iteration time
+        (the first calls pay for torch's lazy initialisation) before the first deadline.
+        (iLQR runs without a deadline in its own thread: nothing to learn there.)"""
         for _ in range(3):
             bundle.mpc.warmup(x)
-            bundle.lqr.warmup(x)
-        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimates stay
-        bundle.lqr.reset()
+        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimate stays
 
     def _warm_up_state(self, bundle: ModelBundle) -> np.ndarray:
         """The model state at the latest good joint state, else at mid-range."""
