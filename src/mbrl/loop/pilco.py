@@ -55,6 +55,8 @@ class PilcoParams:
         policy_iters: L-BFGS-B iterations of each optimisation stage.
         random_episodes: episodes of uniformly random actions before the first policy.
         init_gain: K = init_gain I at the start of each optimisation (with q_ref = home).
+        terminal_weight: extra weight of the last predicted step's cost (the real episode
+            continues after the horizon, at about that state).
     """
 
     horizon: int = 15
@@ -65,6 +67,7 @@ class PilcoParams:
     policy_iters: int = 20
     random_episodes: int = 1
     init_gain: float = 3.0
+    terminal_weight: float = 0.0
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PilcoParams:
@@ -142,7 +145,9 @@ def optimise_stage(
         th = torch.tensor(flat.reshape(B, -1), requires_grad=True)
         W, b = linear_params(th, dx)
         try:
-            cost, _, _ = predicted_cost(g, W, b, m0_t, S0_t, params.horizon, fk, goal_t, width)
+            cost, _, _ = predicted_cost(
+                g, W, b, m0_t, S0_t, params.horizon, fk, goal_t, width, 1.0, params.terminal_weight
+            )
         except torch.linalg.LinAlgError:
             return 1e10, np.zeros_like(flat)  # a singular solve: make the line search back off
         total = cost.sum()

@@ -168,8 +168,10 @@ def predicted_cost(
     goal: Tensor,
     width: float,
     u_max: float = 1.0,
+    terminal_weight: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Expected saturating cost of the end effector summed over t = 1..horizon, per problem.
+    """Expected saturating cost of the end effector summed over t = 1..horizon, plus
+    terminal_weight x the last step's (the episode goes on after the horizon), per problem.
 
     Args:
         W (B, du, dx), b (B, du): policy parameters; m0 (B, dx), S0 (B, dx, dx): start
@@ -180,10 +182,11 @@ def predicted_cost(
     m, S = m0, S0
     total = torch.zeros(m0.shape[0], dtype=m0.dtype)
     means, covs = [m], [S]
-    for _ in range(horizon):
+    for t in range(horizon):
         m, S = step_moments(g, W, b, m, S, u_max)
         e_m, e_S = ee_moments(fk, m, S)
-        total = total + expected_saturating_cost(e_m, e_S, goal, width)
+        weight = 1.0 + (terminal_weight if t == horizon - 1 else 0.0)
+        total = total + weight * expected_saturating_cost(e_m, e_S, goal, width)
         means.append(m)
         covs.append(S)
     return total, torch.stack(means), torch.stack(covs)
