@@ -57,6 +57,8 @@ class PilcoParams:
         init_gain: K = init_gain I at the start of each optimisation (with q_ref = home).
         terminal_weight: extra weight of the last predicted step's cost (the real episode
             continues after the horizon, at about that state).
+        init_from_data: start q_ref at the recorded joint positions whose FK is nearest
+            each goal instead of at home (off in the measured runs; docs/pilco.md).
     """
 
     horizon: int = 15
@@ -68,6 +70,7 @@ class PilcoParams:
     random_episodes: int = 1
     init_gain: float = 3.0
     terminal_weight: float = 0.0
+    init_from_data: bool = False
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PilcoParams:
@@ -191,6 +194,17 @@ def initial_theta(q_ref: np.ndarray, gain: float) -> np.ndarray:
     return np.concatenate([gain * np.eye(nj).ravel(), q_ref])
 
 
+def data_starts(
+    fk: ForwardKinematics, q_data: np.ndarray, goals: np.ndarray, gain: float
+) -> np.ndarray:
+    """(B, nj * nj + nj) start parameters with q_ref = the recorded q (N, nj) whose end
+    effector is nearest each goal (B, 3) m: a start inside the data, near the answer."""
+    with torch.no_grad():
+        ee = fk(torch.as_tensor(q_data, dtype=torch.float64)).numpy()
+    nearest = np.argmin(((ee[None] - goals[:, None]) ** 2).sum(-1), axis=1)
+    return np.stack([initial_theta(q_data[k], gain) for k in nearest])
+
+
 def policy_action(theta: np.ndarray, q: np.ndarray) -> np.ndarray:
     """u = sin(W q + b): theta (nj * nj + nj,), q (nj,) rad -> action (nj,) in [-1, 1]."""
     W, b = linear_params(theta, len(q))
@@ -270,7 +284,11 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
             goal = obs[layout.goal[0] : layout.goal[1]].astype(np.float64)
             info: dict[str, float] = {}
             if episode >= params.random_episodes:
-                res = optimise_policies(gp, fk, goal[None], m0, S0, params, start_theta[None])
+                start = start_theta[None]
+                if params.init_from_data:
+                    q_data = np.vstack([x[:, :nj] for x in states])
+                    start = data_starts(fk, q_data, goal[None], params.init_gain)
+                res = optimise_policies(gp, fk, goal[None], m0, S0, params, start)
                 theta = res.theta[0]
                 info = {
                     "predicted_cost": float(res.predicted_cost[0]),
@@ -307,6 +325,9 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
             recorder.checkpoint(gp, f"gp_episode{episode:03d}")
             if episode % config.eval_every == 0 or steps >= config.budget_steps:
                 starts = np.tile(start_theta, (config.eval_goals, 1))
+                if params.init_from_data:
+                    q_data = np.vstack([x[:, :nj] for x in states])
+                    starts = data_starts(fk, q_data, eval_goals, params.init_gain)
                 opt = optimise_policies(gp, fk, eval_goals, m0, S0, params, starts)
                 eval_theta = opt.theta
                 run_eval(
