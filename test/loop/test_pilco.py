@@ -15,6 +15,7 @@ from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import ExperimentConfig, RunRecorder
 from mbrl.loop.pilco import (
     PilcoParams,
+    data_starts,
     initial_theta,
     linear_params,
     optimise_stage,
@@ -97,6 +98,14 @@ def test_gain_target_parameters_are_the_linear_policy():
     np.testing.assert_allclose(W, -2.0 * np.eye(3))
     np.testing.assert_allclose(policy_action(theta, q_ref), 0.0, atol=1e-12)  # fixed point
     np.testing.assert_allclose(policy_action(theta, q_ref - 0.1), np.sin(0.2), atol=1e-12)
+
+
+def test_data_starts_pick_the_recorded_state_nearest_each_goal():
+    q_data = np.array([[0.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.6], [0.0, 1.0, 0.0, 0.7]])
+    goals = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.0]])
+    theta = data_starts(lambda q: q[:, :3], q_data, goals, 2.0)  # "FK" = first 3 joints
+    np.testing.assert_array_equal(theta[:, 16:], q_data[[1, 2]])
+    np.testing.assert_array_equal(theta[0, :16].reshape(4, 4), 2.0 * np.eye(4))
 
 
 def test_optimiser_failure_keeps_the_start_point(small_gp):
