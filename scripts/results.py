@@ -189,6 +189,7 @@ def plot(groups, task: str, path: Path) -> None:
     for ax in axes:
         ax.set(xlabel="real env steps (20 Hz)", xscale="symlog")
         ax.set_xscale("symlog", linthresh=100)
+        ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{task}: mean over seeds, band = min..max")
