@@ -159,12 +159,14 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {unknown} in {where or cls.__name__}; expected some of {sorted(fields)}"
+            f"unknown key(s) {unknown} in {where or cls.__name__}; "
+            f"expected some of {sorted(fields)}"
         )
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         field = fields[key]
-        nested = field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+        has_factory = field.default_factory is not dataclasses.MISSING
+        nested = field.default_factory() if has_factory else None
         if dataclasses.is_dataclass(nested):
             kwargs[key] = from_dict(type(nested), value or {}, f"{where}.{key}" if where else key)
         elif isinstance(value, list):

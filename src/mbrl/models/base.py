@@ -63,9 +63,7 @@ class DynamicsModel(Protocol):
 class Linearizable(Protocol):
     """Models that give a local linear model x' ~= A x + B u + c around (x, u)."""
 
-    def linearize(
-        self, x: np.ndarray, u: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def linearize(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x (N, dx), u (N, du) -> A (N, dx, dx), B (N, dx, du), c (N, dx)."""
         ...
 

@@ -16,13 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -37,6 +34,7 @@ from mbrl.ros.msgs import (
     joint_velocities_by_name,
     trajectory_to_arrays,
 )
+from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.recording import EpisodeRouter
 from mbrl.ros.transport import (
@@ -341,24 +339,7 @@ class Collector(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (`collector` / `python -m mbrl.ros.collector --ros-args ...`)."""
-    rclpy.init(args=args)
-    node: Collector | None = None
-    try:
-        try:
-            node = Collector()
-        except (ConfigError, ParameterException, ValueError, OSError) as exc:
-            print(f"collector: invalid parameters: {exc}", file=sys.stderr)
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("collector", Collector, args)
 
 
 if __name__ == "__main__":

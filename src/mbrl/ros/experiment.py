@@ -26,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -42,6 +42,7 @@ from mbrl.loop.common import RunRecorder
 from mbrl.ros.controller_core import arm_limits
 from mbrl.ros.experiment_core import ExperimentNodeConfig, GoalSampler, episode_arrays
 from mbrl.ros.msgs import float64_multiarray, joint_positions_by_name, joint_velocities_by_name
+from mbrl.ros.node_main import MultiThreadedExecutor
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
     EPISODE_CONTROL_QOS,
@@ -347,6 +348,7 @@ def main(args: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # the controller and fitter need the cores more
     rclpy.init(args=args)
     node: ExperimentNode | None = None
+    spinner: threading.Thread | None = None
     executor = MultiThreadedExecutor(num_threads=2)
     try:
         try:
@@ -373,6 +375,10 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         executor.shutdown(timeout_sec=1.0)
+        if spinner is not None:
+            # The spin thread must leave rcl's wait before the interpreter exits, or the C++
+            # side aborts ("terminate called without an active exception").
+            spinner.join(timeout=5.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -17,13 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import UInt8MultiArray
 from std_srvs.srv import Trigger
@@ -34,6 +31,7 @@ from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble_fit import FitConfig
 from mbrl.ros.fitting import CheckpointStore, FitSettings, fit_models, load_checkpoint
+from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
@@ -360,24 +358,7 @@ class ModelFitter(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (`model_fitter` / `python -m mbrl.ros.model_fitter --ros-args ...`)."""
-    rclpy.init(args=args)
-    node: ModelFitter | None = None
-    try:
-        try:
-            node = ModelFitter()
-        except (ConfigError, ParameterException, ValueError, OSError) as exc:
-            print(f"model_fitter: invalid parameters: {exc}", file=sys.stderr)
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("model_fitter", ModelFitter, args)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
@@ -22,8 +21,6 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
@@ -49,6 +46,7 @@ from mbrl.ros.controller_core import (
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg
+from mbrl.ros.node_main import MultiThreadedExecutor, run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
     EPISODE_CONTROL_QOS,
@@ -338,26 +336,10 @@ def main(args: list[str] | None = None) -> int:
     """Entry point (`mpc_controller` / `python -m mbrl.ros.mpc_controller --ros-args ...`)."""
     # Small-batch planning is fastest on one intra-op thread (docs/planners.md).
     torch.set_num_threads(1)
-    rclpy.init(args=args)
-    node: MpcController | None = None
     # Three threads: the tick group, the input group and the model/lqr group run in parallel.
-    executor = MultiThreadedExecutor(num_threads=3)
-    try:
-        try:
-            node = MpcController()
-        except (ConfigError, ParameterException, ValueError, OSError) as exc:
-            print(f"mpc_controller: invalid parameters: {exc}", file=sys.stderr)
-            return 2
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown(timeout_sec=2.0)  # let running callbacks finish before destroying
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        "mpc_controller", MpcController, args, executor=lambda: MultiThreadedExecutor(num_threads=3)
+    )
 
 
 __all__ = ["MpcController", "main"]

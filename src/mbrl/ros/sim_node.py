@@ -11,12 +11,9 @@ import math
 import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -25,7 +22,6 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from mbrl.config import ConfigError
 from mbrl.ros.msgs import (
     command_to_array,
     joint_state_msg,
@@ -33,6 +29,7 @@ from mbrl.ros.msgs import (
     time_msg,
     trajectory_to_arrays,
 )
+from mbrl.ros.node_main import run_node
 from mbrl.ros.params import SimNodeConfig, declare_config_parameters, read_config_parameters
 from mbrl.ros.trajectory import TrajectorySampler
 from mbrl.sim.arm import SimArm
@@ -226,26 +223,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point (`sim_node` / `python -m mbrl.ros.sim_node --ros-args ...`)."""
-    rclpy.init(args=args)
-    node: SimNode | None = None
-    try:
-        try:
-            node = SimNode()
-        except (ConfigError, ParameterException, ValueError, OSError) as exc:
-            # Bad parameters or an arm that cannot be built (URDF missing, unknown link): the
-            # message names the parameter; exit code 2 tells the runner it was configuration.
-            print(f"sim: invalid parameters: {exc}", file=sys.stderr)
-            return 2
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.close()
-        rclpy.try_shutdown()
-    return 0
+    return run_node("sim", SimNode, args)
 
 
 if __name__ == "__main__":
