@@ -8,6 +8,7 @@ and returns `recorder.finish()`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -283,3 +284,20 @@ class RunRecorder:
         fig.tight_layout()
         fig.savefig(self.run_dir / "learning_curve.png", dpi=80)
         plt.close(fig)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with `n` torch intra-op threads, restoring the previous count after.
+
+    Small matrices (policy and GP work) run faster on one thread than on two on a shared
+    2-core machine.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

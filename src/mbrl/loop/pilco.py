@@ -32,6 +32,7 @@ from mbrl.loop.common import (
     evaluate,
     make_task_env,
     obs_layout,
+    torch_threads,
     train_reset_seed,
 )
 from mbrl.loop.pilco_mm import GPTensors, predicted_cost
@@ -241,13 +242,8 @@ def run_pilco(config: ExperimentConfig, recorder: RunRecorder) -> dict:
     if config.task != "reach":
         raise ValueError(f"pilco is implemented for the reach task only, got {config.task!r}")
     params = PilcoParams.from_config(config)
-    # Small matrices: one intra-op thread is faster than two on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run(config, recorder, params)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -> dict:

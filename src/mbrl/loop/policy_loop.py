@@ -31,6 +31,7 @@ from mbrl.loop.common import (
     evaluate,
     make_task_env,
     obs_layout,
+    torch_threads,
     train_reset_seed,
 )
 from mbrl.models.ensemble import ProbabilisticEnsemble
@@ -221,13 +222,8 @@ def run_policy(config: ExperimentConfig, recorder: RunRecorder) -> dict:
     if config.task != "reach":
         raise ValueError(f"policy (Alg. 4) is implemented for reach only, got {config.task!r}")
     params = PolicyParams.from_config(config)
-    # Small batches: one intra-op thread is faster than two on a shared 2-core machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run(config, recorder, params)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: ExperimentConfig, recorder: RunRecorder, params: PolicyParams) -> dict:
