@@ -145,7 +145,11 @@ class SimArm:
         shape = c.createCollisionShape(c.GEOM_BOX, halfExtents=half)
         visual = c.createVisualShape(c.GEOM_BOX, halfExtents=half, rgbaColor=(0.6, 0.45, 0.3, 1))
         # Top surface at z = 0 so heights are measured from the table.
-        return c.createMultiBody(0, shape, visual, basePosition=(0, 0, -half[2]))
+        table = c.createMultiBody(0, shape, visual, basePosition=(0, 0, -half[2]))
+        # Bullet multiplies the two bodies' friction coefficients: at its default 0.5 the table
+        # would halve the cube's 0.5 and a pushed cube would slide ~10 cm after a 0.5 m/s hit.
+        c.changeDynamics(table, -1, lateralFriction=1.0)
+        return table
 
     def _make_cube(self) -> int:
         c = self.client
