@@ -10,7 +10,7 @@ import torch
 from mbrl.config import ArmConfig
 from mbrl.costs.base import autodiff_quadratize
 from mbrl.costs.kinematics import ForwardKinematics, read_urdf
-from mbrl.costs.push import PushCost
+from mbrl.costs.push import PushCost, PushCostConfig
 from mbrl.costs.quadratic import QuadraticCost
 from mbrl.costs.reach import ReachCost, ReachCostConfig, StateLayout, limit_barrier
 from mbrl.models.kinematic import KinematicArmModel
@@ -84,6 +84,41 @@ def test_push_cost_terms():
     np.testing.assert_allclose(cost.stage(x, torch.zeros(1, 1, 2)).item(), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="layout.obj"):
         PushCost(StateLayout(ee=(0, 3)))
+
+
+def test_push_cost_pulls_the_tip_behind_the_object():
+    # Object at the origin, goal 0.1 m along +y: the pushing point is 0.03 m along -y.
+    layout = StateLayout(ee=(0, 3), obj=(3, 6))
+    config = PushCostConfig(approach_offset=0.03, smoothing=0.0)
+    cost = PushCost(layout, goal=np.array([0.0, 0.1, 0.02]), config=config)
+    obj = [0.0, 0.0, 0.02]
+    behind = torch.tensor([[[0.0, -0.03, 0.02, *obj]]])
+    in_front = torch.tensor([[[0.0, 0.03, 0.02, *obj]]])
+    np.testing.assert_allclose(cost.pushing_point(behind)[0, 0].numpy(), [0, -0.03, 0.02])
+    u = torch.zeros(1, 1, 2)
+    # Behind: only the object-to-goal term remains; in front pays 0.06 m of approach.
+    np.testing.assert_allclose(cost.stage(behind, u).item(), 0.1, rtol=1e-5)
+    np.testing.assert_allclose(cost.stage(in_front, u).item(), 0.1 + 0.5 * 0.06, rtol=1e-5)
+    with pytest.raises(ValueError, match="approach_offset"):
+        PushCost(layout, config=PushCostConfig(approach_offset=-0.01))
+
+
+def test_push_cost_lifts_the_approach_and_keeps_the_tip_off_the_table():
+    layout = StateLayout(ee=(0, 3), obj=(3, 6))
+    config = PushCostConfig(
+        approach_offset=0.03, approach_height=0.05, min_tip_height=0.015, smoothing=0.0
+    )
+    cost = PushCost(layout, goal=np.array([0.0, 0.1, 0.02]), config=config)
+    obj = [0.0, 0.0, 0.02]
+    far = torch.tensor([[0.2, -0.03, 0.02, *obj]])  # 0.2 m away: target 5 cm above the point
+    near = torch.tensor([[0.01, -0.03, 0.02, *obj]])  # 1 cm away: lifted by 1 cm only
+    np.testing.assert_allclose(cost.pushing_point(far)[0].numpy(), [0, -0.03, 0.07], atol=1e-7)
+    np.testing.assert_allclose(cost.pushing_point(near)[0].numpy(), [0, -0.03, 0.03], atol=1e-7)
+    u = torch.zeros(1, 1, 2)
+    high = torch.tensor([[[0.0, -0.03, 0.015, *obj]]])
+    low = torch.tensor([[[0.0, -0.03, 0.0, *obj]]])  # tip on the table: barrier = weight * 1
+    gap = cost.stage(low, u).item() - cost.stage(high, u).item()
+    np.testing.assert_allclose(gap, config.table + 0.5 * 0.015, rtol=1e-5)
 
 
 def test_autodiff_quadratize_equals_exact_quadratic():
