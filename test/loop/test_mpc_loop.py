@@ -51,6 +51,27 @@ def test_model_state_and_fit_on_push():
         tm.set_goal_from(obs)
         np.testing.assert_allclose(tm.cost.goal.numpy(), env.unwrapped.goal, atol=1e-6)
         plan = tm.planner().plan(tm.state(obs))
-        assert plan.actions.shape == (15, 5) and np.all(np.abs(plan.actions) <= 1)
+        # The push preset keeps pushes gentle: planned actions stay inside +-0.35.
+        assert plan.actions.shape == (15, 5) and np.all(np.abs(plan.actions) <= 0.35 + 1e-6)
+        assert tm.cost.config.approach_offset > 0 and tm.cost.config.min_tip_height > 0
+    finally:
+        env.close()
+
+
+def test_push_fit_batch_grows_with_the_data():
+    env = make_task_env("push", 0, max_steps=10)
+    try:
+        params = preset("mpc", "push", {"fit_max_epochs": 1, "fit_batches_per_epoch": 20})
+        tm = TaskModel(env, "push", params, seed=0)
+        rng = np.random.default_rng(0)
+
+        def episode(n):
+            obs = rng.normal(size=(n + 1, env.observation_space.shape[0]))
+            return obs, rng.uniform(-1, 1, (n, 5))
+
+        tm.fit([episode(100)])
+        assert tm.model.fit_config.batch_size == params["fit_batch_size"]  # 100 / 20 < 32
+        tm.fit([episode(100)] * 20)
+        assert tm.model.fit_config.batch_size == 2000 // 20
     finally:
         env.close()

@@ -10,6 +10,7 @@ state so the model can learn contact). The goal is constant and lives in the cos
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium
@@ -21,7 +22,7 @@ from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner
 from mbrl.control.mppi import MPPIConfig, MPPIPlanner
 from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.push import PushCost
+from mbrl.costs.push import PushCost, PushCostConfig
 from mbrl.costs.reach import ReachCost, StateLayout
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import ExperimentConfig, RunRecorder, evaluate, make_task_env, obs_layout
@@ -90,7 +91,8 @@ class TaskModel:
             self.cost = ReachCost(layout, fk, lower=arm.lower, upper=arm.upper)
         else:
             layout = StateLayout(q=(0, nj), ee=(nj, nj + 3), obj=(nj + 3, nj + 6))
-            self.cost = PushCost(layout, fk, lower=arm.lower, upper=arm.upper)
+            config = PushCostConfig(**params.get("cost", {}))
+            self.cost = PushCost(layout, fk, lower=arm.lower, upper=arm.upper, config=config)
 
     def state(self, obs: np.ndarray) -> np.ndarray:
         """obs (..., dobs) -> model state (..., dx) float32."""
@@ -108,9 +110,18 @@ class TaskModel:
         )
 
     def fit(self, episodes: list[tuple[np.ndarray, np.ndarray]]) -> FitReport:
-        """Refit (warm-started from the current weights) on every transition so far."""
+        """Refit (warm-started from the current weights) on every transition so far.
+
+        The minibatch grows with the data (n / fit_batches_per_epoch rows, at least
+        fit_batch_size) so that an epoch costs about the same at 500 and at 10k transitions.
+        """
         self.fits += 1
-        return self.model.fit(self.dataset(episodes), rng=self.rng, progress=False)
+        data = self.dataset(episodes)
+        per_epoch = self.params.get("fit_batches_per_epoch", 0)
+        if per_epoch > 0:
+            batch = max(self.params["fit_batch_size"], len(data) // per_epoch)
+            self.model.fit_config = dataclasses.replace(self.model.fit_config, batch_size=batch)
+        return self.model.fit(data, rng=self.rng, progress=False)
 
     def planner(self, overrides: dict[str, Any] | None = None, stream: int = 0):
         """A fresh planner of the preset's kind and budget (plus `overrides`) on the model."""
