@@ -1,6 +1,6 @@
 """Algorithm 4: gradients reach every policy parameter through the ensemble's sampled steps,
-and the driver end to end on a tiny budget improves over the untrained policy it started
-from."""
+the target policy holds its target, a diverged model does not poison the policy, and the
+driver end to end on a tiny budget improves over the untrained policy it started from."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.costs.reach import ReachCost, StateLayout
 from mbrl.loop.common import ExperimentConfig, RunRecorder
-from mbrl.loop.policy_loop import MLPPolicy, PolicyParams, imagined_cost, run_policy, sample_goals
+from mbrl.loop.policy_loop import (
+    PolicyParams,
+    fixed_point_miss,
+    imagined_cost,
+    run_policy,
+    train_policy,
+)
+from mbrl.loop.policy_nets import MLPPolicy, TargetPolicy, sample_goals
 from mbrl.models.ensemble import ProbabilisticEnsemble
 
 
@@ -48,6 +55,48 @@ def test_pathwise_gradient_reaches_every_policy_parameter():
     assert float(a) == float(b)
 
 
+def test_target_policy_holds_its_target_and_stays_inside_the_limits():
+    cfg = ArmConfig()
+    fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
+    gen = torch.Generator().manual_seed(0)
+    policy = TargetPolicy(5, (8,), gen, (13, 16), fk.lower, fk.upper)
+    goals = sample_goals(fk, 6, gen)
+    with torch.no_grad():
+        r = policy.target(goals)
+        assert bool(((r >= fk.lower) & (r <= fk.upper)).all())
+        obs = torch.cat([r, torch.zeros(6, 8), goals], -1)  # q = r(goal): the fixed point
+        assert float(policy(obs).abs().max()) < 1e-6
+        obs[:, 0] -= 0.2  # below the target in joint 0 -> drive it up
+        assert bool((policy(obs)[:, 0] > 0).all())
+    loss = fixed_point_miss(policy, fk, goals)
+    loss.backward()
+    assert float(loss.detach()) > 0 and policy.raw_gain.grad is None  # gains: no say in r
+
+
+def test_diverged_model_skips_rollout_steps_without_poisoning_the_policy():
+    cfg = ArmConfig()
+    fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
+    gen = torch.Generator().manual_seed(0)
+    model = ProbabilisticEnsemble(13, 5, ensemble_size=2, hidden=(16,), seed=0)
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.fill_(float("nan"))
+    model._refresh_cache()
+    policy = TargetPolicy(5, (8,), gen, (13, 16), fk.lower, fk.upper)
+    gain0 = policy.raw_gain.detach().clone()
+    with torch.no_grad():
+        miss0 = float(fixed_point_miss(policy, fk, sample_goals(fk, 64, gen)))
+    cost = ReachCost(StateLayout(q=(0, 5), goal=(13, 16)), fk)
+    params = PolicyParams(particles=4, horizon=3, policy_steps=5, fixed_point_steps=20)
+    losses = train_policy(model, policy, cost, fk, torch.zeros(10, 13).numpy(), params, gen)
+    assert len(losses) == 5 and all(v != v for v in losses)  # every rollout was NaN: skipped
+    # Only the rollout gradient reaches the gains; the FK-only fixed-point steps still ran.
+    assert torch.equal(policy.raw_gain.detach(), gain0)
+    assert all(bool(torch.isfinite(p).all()) for p in policy.parameters())
+    with torch.no_grad():
+        assert float(fixed_point_miss(policy, fk, sample_goals(fk, 64, gen))) < miss0
+
+
 def test_policy_loop_improves_over_its_start_on_reach(tmp_path):
     config = ExperimentConfig(
         "policy",
@@ -57,7 +106,7 @@ def test_policy_loop_improves_over_its_start_on_reach(tmp_path):
         eval_goals=3,
         eval_every=2,
         out_dir=str(tmp_path),
-        algo_params={"policy_steps": 100, "horizon": 15},
+        algo_params={"policy_steps": 60, "horizon": 15},
     )
     summary = run_policy(config, RunRecorder(config, verbose=False))
     curve = summary["curve"]
@@ -69,3 +118,5 @@ def test_policy_loop_improves_over_its_start_on_reach(tmp_path):
     assert (run / "checkpoints" / "ensemble_episode002.npz").exists()
     with pytest.raises(ValueError, match="multiple of ensemble_size"):
         PolicyParams.from_config(dataclasses.replace(config, algo_params={"particles": 7}))
+    with pytest.raises(ValueError, match="policy_form"):
+        PolicyParams.from_config(dataclasses.replace(config, algo_params={"policy_form": "x"}))

@@ -1,9 +1,10 @@
 """Algorithm 4: learn a neural policy by back-propagating through the learned model.
 
 Loop: one episode of uniformly random actions; then repeat { fit the probabilistic ensemble
-(PETS, Chua et al. 2018) on all transitions; train a goal-conditioned MLP policy
-pi(obs) -> tanh(.) in [-1, 1]^du by gradient descent on the reach cost of imagined
-rollouts through the ensemble; run the policy for one real episode }.
+(PETS, Chua et al. 2018) on all transitions; train a goal-conditioned policy
+pi(obs) = tanh(k (r(goal) - q)) (an MLP r maps the goal to the joint target the policy holds)
+by gradient descent on the reach cost of imagined rollouts through the ensemble plus the
+distance at the policy's fixed point, fk(r(goal)); run the policy for one real episode }.
 
 The gradient is pathwise (PILCO's analytic gradient replaced by back-propagation through
 sampled trajectories, as in Deisenroth & Rasmussen 2011 sec. 6 and later PIPPS, Parmas et al.
@@ -34,6 +35,7 @@ from mbrl.loop.common import (
     torch_threads,
     train_reset_seed,
 )
+from mbrl.loop.policy_nets import MLPPolicy, TargetPolicy, sample_goals
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.models.ensemble_fit import FitConfig
 
@@ -52,17 +54,29 @@ class PolicyParams:
             over between episodes, so training accumulates).
         lr: Adam learning rate of the policy.
         random_episodes: episodes of uniformly random actions before the first policy.
+        policy_form: "target" (`TargetPolicy`: u = tanh(k (r(goal) - q)), an MLP maps the
+            goal to the joint target r it holds) or "mlp" (`MLPPolicy`, any map of the
+            observation).
+        fixed_point_weight: "target" only: weight of the distance from fk(r(goal)) to the
+            goal, the point the arm settles at after any horizon (docs/pilco.md), on
+            `fixed_point_goals` goals per step; 0 = rollout cost only.
+        fixed_point_steps: "target" only: extra Adam steps on the fixed-point term alone
+            after each rollout step.
     """
 
     ensemble_size: int = 5
     model_hidden: tuple[int, ...] = (128, 128)
     model_epochs: int = 300
-    policy_hidden: tuple[int, ...] = (64, 64)
+    policy_hidden: tuple[int, ...] = (128, 128)
     horizon: int = 20
     particles: int = 40
-    policy_steps: int = 150
-    lr: float = 3e-3
+    policy_steps: int = 300
+    lr: float = 1e-2
     random_episodes: int = 1
+    policy_form: str = "target"
+    fixed_point_weight: float = 30.0
+    fixed_point_goals: int = 256
+    fixed_point_steps: int = 10
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PolicyParams:
@@ -75,6 +89,8 @@ class PolicyParams:
             if k in kw:
                 kw[k] = tuple(int(h) for h in kw[k])
         params = cls(**kw)
+        if params.policy_form not in ("target", "mlp"):
+            raise ValueError(f"policy_form {params.policy_form!r}; expected 'target' or 'mlp'")
         if params.particles % params.ensemble_size:
             raise ValueError(
                 f"particles ({params.particles}) must be a multiple of ensemble_size "
@@ -83,75 +99,9 @@ class PolicyParams:
         return params
 
 
-class MLPPolicy(torch.nn.Module):
-    """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats.
-
-    The input is the observation plus the goal offset goal - ee (3,) m, read from the
-    `ee` and `goal` (start, stop) slices: the reach direction is then one feature instead
-    of a difference the first layer has to learn.
-    """
-
-    def __init__(
-        self,
-        dobs: int,
-        du: int,
-        hidden: tuple[int, ...],
-        gen: torch.Generator,
-        ee: tuple[int, int],
-        goal: tuple[int, int],
-    ):
-        super().__init__()
-        self.ee, self.goal = ee, goal
-        sizes = [dobs + 3, *hidden, du]
-        layers: list[torch.nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            lin = torch.nn.Linear(a, b)
-            bound = 1.0 / np.sqrt(a)
-            with torch.no_grad():
-                lin.weight.uniform_(-bound, bound, generator=gen)
-                lin.bias.zero_()
-            layers.append(lin)
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.Tanh())
-        self.net = torch.nn.Sequential(*layers)
-        self.register_buffer("in_mean", torch.zeros(dobs + 3))
-        self.register_buffer("in_std", torch.ones(dobs + 3))
-
-    def features(self, obs: Tensor) -> Tensor:
-        """(N, dobs) -> (N, dobs + 3): [obs, goal - ee]."""
-        offset = obs[..., self.goal[0] : self.goal[1]] - obs[..., self.ee[0] : self.ee[1]]
-        return torch.cat([obs, offset], -1)
-
-    def set_input_stats(self, obs: np.ndarray) -> None:
-        """Standardise inputs with the mean/std of the features of obs (N, dobs) (std floored
-        at 1e-3)."""
-        f = self.features(torch.as_tensor(obs, dtype=torch.float32))
-        self.in_mean.copy_(f.mean(0))
-        self.in_std.copy_(f.std(0).clamp_min(1e-3))
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return torch.tanh(self.net((self.features(obs) - self.in_mean) / self.in_std))
-
-    def act(self, obs: np.ndarray, env: object = None) -> np.ndarray:
-        """Controller for `evaluate`: obs (dobs,) -> action (du,)."""
-        with torch.no_grad():
-            return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
-
-
-def sample_goals(fk: ForwardKinematics, n: int, gen: torch.Generator) -> Tensor:
-    """(n, 3) m: FK of uniform joint configurations with the EE >= 2 cm above the table (the
-    env's goal distribution without its collision check)."""
-    out: list[Tensor] = []
-    while sum(len(o) for o in out) < n:
-        u = torch.rand(4 * n, len(fk.lower), generator=gen)
-        ee = fk(fk.lower + u * (fk.upper - fk.lower))
-        out.append(ee[ee[:, 2] >= 0.02])
-    return torch.cat(out)[:n]
-
-
 def imagined_cost(
     model: ProbabilisticEnsemble,
-    policy: MLPPolicy,
+    policy: MLPPolicy | TargetPolicy,
     cost: ReachCost,
     x0: Tensor,
     goals: Tensor,
@@ -174,39 +124,66 @@ def imagined_cost(
     return (torch.stack(stage, 1).sum(1) + terminal).mean(), x
 
 
+def fixed_point_miss(policy: TargetPolicy, fk: ForwardKinematics, goals: Tensor) -> Tensor:
+    """Mean distance (m) from fk(r(goal)), where the arm settles, to goals (N, 3) m."""
+    return (((fk(policy.target(goals)) - goals) ** 2).sum(-1) + 1e-6).sqrt().mean()
+
+
 def train_policy(
     model: ProbabilisticEnsemble,
-    policy: MLPPolicy,
+    policy: MLPPolicy | TargetPolicy,
     cost: ReachCost,
     fk: ForwardKinematics,
     starts: np.ndarray,
     params: PolicyParams,
     gen: torch.Generator,
 ) -> list[float]:
-    """Adam on `imagined_cost`; returns the loss per step. Non-finite losses skip the step.
+    """Adam (learning rate cosine-annealed from params.lr to 5 % of it) on `imagined_cost`;
+    returns the imagined cost per step. A non-finite loss skips its step.
 
     Half the particles start from recorded states `starts` (S, dm) with fresh goals from
     `sample_goals`; the other half continue the previous step's imagined rollouts (final
     states, same goals), so the policy also learns what to do after `horizon` steps (stay
     at the goal) without back-propagating through longer rollouts.
+    A `TargetPolicy` also pays fixed_point_weight x `fixed_point_miss` on fresh goals each
+    step, then takes fixed_point_steps steps on that term alone (FK only, ~50x cheaper
+    than a rollout step, so r(goal) gets many more updates).
     """
     opt = torch.optim.Adam(policy.parameters(), lr=params.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, max(params.policy_steps, 1), eta_min=0.05 * params.lr
+    )
     starts_t = torch.as_tensor(starts, dtype=torch.float32)
     half = params.particles // 2
     idx = torch.randint(len(starts_t), (params.particles,), generator=gen)
     x0, goals = starts_t[idx], sample_goals(fk, params.particles, gen)
     losses = []
-    for _ in range(params.policy_steps):
-        loss, x_end = imagined_cost(model, policy, cost, x0, goals, params.horizon, gen)
+    weight = params.fixed_point_weight if isinstance(policy, TargetPolicy) else 0.0
+
+    def descend(loss: Tensor) -> bool:
         if not torch.isfinite(loss):
-            losses.append(float("nan"))  # a diverged imagined rollout: skip, do not step
-            x_end = x0
+            return False  # a diverged imagined rollout: skip, do not step
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        opt.step()
+        return True
+
+    for _ in range(params.policy_steps):
+        imagined, x_end = imagined_cost(model, policy, cost, x0, goals, params.horizon, gen)
+        loss = imagined
+        if weight:
+            fixed = fixed_point_miss(policy, fk, sample_goals(fk, params.fixed_point_goals, gen))
+            loss = loss + weight * fixed
+        if descend(loss):
+            losses.append(float(imagined.detach()))
         else:
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
-            opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(float("nan"))
+            x_end = x0
+        for _ in range(params.fixed_point_steps if weight else 0):
+            goals_fp = sample_goals(fk, params.fixed_point_goals, gen)
+            descend(weight * fixed_point_miss(policy, fk, goals_fp))
+        sched.step()
         idx = torch.randint(len(starts_t), (params.particles - half,), generator=gen)
         keep = torch.randperm(params.particles, generator=gen)[:half]
         x_keep = x_end.detach()[keep]
@@ -237,7 +214,13 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PolicyParams) 
         dm = layout.goal[0]  # model state: everything before the goal
         fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
         cost = ReachCost(StateLayout(q=(0, nj), goal=layout.goal), fk)
-        policy = MLPPolicy(layout.goal[1], nj, params.policy_hidden, gen, layout.ee, layout.goal)
+        policy: MLPPolicy | TargetPolicy
+        if params.policy_form == "target":
+            policy = TargetPolicy(nj, params.policy_hidden, gen, layout.goal, fk.lower, fk.upper)
+        else:
+            policy = MLPPolicy(
+                layout.goal[1], nj, params.policy_hidden, gen, layout.ee, layout.goal
+            )
         model = None
 
         def run_eval(steps: int, **extra: float) -> None:

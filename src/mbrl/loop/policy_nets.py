@@ -1,0 +1,141 @@
+"""Policies for Algorithm 4 (mbrl.loop.policy_loop) and the goals they are trained on.
+
+`MLPPolicy` maps the observation to an action; `TargetPolicy` servos the joints to a joint
+target an MLP picks from the goal. Observations: the reach layout [q, qdot, ee, goal].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mbrl.costs.kinematics import ForwardKinematics
+
+
+class MLPPolicy(torch.nn.Module):
+    """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats.
+
+    The input is the observation plus the goal offset goal - ee (3,) m, read from the
+    `ee` and `goal` (start, stop) slices: the reach direction is then one feature instead
+    of a difference the first layer has to learn.
+    """
+
+    def __init__(
+        self,
+        dobs: int,
+        du: int,
+        hidden: tuple[int, ...],
+        gen: torch.Generator,
+        ee: tuple[int, int],
+        goal: tuple[int, int],
+    ):
+        super().__init__()
+        self.ee, self.goal = ee, goal
+        sizes = [dobs + 3, *hidden, du]
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            lin = torch.nn.Linear(a, b)
+            bound = 1.0 / np.sqrt(a)
+            with torch.no_grad():
+                lin.weight.uniform_(-bound, bound, generator=gen)
+                lin.bias.zero_()
+            layers.append(lin)
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.Tanh())
+        self.net = torch.nn.Sequential(*layers)
+        self.register_buffer("in_mean", torch.zeros(dobs + 3))
+        self.register_buffer("in_std", torch.ones(dobs + 3))
+
+    def features(self, obs: Tensor) -> Tensor:
+        """(N, dobs) -> (N, dobs + 3): [obs, goal - ee]."""
+        offset = obs[..., self.goal[0] : self.goal[1]] - obs[..., self.ee[0] : self.ee[1]]
+        return torch.cat([obs, offset], -1)
+
+    def set_input_stats(self, obs: np.ndarray) -> None:
+        """Standardise inputs with the mean/std of the features of obs (N, dobs) (std floored
+        at 1e-3)."""
+        f = self.features(torch.as_tensor(obs, dtype=torch.float32))
+        self.in_mean.copy_(f.mean(0))
+        self.in_std.copy_(f.std(0).clamp_min(1e-3))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return torch.tanh(self.net((self.features(obs) - self.in_mean) / self.in_std))
+
+    def act(self, obs: np.ndarray, env: object = None) -> np.ndarray:
+        """Controller for `evaluate`: obs (dobs,) -> action (du,)."""
+        with torch.no_grad():
+            return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
+
+
+class TargetPolicy(torch.nn.Module):
+    """pi(obs (N, dobs)) = tanh(k * (r(goal) - q)) in [-1, 1]^nj: a servo to a joint target.
+
+    r(goal) = lower + (upper - lower) sigmoid(MLP(standardised goal)) (rad, inside the
+    limits); k (nj,) > 0 per-joint gains (softplus, start `gain`). Actions are increments of
+    the commanded position, so the command keeps moving until q = r(goal): the arm settles
+    at the target on any plant where this loop is stable, and the imagined horizon only
+    has to shape the way there (docs/pilco.md).
+    """
+
+    def __init__(
+        self,
+        nj: int,
+        hidden: tuple[int, ...],
+        gen: torch.Generator,
+        goal: tuple[int, int],
+        lower: Tensor,
+        upper: Tensor,
+        gain: float = 3.0,
+    ):
+        super().__init__()
+        self.nj, self.goal = nj, goal
+        sizes = [3, *hidden, nj]
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            lin = torch.nn.Linear(a, b)
+            bound = 1.0 / np.sqrt(a)
+            with torch.no_grad():
+                lin.weight.uniform_(-bound, bound, generator=gen)
+                lin.bias.zero_()
+            layers.append(lin)
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.Tanh())
+        self.net = torch.nn.Sequential(*layers)
+        self.raw_gain = torch.nn.Parameter(torch.full((nj,), float(np.log(np.expm1(gain)))))
+        self.register_buffer("lower", lower.float().clone())
+        self.register_buffer("upper", upper.float().clone())
+        self.register_buffer("in_mean", torch.zeros(3))
+        self.register_buffer("in_std", torch.ones(3))
+
+    def set_input_stats(self, obs: np.ndarray) -> None:
+        """Standardise the goal with the mean/std of obs[:, goal] (N, dobs) (std >= 1e-3)."""
+        g = torch.as_tensor(obs[:, self.goal[0] : self.goal[1]], dtype=torch.float32)
+        self.in_mean.copy_(g.mean(0))
+        self.in_std.copy_(g.std(0).clamp_min(1e-3))
+
+    def target(self, goal: Tensor) -> Tensor:
+        """goal (N, 3) m -> joint target r (N, nj) rad, inside the limits."""
+        z = torch.sigmoid(self.net((goal - self.in_mean) / self.in_std))
+        return self.lower + (self.upper - self.lower) * z
+
+    def forward(self, obs: Tensor) -> Tensor:
+        r = self.target(obs[..., self.goal[0] : self.goal[1]])
+        gain = torch.nn.functional.softplus(self.raw_gain)
+        return torch.tanh(gain * (r - obs[..., : self.nj]))
+
+    def act(self, obs: np.ndarray, env: object = None) -> np.ndarray:
+        """Controller for `evaluate`: obs (dobs,) -> action (du,)."""
+        with torch.no_grad():
+            return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
+
+
+def sample_goals(fk: ForwardKinematics, n: int, gen: torch.Generator) -> Tensor:
+    """(n, 3) m: FK of uniform joint configurations with the EE >= 2 cm above the table (the
+    env's goal distribution without its collision check)."""
+    out: list[Tensor] = []
+    while sum(len(o) for o in out) < n:
+        u = torch.rand(4 * n, len(fk.lower), generator=gen)
+        ee = fk(fk.lower + u * (fk.upper - fk.lower))
+        out.append(ee[ee[:, 2] >= 0.02])
+    return torch.cat(out)[:n]
