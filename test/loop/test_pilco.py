@@ -1,5 +1,6 @@
 """PILCO: the batched torch moment matching equals mbrl.models.gp_mm, the policy and cost
-moments agree with Monte-Carlo, the optimiser's failure path keeps its start point, and the
+moments agree with Monte-Carlo, the optimiser's failure path keeps its start point, far
+starts saturate towards the target, the fixed-point term puts the target on the goal, and the
 driver end to end on a tiny budget improves over the policy it started from."""
 
 from __future__ import annotations
@@ -98,6 +99,42 @@ def test_gain_target_parameters_are_the_linear_policy():
     np.testing.assert_allclose(W, -2.0 * np.eye(3))
     np.testing.assert_allclose(policy_action(theta, q_ref), 0.0, atol=1e-12)  # fixed point
     np.testing.assert_allclose(policy_action(theta, q_ref - 0.1), np.sin(0.2), atol=1e-12)
+
+
+def test_far_starts_saturate_towards_the_target_instead_of_turning_back():
+    q_ref = np.zeros(3)
+    theta = initial_theta(q_ref, 3.0)
+    # K (q_ref - q) = pi: a plain sine gives 0 there (a false fixed point), past it the wrong sign.
+    for err in (np.pi / 3, 1.2, 2.0):
+        u = policy_action(theta, q_ref - err)
+        np.testing.assert_allclose(u, 1.0, atol=1e-12)
+        np.testing.assert_allclose(policy_action(theta, q_ref + err), -1.0, atol=1e-12)
+
+
+def test_fixed_point_term_moves_the_target_onto_the_goal(small_gp):
+    def fk(q):
+        return q  # "end effector" = q, so the fixed point fk(q_ref) is q_ref itself
+
+    goal = np.array([[0.3, -0.2, 0.25]])
+    theta0 = initial_theta(np.zeros(3), 1.0)[None]
+    base = dataclasses.replace(PilcoParams(), horizon=2, policy_iters=30)
+    fixed = optimise_stage(
+        small_gp, fk, goal, np.zeros(3), 1e-4 * np.eye(3), base, theta0, 0.25
+    ).theta
+    assert np.linalg.norm(fixed[0, 9:] - goal[0]) < 0.02
+    # The term is finite-guarded like the rollout: a NaN fixed point keeps the start.
+    res = optimise_stage(
+        small_gp,
+        lambda q: q * float("nan"),
+        goal,
+        np.zeros(3),
+        1e-4 * np.eye(3),
+        base,
+        theta0,
+        0.25,
+    )
+    assert res.fallback
+    np.testing.assert_array_equal(res.theta, theta0)
 
 
 def test_data_starts_pick_the_recorded_state_nearest_each_goal():

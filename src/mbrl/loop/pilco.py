@@ -4,8 +4,9 @@
 Loop: one episode of uniformly random actions; then repeat { fit a GP on all transitions of
 the joint positions q; optimise a sine-squashed linear policy u = sin(W q + b) for the
 episode's goal by L-BFGS on the analytically predicted sum of expected saturating costs
-(mbrl.loop.pilco_mm); run it for one real episode }. Evaluation optimises one policy per
-held-out goal on the current GP (no real steps) and runs it.
+(mbrl.loop.pilco_mm) plus the cost at the policy's fixed point (where the arm settles after
+the horizon); run it for one real episode }. Evaluation optimises one policy per held-out
+goal on the current GP (no real steps) and runs it.
 
 Simplifications (stated in docs/pilco.md): the model state is the joint positions only
 (the position servos track each 0.1 rad increment within a 50 ms tick, so velocities add
@@ -24,6 +25,7 @@ import scipy.optimize
 import torch
 
 from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.saturating import saturating_cost
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import (
     EVAL_SEED,
@@ -60,6 +62,11 @@ class PilcoParams:
             continues after the horizon, at about that state).
         init_from_data: start q_ref at the recorded joint positions whose FK is nearest
             each goal instead of at home (off in the measured runs; docs/pilco.md).
+        fixed_point_weight: weight of the saturating cost of the policy's fixed point
+            fk(q_ref) (q_ref clamped to the joint limits). Actions are increments of the
+            commanded position, so u = sin(K (q_ref - q)) keeps moving the command until
+            q = q_ref: wherever it is stable the arm settles there, after the horizon, on
+            any plant (docs/pilco.md). 0 = rollout cost only.
     """
 
     horizon: int = 15
@@ -72,6 +79,7 @@ class PilcoParams:
     init_gain: float = 3.0
     terminal_weight: float = 0.0
     init_from_data: bool = False
+    fixed_point_weight: float = 30.0
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PilcoParams:
@@ -141,6 +149,7 @@ def optimise_stage(
         raise ValueError(f"the gain/target policy needs du == dx; GP has dx={dx}, du={gp.du}")
     B = len(goals)
     goal_t = torch.as_tensor(np.asarray(goals, np.float64))
+    lower, upper = getattr(fk, "lower", None), getattr(fk, "upper", None)
     m0_t = torch.as_tensor(m0, dtype=torch.float64).expand(B, dx)
     S0_t = torch.as_tensor(S0, dtype=torch.float64).expand(B, dx, dx)
     last_costs = np.full(B, np.nan)
@@ -154,6 +163,12 @@ def optimise_stage(
             )
         except torch.linalg.LinAlgError:
             return 1e10, np.zeros_like(flat)  # a singular solve: make the line search back off
+        if params.fixed_point_weight:
+            q_ref = th[:, dx * dx :]
+            if lower is not None:
+                q_ref = torch.maximum(torch.minimum(q_ref, upper.to(q_ref)), lower.to(q_ref))
+            fixed = saturating_cost(fk(q_ref), goal_t, width)
+            cost = cost + params.fixed_point_weight * fixed
         total = cost.sum()
         if not torch.isfinite(total):
             return 1e10, np.zeros_like(flat)
@@ -207,9 +222,17 @@ def data_starts(
 
 
 def policy_action(theta: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """u = sin(W q + b): theta (nj * nj + nj,), q (nj,) rad -> action (nj,) in [-1, 1]."""
+    """u = sin(clip(W q + b, -pi/2, pi/2)): theta (nj * nj + nj,), q (nj,) rad -> action
+    (nj,) in [-1, 1].
+
+    The clip changes nothing while |W q + b| <= pi/2; beyond it a plain sine turns back
+    and has false fixed points at K (q_ref - q) = +-pi, where a far start stopped 0.4-0.7 m
+    from the goal (docs/pilco.md); clipped, the action saturates towards q_ref instead.
+    The moment matching keeps the sine (exact moments), which under-predicts the speed of
+    such far starts, the cautious side.
+    """
     W, b = linear_params(theta, len(q))
-    return np.sin(W @ q + b)
+    return np.sin(np.clip(W @ q + b, -np.pi / 2, np.pi / 2))
 
 
 class GoalPolicies:
