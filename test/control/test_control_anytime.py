@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from control_systems import double_integrator
 
@@ -125,6 +126,39 @@ def test_iteration_budget_estimate_decays_after_one_slow_iteration():
         clock.t += 0.1
         b.lap()
     assert b.estimate < 0.1
+
+
+def test_one_inflated_iteration_locks_planning_out_for_a_few_calls_only():
+    clock = FakeClock()
+    b = IterationBudget(clock)
+    b.start(None)
+    for _ in range(4):  # real iterations take 10 ms ...
+        clock.t += 0.01
+        b.lap()
+    clock.t += 1.0  # ... then one took 1 s (descheduled)
+    b.lap()
+    refused = 0
+    for _ in range(20):  # ticks with a 30 ms budget
+        b.start(clock() + 0.03)
+        if b.may_start():
+            break
+        refused += 1
+    # 1 s halves to < 30 ms after 6 refusals; without the decay it would refuse forever.
+    assert refused == 6
+    clock.t += 0.01
+    b.lap()
+    assert b.estimate == pytest.approx(1.0 / 2**6 * 0.9)
+    # A deadline shorter than a real iteration never decays it below the recent median.
+    for _ in range(10):
+        b.start(clock() + 0.001)
+        assert not b.may_start()
+    assert b.estimate == pytest.approx(0.01)
+    # Refusals after an iteration ran in the same call do not decay the estimate.
+    b.start(clock() + 0.001)
+    before = b.estimate
+    clock.t += 0.0005
+    b.lap()
+    assert not b.may_start() and b.estimate == pytest.approx(max(0.0005, 0.9 * before))
 
 
 def test_plan_shift_repeats_last_step():

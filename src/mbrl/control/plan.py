@@ -5,6 +5,7 @@ Shapes (glossary in mbrl.config): T horizon, dx state, du action. A Plan is plai
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from collections.abc import Callable
@@ -70,22 +71,40 @@ class IterationBudget:
     """Decides whether another iteration fits before a deadline.
 
     An iteration may start only if `now + estimate <= deadline`, where the estimate is the
-    longest iteration seen so far (kept across calls, so the first iteration of a tick is
-    also predicted). With no estimate yet, an iteration starts while the deadline is in the
-    future. The clock is injectable so the logic is tested with a fake clock.
+    longest recent iteration (kept across calls, so the first iteration of a tick is also
+    predicted; it decays by 0.9 per iteration). With no estimate yet, an iteration starts
+    while the deadline is in the future. The clock is injectable so the logic is tested with
+    a fake clock.
+
+    Refusal decay: when not even the first iteration of a call fits, the estimate is halved,
+    but not below the median of the last few iterations. Otherwise one inflated measurement
+    (a page fault, a descheduled core: 100x is common on a loaded machine) would refuse
+    every later call, and, because the estimate only decays when iterations run, it would
+    never recover. The lock-out is now at most log2(inflation) calls, while a short deadline
+    never talks the budget into an iteration it measured to be longer (the median floor).
     """
+
+    refusal_decay = 0.5
+    _RECENT = 9  # iterations whose median floors the refusal decay (needs >= 3)
 
     def __init__(self, clock: Clock = time.perf_counter) -> None:
         self.clock = clock
         self.estimate: float | None = None
+        self._laps = 0
+        self._recent: collections.deque[float] = collections.deque(maxlen=self._RECENT)
 
     def start(self, deadline: float | None) -> None:
         self._deadline = deadline
         self._t = self.clock()
+        self._laps = 0
 
     def may_start(self) -> bool:
         """True if one more iteration (of the estimated length) ends before the deadline."""
-        return self.fits(self.estimate)
+        ok = self.fits(self.estimate)
+        if not ok and self._laps == 0 and self.estimate is not None:
+            floor = float(np.median(self._recent)) if len(self._recent) >= 3 else 0.0
+            self.estimate = max(floor, self.estimate * self.refusal_decay)
+        return ok
 
     def fits(self, seconds: float | None) -> bool:
         """True if work taking `seconds` (None: unknown, treated as 0) ends by the deadline."""
@@ -98,4 +117,6 @@ class IterationBudget:
         now = self.clock()
         took = now - self._t
         self._t = now
+        self._laps += 1
+        self._recent.append(took)
         self.estimate = took if self.estimate is None else max(took, 0.9 * self.estimate)
