@@ -299,6 +299,32 @@ def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
         arm.active = False
         holds("stale", "stale")
         recovers()
+        # tick_limit: after an enable the controller sends exactly that many commands, then
+        # disables itself (what ends a lockstep episode on its last tick); bad values refused
+        assert g.call(g.enable, SetBool.Request(data=False)).success
+        g.wait(lambda: g.diag().get("enabled") == "False", what="disabled")
+        g.client.spin_for(0.2)
+
+        def set_limit(value) -> bool:
+            kind = ParameterType.PARAMETER_INTEGER
+            if isinstance(value, float):
+                value_msg = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+            else:
+                value_msg = ParameterValue(type=kind, integer_value=value)
+            req = SetParameters.Request(
+                parameters=[ParameterMsg(name="tick_limit", value=value_msg)]
+            )
+            return g.call(g.set_params, req).results[0].successful
+
+        assert not set_limit(-1)
+        assert set_limit(7)
+        n = len(g.commands)
+        assert g.call(g.enable, SetBool.Request(data=True)).success
+        g.wait(lambda: g.diag().get("enabled") == "False", what="disabled by tick_limit")
+        g.client.spin_for(0.5)
+        assert len(g.commands) - n == 7
+        assert "tick_limit 7 reached" in g.output.text()
+        assert set_limit(0)
         # disabled again: the commands stop
         assert g.call(g.enable, SetBool.Request(data=False)).success
         g.client.spin_for(0.3)

@@ -177,14 +177,19 @@ class ExperimentNode(Node):
     def set_enabled(self, on: bool) -> None:
         self._call(self._enable, SetBool.Request(data=on), "enable" if on else "disable")
 
-    def set_mode(self, mode: str) -> None:
+    def set_mode(self, mode: str, tick_limit: int = 0) -> None:
+        """Set the controller's mode and how many commands it sends per enable (0 = no limit)."""
         if not self._params.wait_for_services(timeout_sec=self.cfg.timeout):
             raise ScheduleError(f"parameter services of '{self.cfg.controller_node}' not found")
-        future = self._params.set_parameters([Parameter("mode", value=mode)])
+        params = [Parameter("mode", value=mode), Parameter("tick_limit", value=int(tick_limit))]
+        future = self._params.set_parameters(params)
         self._wait(future.done, f"{self.cfg.controller_node} mode := {mode}")
-        result = future.result().results[0]
-        if not result.successful:
-            raise ScheduleError(f"{self.cfg.controller_node} refused mode {mode}: {result.reason}")
+        for param, result in zip(params, future.result().results, strict=True):
+            if not result.successful:
+                raise ScheduleError(
+                    f"{self.cfg.controller_node} refused {param.name} := {param.value}: "
+                    f"{result.reason}"
+                )
 
     def _hold(self) -> None:
         """Lockstep: one command holding the measured position, so the sim steps once and the
@@ -212,7 +217,9 @@ class ExperimentNode(Node):
             # The lockstep hold must hold the arm at home: wait for a state sent after it.
             seen = self._received
             self._wait(lambda: self._received > seen, "a joint state after the reset")
-        self.set_mode(mode)
+        # The controller stops itself after T commands: in lockstep an episode is over in
+        # well under a second, before a disable call could land.
+        self.set_mode(mode, tick_limit=T)
         msg = PointStamped()
         msg.header.frame_id, msg.header.stamp = cfg.frame_id, self.get_clock().now().to_msg()
         msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)

@@ -77,6 +77,15 @@ class MpcController(OffTickWork, Node):
                 description=f"control mode, one of {list(CONTROL_MODES)}; settable at run time"
             ),
         )
+        self.declare_parameter(
+            "tick_limit",
+            0,
+            ParameterDescriptor(
+                description="commands to send after each ~/enable, then disable itself "
+                "(0 = until disabled); the experiment node sets it to the episode length so a "
+                "lockstep episode ends on its last tick, not when the disable call lands"
+            ),
+        )
         self.cfg: MpcControllerConfig = read_config_parameters(self, MpcControllerConfig)
         self.mode = self.get_parameter("mode").value
         if self.mode not in CONTROL_MODES:
@@ -110,6 +119,11 @@ class MpcController(OffTickWork, Node):
         self._goal_request: np.ndarray | None = None
         self._mode_request: str | None = None
         self._enable_request: bool | None = None
+        self._tick_limit_request: int | None = None
+        self.tick_limit = int(self.get_parameter("tick_limit").value)
+        if self.tick_limit < 0:
+            raise ConfigError(f"tick_limit must be >= 0, got {self.tick_limit}")
+        self._sent_since_enable = 0
         self.enabled = cfg.start_enabled
         self._safety = safety.SafetyStatus(safety.NO_STATE, "no joint_states received yet")
         self._base: np.ndarray | None = None  # previous command; None = re-sync to measured q
@@ -204,6 +218,13 @@ class MpcController(OffTickWork, Node):
                     )
                 with self._lock:
                     self._mode_request = p.value
+            elif p.name == "tick_limit":
+                if not isinstance(p.value, int) or p.value < 0:
+                    return SetParametersResult(
+                        successful=False, reason=f"tick_limit must be an int >= 0, got {p.value!r}"
+                    )
+                with self._lock:
+                    self._tick_limit_request = p.value
         return SetParametersResult(successful=True)
 
     # -- the tick -------------------------------------------------------------------------
@@ -221,6 +242,9 @@ class MpcController(OffTickWork, Node):
             goal, self._goal_request = self._goal_request, None
             mode, self._mode_request = self._mode_request, None
             enable, self._enable_request = self._enable_request, None
+            limit, self._tick_limit_request = self._tick_limit_request, None
+        if limit is not None:
+            self.tick_limit = limit
         if pending is not None:
             if self._goal is not None and not np.array_equal(pending.goal, self._goal):
                 pending.set_goal(self._goal)
@@ -237,6 +261,7 @@ class MpcController(OffTickWork, Node):
             self._base = None
         if enable is not None and enable != self.enabled:
             self.enabled, self._base = enable, None
+            self._sent_since_enable = 0
 
     def _set_goal(self, goal: np.ndarray) -> None:
         self._goal = goal
@@ -280,6 +305,10 @@ class MpcController(OffTickWork, Node):
                 command = self.limiter.clamp(target, self._base)
             self._base = command
         self._publish_command(command)
+        self._sent_since_enable += 1
+        if self.tick_limit and self._sent_since_enable >= self.tick_limit:
+            self.enabled, self._base = False, None
+            self.get_logger().info(f"tick_limit {self.tick_limit} reached: controller disabled")
         done = time.perf_counter()
         self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
@@ -305,9 +334,8 @@ class MpcController(OffTickWork, Node):
         plan = bundle.mpc.plan(x, start + self.cfg.deadline_fraction * self.cfg.period)
         if plan.iterations == 0:
             self.stats.misses += 1
-            # The planner starts an iteration only if its longest recent iteration fits, and
-            # that estimate decays only when iterations run: one slow iteration (a page
-            # fault, a descheduled core) would otherwise lock it out for good. Decay it here.
+            # (The planner's IterationBudget halves its estimate on each such refusal, so one
+            # slow iteration cannot lock planning out for more than a few ticks.)
             budget = bundle.mpc.planner.budget
             self.get_logger().warning(
                 f"deadline miss at tick {self.stats.ticks}: no planner iteration fitted "
@@ -316,8 +344,6 @@ class MpcController(OffTickWork, Node):
                 "using the shifted previous plan",
                 throttle_duration_sec=1.0,
             )
-            if budget.estimate is not None:  # halve: a descheduled core can inflate it 100x
-                budget.estimate *= 0.5
         self.stats.truncated += plan.iterations > 0 and not plan.complete
         if plan.actions.shape[0] == 0:
             return None, None
