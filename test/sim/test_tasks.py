@@ -93,6 +93,23 @@ def test_actions_are_scaled_increments_of_the_previous_command():
     env.close()
 
 
+def test_increments_from_the_measured_position_cannot_wind_up_against_the_table():
+    # Drive the tip down into the table for 40 ticks: increments of the previous command run
+    # away from the blocked arm; increments of the measured q stay one increment from it.
+    down = np.array([0.0, 1.0, 1.0, 0.0, 0.0], np.float32)  # shoulder and elbow forward
+    gaps = {}
+    for mode in ("command", "measured"):
+        env = ReachEnv(increment_from=mode, init_noise=0.0)
+        env.reset(seed=0)
+        for _ in range(40):
+            env.step(down)
+        gaps[mode] = np.abs(env.arm.position_target - env.arm.joint_positions()).max()
+        env.close()
+    assert gaps["measured"] <= 1.05 * env.config.max_increment < 0.5 < gaps["command"], gaps
+    with pytest.raises(ValueError, match="increment_from"):
+        ReachEnv(increment_from="target")
+
+
 def test_push_layout_success_and_falling_off_the_table():
     env = PushEnv()
     for seed in range(5):

@@ -188,11 +188,13 @@ def record(recorder: RunRecorder, env: gymnasium.Env, index: int, ep: EpisodeRes
     )
 
 
-def eval_random(config: ExperimentConfig, du: int) -> dict[str, Any]:
+def eval_random(config: ExperimentConfig, du: int, **env_kwargs: Any) -> dict[str, Any]:
     """The starting point: the random base policy on the held-out goals."""
     actor = RandomActor(du, np.random.default_rng(config.seed))
     return evaluate(
-        lambda: make_task_env(config.task, config.seed, max_steps=config.episode_steps),
+        lambda: make_task_env(
+            config.task, config.seed, max_steps=config.episode_steps, **env_kwargs
+        ),
         lambda obs, env: actor.select_action(obs),
         n_goals=config.eval_goals,
     )
@@ -202,11 +204,12 @@ def run_mpc(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     """Algorithm 3: PETS-style MPC with refits; evaluates after every `eval_every` episodes."""
     torch.set_num_threads(1)  # small batches: one thread is fastest on a shared 2-core box
     params = preset("mpc", config.task, config.algo_params)
-    env = make_task_env(config.task, config.seed, max_steps=config.episode_steps)
+    env_kwargs = params.get("env", {})
+    env = make_task_env(config.task, config.seed, max_steps=config.episode_steps, **env_kwargs)
     tm = TaskModel(env, config.task, params, config.seed)
     rng = np.random.default_rng(config.seed)
     history: list[tuple[np.ndarray, np.ndarray]] = []
-    start = eval_random(config, tm.nj)
+    start = eval_random(config, tm.nj, **env_kwargs)
     recorder.log(
         env_steps=0, success_rate=start["success_rate"], final_distance=start["final_distance"]
     )

@@ -2,6 +2,10 @@
 
 Action: joint-position increments in [-1, 1]^nj scaled by `config.max_increment` rad and
 added to the previous command (like a `forward_position_controller`), one per control tick.
+With `increment_from="measured"` they are added to the measured joint positions instead:
+then (q, action) determines the command, so a state of q alone is Markov even when contact
+holds the arm back (added to the previous command, a blocked arm's command runs away from
+q, unseen by the state, and the arm jumps when released).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class _ArmTaskEnv(gymnasium.Env):
         render_mode: str | None = None,
         seed: int | None = None,
         with_cube: bool = False,
+        increment_from: str = "command",
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
@@ -51,6 +56,11 @@ class _ArmTaskEnv(gymnasium.Env):
             )
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if increment_from not in ("command", "measured"):
+            raise ValueError(
+                f"increment_from must be 'command' or 'measured', got {increment_from!r}"
+            )
+        self.increment_from = increment_from
         self.config = config or ArmConfig()
         self.arm = SimArm(self.config, with_cube=with_cube, seed=seed)
         self.render_mode = render_mode
@@ -138,7 +148,11 @@ class _ArmTaskEnv(gymnasium.Env):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action contains NaN/Inf: {a.tolist()}")
         a = np.clip(a, -1.0, 1.0)
-        self.arm.set_position_targets(self.arm.position_target + a * self.config.max_increment)
+        if self.increment_from == "command":
+            base = self.arm.position_target
+        else:
+            base = self.arm.joint_positions()
+        self.arm.set_position_targets(base + a * self.config.max_increment)
         self.arm.step(1)
         self._steps += 1
         distance, reward = self._distance_and_reward()
@@ -292,7 +306,8 @@ def make_env(task: str, config: ArmConfig | None = None, **kwargs) -> gymnasium.
     """Build the `task` env ("reach" or "push") on `config` (default: the bundled SO arm).
 
     kwargs go to the env: max_steps, action_cost, success_threshold, init_noise,
-    render_mode, seed (measurement-noise seed before the first reset), reach_weight (push).
+    render_mode, seed (measurement-noise seed before the first reset), increment_from
+    ("command" or "measured"), reach_weight (push).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
