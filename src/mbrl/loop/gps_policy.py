@@ -12,8 +12,11 @@ controller's mean action and Lambda_it = cov_it^-1 its precision. The policy cov
 inverse of the mean precision (the minimiser of the covariance terms of the same KL).
 
 The network sees task features of the local state x (dx,) and the goal (3,): x, goal,
-object - ee (push) and goal - (object or ee); the linearisation differentiates through them,
-so pi_bar_i is the Jacobian of the policy in the local state the dynamics are fitted in.
+object - ee (push) and goal - (object or ee); with `relative` only the joint state (x before
+the end effector) and those difference vectors, so that a few training goals cannot be told
+apart by their absolute positions and the policy has to act on where the target is relative
+to the tip. The linearisation differentiates through the features, so pi_bar_i is the
+Jacobian of the policy in the local state the dynamics are fitted in.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class GlobalPolicy:
         ee: (start, stop) of the end effector in x; obj: of the object, or None (reach).
         hidden: hidden layer widths.
         generator: torch.Generator for the weight initialisation.
+        relative: features without the absolute ee, object and goal (module docstring).
     """
 
     def __init__(
@@ -45,9 +49,12 @@ class GlobalPolicy:
         obj: tuple[int, int] | None,
         hidden: tuple[int, ...] = (64, 64),
         generator: torch.Generator | None = None,
+        relative: bool = False,
     ) -> None:
         self.dx, self.du, self.ee, self.obj, self.hidden = dx, du, tuple(ee), obj, tuple(hidden)
-        self.n_features = dx + 3 + 3 + (3 if obj is not None else 0)
+        self.relative = bool(relative)
+        n_rel = 6 if obj is not None else 3
+        self.n_features = (self.ee[0] if self.relative else dx + 3) + n_rel
         layers: list[torch.nn.Module] = []
         width = self.n_features
         for h in self.hidden:
@@ -72,7 +79,7 @@ class GlobalPolicy:
     def features(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """x (N, dx), goal (N, 3) -> (N, n_features) unnormalised features."""
         ee = x[:, self.ee[0] : self.ee[1]]
-        parts = [x, goal]
+        parts = [x[:, : self.ee[0]]] if self.relative else [x, goal]
         if self.obj is not None:
             obj = x[:, self.obj[0] : self.obj[1]]
             parts += [obj - ee, goal - obj]
@@ -136,10 +143,7 @@ class GlobalPolicy:
         # Normalise the precision weights so the learning rate does not depend on the
         # controllers' noise scale; the minimiser is unchanged.
         P = P / P.diagonal(dim1=1, dim2=2).mean()
-        if not self.trained:
-            feats = self.features(x_t, g_t)
-            self.feat_mean = feats.mean(0)
-            self.feat_std = feats.std(0).clamp_min(1e-3)
+        self._renormalise(self.features(x_t, g_t))
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         loss_value = float("nan")
         for _ in range(steps):
@@ -155,10 +159,25 @@ class GlobalPolicy:
         self.trained = True
         return loss_value
 
+    def _renormalise(self, feats: torch.Tensor) -> None:
+        """Set the input normalisation to the statistics of `feats` (N, n_features) and
+        change the first layer so that the network computes the same function: statistics
+        frozen at the first S-step (the arm near home, the cube still) put later states tens
+        of standard deviations out and saturate the tanh units."""
+        mean, std = feats.mean(0), feats.std(0).clamp_min(1e-3)
+        first = self.net[0]
+        with torch.no_grad():
+            # W ((f - m) / s) + b = W' ((f - m') / s') + b' for all f:
+            scale = std / self.feat_std
+            first.bias.add_(first.weight @ ((mean - self.feat_mean) / self.feat_std))
+            first.weight.mul_(scale)
+        self.feat_mean, self.feat_std = mean, std
+
     # -- files -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Weights, feature normalisation and covariance in a safe model file (no pickle)."""
         meta = dict(dx=self.dx, du=self.du, ee=list(self.ee), hidden=list(self.hidden))
+        meta["relative"] = self.relative
         meta["obj"] = None if self.obj is None else list(self.obj)
         arrays = {f"p{i}": p.detach().numpy() for i, p in enumerate(self.net.parameters())}
         arrays.update(feat_mean=self.feat_mean.numpy(), feat_std=self.feat_std.numpy())
@@ -169,7 +188,14 @@ class GlobalPolicy:
     def load(cls, path: str | Path) -> GlobalPolicy:
         meta, arrays = load_model_file(path, "GPSGlobalPolicy")
         obj = None if meta["obj"] is None else tuple(meta["obj"])
-        pol = cls(meta["dx"], meta["du"], tuple(meta["ee"]), obj, tuple(meta["hidden"]))
+        pol = cls(
+            meta["dx"],
+            meta["du"],
+            tuple(meta["ee"]),
+            obj,
+            tuple(meta["hidden"]),
+            relative=bool(meta.get("relative", False)),
+        )
         params = list(pol.net.parameters())
         shapes = {f"p{i}": tuple(p.shape) for i, p in enumerate(params)}
         shapes.update(feat_mean=(pol.n_features,), feat_std=(pol.n_features,))
