@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from mbrl.control.gps_kl import LinearGaussianDynamics
-from mbrl.loop.common import ExperimentConfig, RunRecorder
+from mbrl.loop.common import ExperimentConfig, RunRecorder, make_task_env
 from mbrl.loop.gps import gps_config, run_gps
 from mbrl.loop.gps_local import (
+    draw_conditions,
     expected_cost,
     initial_controller,
     make_cost,
     quadratic_cost,
+    rollout,
     sample_costs,
     step_multiplier,
 )
@@ -70,6 +72,46 @@ def test_s_step_fits_precision_weighted_targets_and_round_trips(tmp_path):
         GlobalPolicy.load(tmp_path / "bad.npz")
 
 
+def test_renormalising_the_inputs_keeps_the_policy_function():
+    """The S-step re-fits the input normalisation to each iteration's states (statistics
+    frozen at the first S-step, with the arm near home and the cube still, put later states
+    far out and saturated the tanh units); the first layer compensates exactly."""
+    pol, rng = _policy(3), np.random.default_rng(3)
+    x, goal = rng.normal(size=(20, DX_PUSH)), rng.normal(size=(20, 3))
+    before = pol.mean(x, goal)
+    far = torch.as_tensor(5.0 * x + 2.0)
+    pol._renormalise(pol.features(far, torch.as_tensor(goal)))
+    np.testing.assert_allclose(pol.feat_std, pol.features(far, torch.as_tensor(goal)).std(0))
+    np.testing.assert_allclose(pol.mean(x, goal), before, atol=1e-10)
+
+
+def test_push_cost_pulls_the_tip_to_the_pushing_point_behind_the_cube():
+    goal, lim = np.array([0.3, 0.1, 0.02]), np.full(NJ, 10.0)
+    cost = make_cost("push", NJ, goal, -lim, lim, l2_weight=10.0, approach_offset=0.035)
+    cube = np.array([0.3, 0.0, 0.02])  # the goal lies +y of the cube: push from -y
+    x = np.zeros((3, 1, DX_PUSH))
+    x[:, 0, OBJ[0] : OBJ[1]] = cube
+    x[0, 0, EE[0] : EE[1]] = cube + [0.0, -0.035, 0.0]  # pushing point
+    x[1, 0, EE[0] : EE[1]] = cube  # cube centre
+    x[2, 0, EE[0] : EE[1]] = cube + [0.0, 0.035, 0.0]  # goal side: would push it away
+    c = cost.stage(torch.as_tensor(x), torch.zeros(3, 1, NJ))[:, 0]
+    assert c[0] < c[1] < c[2]
+
+
+def test_rollout_clips_actions_to_the_limit_and_conditions_use_random_starts():
+    env = make_task_env("reach", seed=0, max_steps=5)
+    try:
+        rng = np.random.default_rng(0)
+        home = env.unwrapped.arm.home
+        (cond,) = draw_conditions(env, 1, rng, slice(13, 16), random_start=True)
+        assert not np.allclose(cond.options["q"], home)
+        obs, u, _ = rollout(env, cond, lambda t, x: np.full(NJ, 3.0), 5, 13, 0, 0.35)
+        np.testing.assert_allclose(obs[0, :NJ], cond.options["q"], atol=1e-6)
+        np.testing.assert_allclose(u, 0.35)
+    finally:
+        env.close()
+
+
 def test_quadratic_cost_is_exact_for_a_quadratic_cost_and_expected_cost_matches_samples():
     """With l2 weight and no cone terms the push cost is quadratic in the state, so the
     expansion is exact, and the Laplace expected cost equals a Monte-Carlo estimate."""
@@ -115,6 +157,8 @@ def test_gps_config_rejects_unknown_params():
         gps_config("push", {"sampels": 3})
     with pytest.raises(ValueError, match="anchor"):
         gps_config("push", {"anchor": "both"})
+    with pytest.raises(ValueError, match="action_limit"):
+        gps_config("push", {"action_limit": 0.0})
 
 
 def test_tiny_mdgps_run_on_reach_improves_on_its_start(tmp_path):

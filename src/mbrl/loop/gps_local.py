@@ -10,6 +10,8 @@ per initial condition, so the local cost holds it instead of the state.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gymnasium
@@ -42,19 +44,29 @@ def local_layout(task: str, nj: int) -> StateLayout:
     return StateLayout(q=(0, nj), ee=(2 * nj, 2 * nj + 3), obj=obj)
 
 
+Points = Callable[[torch.Tensor], torch.Tensor]
+
+
 class SquaredDistanceTerms:
-    """A task cost plus w * ||a - b||^2 for each pair of 3-D points (stage; `terminal_scale`
-    times that at T). The task costs are distances (cones): their second-order expansion
-    is almost flat along the direction to the target, so an LQG step on it extrapolates
-    linearly past the goal. The squared term (the l2 part of the l2 + log cost of Levine
-    et al. 2016, sec. 5) gives the expansion curvature and a minimum at the target.
+    """A task cost plus w * ||a(x) - b(x)||^2 for each pair of point functions (stage;
+    `terminal_scale` times that at T). The task costs are distances (cones): their
+    second-order expansion is almost flat along the direction to the target, so an LQG step
+    on it extrapolates linearly past the goal. The squared term (the l2 part of the l2 + log
+    cost of Levine et al. 2016, sec. 5) gives the expansion curvature and a minimum at the
+    target.
 
     Args:
-        base: the task cost; pairs: ((start, stop) of a, (start, stop) of b or None for the
-        goal); weight: per m^2 per step; terminal_scale: terminal multiplier.
+        base: the task cost; pairs: (a, b) functions x (..., dx) -> (..., 3) m; weight: per
+        m^2 per step; terminal_scale: terminal multiplier.
     """
 
-    def __init__(self, base: ReachCost, pairs, weight: float, terminal_scale: float) -> None:
+    def __init__(
+        self,
+        base: ReachCost,
+        pairs: list[tuple[Points, Points]],
+        weight: float,
+        terminal_scale: float,
+    ) -> None:
         self.base, self.pairs, self.weight, self.terminal_scale = (
             base,
             pairs,
@@ -65,8 +77,7 @@ class SquaredDistanceTerms:
     def _sq(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(x.shape[:-1], dtype=x.dtype)
         for a, b in self.pairs:
-            pb = self.base.goal.to(x.dtype) if b is None else x[..., b[0] : b[1]]
-            out = out + ((x[..., a[0] : a[1]] - pb) ** 2).sum(-1)
+            out = out + ((a(x) - b(x)) ** 2).sum(-1)
         return self.weight * out
 
     def stage(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -78,6 +89,11 @@ class SquaredDistanceTerms:
         return self.base.terminal(x) + self.terminal_scale * self._sq(x)
 
 
+def goal_of(cost: ReachCost) -> Points:
+    """x (..., dx) -> the cost's goal (3,) m broadcast over x's batch dims."""
+    return lambda x: cost.goal.to(x.dtype).expand(*x.shape[:-1], 3)
+
+
 def make_cost(
     task: str,
     nj: int,
@@ -85,33 +101,52 @@ def make_cost(
     lower: np.ndarray,
     upper: np.ndarray,
     l2_weight: float = 0.0,
+    approach_offset: float = 0.0,
+    action_weight: float | None = None,
 ) -> Cost:
     """The task cost (mbrl.costs) on the local state for one condition's goal, plus
-    l2_weight * squared distances (SquaredDistanceTerms) when l2_weight > 0."""
+    l2_weight * squared distances (SquaredDistanceTerms) when l2_weight > 0: end effector
+    to goal (reach), or end effector to the pushing point `approach_offset` m behind the
+    cube (mbrl.costs.push.PushCost.pushing_point) and cube to goal (push).
+    action_weight replaces the cost's weight of ||u||^2 when given."""
     layout = local_layout(task, nj)
+    extra = {} if action_weight is None else {"action": action_weight}
     if task == "push":
-        base = PushCost(layout, goal=goal, config=PushCostConfig(), lower=lower, upper=upper)
-        pairs = [(layout.ee, layout.obj), (layout.obj, None)]
+        cfg = PushCostConfig(approach_offset=approach_offset, **extra)
+        base = PushCost(layout, goal=goal, config=cfg, lower=lower, upper=upper)
+        pairs = [
+            (base.ee, base.pushing_point),
+            (partial(StateLayout.take, span=layout.obj), goal_of(base)),
+        ]
     else:
-        base = ReachCost(layout, goal=goal, config=ReachCostConfig(), lower=lower, upper=upper)
-        pairs = [(layout.ee, None)]
+        cfg = ReachCostConfig(**extra)
+        base = ReachCost(layout, goal=goal, config=cfg, lower=lower, upper=upper)
+        pairs = [(base.ee, goal_of(base))]
     if l2_weight <= 0:
         return base
     return SquaredDistanceTerms(base, pairs, l2_weight, base.config.terminal)
 
 
 def draw_conditions(
-    env: gymnasium.Env, n: int, rng: np.random.Generator, goal_slice: slice
+    env: gymnasium.Env,
+    n: int,
+    rng: np.random.Generator,
+    goal_slice: slice,
+    random_start: bool = False,
 ) -> list[Condition]:
-    """n training conditions from the env's own goal (and cube) distribution, started at the
-    home pose; reset seeds come from `rng` below the evaluation seeds (mbrl.loop.common)."""
+    """n training conditions from the env's own goal (and cube) distribution; reset seeds
+    come from `rng` below the evaluation seeds (mbrl.loop.common). The arm starts at home, or
+    with `random_start` at the env's randomised start pose of that reset (as the held-out
+    evaluation does), so the global policy also sees start poses off home."""
     from mbrl.loop.common import train_reset_seed
 
     base = env.unwrapped
+    nj = len(base.arm.joint_names)
     out = []
     for _ in range(n):
         obs, _ = env.reset(seed=train_reset_seed(rng))
-        options: dict[str, Any] = {"q": base.arm.home.copy(), "goal": obs[goal_slice].copy()}
+        q0 = obs[:nj].astype(float) if random_start else base.arm.home.copy()
+        options: dict[str, Any] = {"q": q0, "goal": obs[goal_slice].copy()}
         if base.arm.cube is not None:
             options["cube"] = np.asarray(base.arm.cube_pose()[0], float).copy()
         out.append(Condition(options, obs[goal_slice].astype(float)))
@@ -132,9 +167,11 @@ def rollout(
     T: int,
     dx: int,
     seed: int,
+    action_limit: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """One real episode from `condition`: act(t, x (dx,)) -> u (du,). Returns the observations
-    (T+1, dobs), the applied (clipped) actions (T, du) and the final task distance, m. If the
+    """One real episode from `condition`: act(t, x (dx,)) -> u (du,), clipped to
+    +-action_limit (normalised units). Returns the observations (T+1, dobs), the applied
+    (clipped) actions (T, du) and the final task distance, m. If the
     env terminates early (cube off the table) the last observation is repeated with zero
     actions, so every episode has T steps for the time-varying fit."""
     obs, info = env.reset(seed=seed, options=condition.options)
@@ -146,7 +183,7 @@ def rollout(
             O.append(O[-1])
             U.append(np.zeros(du))
             continue
-        u = np.clip(act(t, np.asarray(obs[:dx], float)), -1.0, 1.0)
+        u = np.clip(act(t, np.asarray(obs[:dx], float)), -action_limit, action_limit)
         obs, _, terminated, truncated, info = env.step(u)
         O.append(obs)
         U.append(u)
@@ -160,14 +197,21 @@ def sample_controller(
     policy: LinearGaussianPolicy,
     rng: np.random.Generator,
     seed: int,
+    action_limit: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run u_t = K_t x_t + k_t + chol(cov_t) eps_t on the env (exploration from the
-    controller's own covariance, Levine & Abbeel 2014 sec. 3)."""
+    """Run u_t = K_t x_t + k_t + chol(cov_t) eps_t, clipped to +-action_limit, on the env
+    (exploration from the controller's own covariance, Levine & Abbeel 2014 sec. 3)."""
     T, du, dx = policy.K.shape
     L = np.linalg.cholesky(policy.cov)
     noise = np.einsum("tij,tj->ti", L, rng.standard_normal((T, du)))
     return rollout(
-        env, condition, lambda t, x: policy.K[t] @ x + policy.k[t] + noise[t], T, dx, seed
+        env,
+        condition,
+        lambda t, x: policy.K[t] @ x + policy.k[t] + noise[t],
+        T,
+        dx,
+        seed,
+        action_limit,
     )
 
 
