@@ -63,14 +63,15 @@ class PilcoParams:
         init_from_data: start q_ref at the recorded joint positions whose FK is nearest
             each goal instead of at home (off in the measured runs; docs/pilco.md).
         fixed_point_weight: weight of the saturating cost of the policy's fixed point
-            fk(q_ref) (q_ref clamped to the joint limits). Actions are increments of the
+            fk(q_ref) (q_ref clamped to the joint limits, plus a quadratic pull back
+            inside them). Actions are increments of the
             commanded position, so u = sin(K (q_ref - q)) keeps moving the command until
             q = q_ref: wherever it is stable the arm settles there, after the horizon, on
             any plant (docs/pilco.md). 0 = rollout cost only.
     """
 
     horizon: int = 15
-    cost_widths: tuple[float, ...] = (0.25, 0.05)
+    cost_widths: tuple[float, ...] = (0.25, 0.05, 0.02)
     num_inducing: int = 50
     gp_max_iter: int = 100
     gp_hyp_points: int = 300
@@ -79,7 +80,7 @@ class PilcoParams:
     init_gain: float = 3.0
     terminal_weight: float = 0.0
     init_from_data: bool = False
-    fixed_point_weight: float = 30.0
+    fixed_point_weight: float = 100.0
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PilcoParams:
@@ -165,9 +166,14 @@ def optimise_stage(
             return 1e10, np.zeros_like(flat)  # a singular solve: make the line search back off
         if params.fixed_point_weight:
             q_ref = th[:, dx * dx :]
+            fixed = torch.zeros_like(cost)
             if lower is not None:
-                q_ref = torch.maximum(torch.minimum(q_ref, upper.to(q_ref)), lower.to(q_ref))
-            fixed = saturating_cost(fk(q_ref), goal_t, width)
+                clamped = torch.maximum(torch.minimum(q_ref, upper.to(q_ref)), lower.to(q_ref))
+                # The clamp has no gradient outside the limits: pull q_ref back in (1 per
+                # 0.1 rad over), or a joint that crossed one stays there.
+                fixed = (((q_ref - clamped) / 0.1) ** 2).sum(-1)
+                q_ref = clamped
+            fixed = fixed + saturating_cost(fk(q_ref), goal_t, width)
             cost = cost + params.fixed_point_weight * fixed
         total = cost.sum()
         if not torch.isfinite(total):
