@@ -137,6 +137,25 @@ def test_fixed_point_term_moves_the_target_onto_the_goal(small_gp):
     np.testing.assert_array_equal(res.theta, theta0)
 
 
+def test_fixed_point_outside_the_limits_is_pulled_back_in(small_gp):
+    class LimitedIdentity:
+        lower, upper = torch.full((3,), -0.5, dtype=torch.float64), torch.full((3,), 0.5)
+
+        def __call__(self, q):
+            return q
+
+    goal = np.array([[0.45, -0.2, 0.25]])
+    # Joint 0 starts past its upper limit, where the clamp alone has no gradient.
+    theta0 = initial_theta(np.array([0.9, 0.0, 0.0]), 1.0)[None]
+    params = dataclasses.replace(PilcoParams(), horizon=2, policy_iters=30)
+    res = optimise_stage(
+        small_gp, LimitedIdentity(), goal, np.zeros(3), 1e-4 * np.eye(3), params, theta0, 0.25
+    )
+    q_ref = res.theta[0, 9:]
+    assert not res.fallback and q_ref[0] <= 0.5 + 0.01
+    assert np.linalg.norm(q_ref - goal[0]) < 0.02
+
+
 def test_data_starts_pick_the_recorded_state_nearest_each_goal():
     q_data = np.array([[0.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.6], [0.0, 1.0, 0.0, 0.7]])
     goals = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.0]])
