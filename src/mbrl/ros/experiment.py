@@ -240,10 +240,13 @@ class ExperimentNode(Node):
             self._states, self._commands, self._recording = [], [], True
         self.set_enabled(True)
         self._hold()
+        # Nudges (lockstep): before the first command, so the controller sees a fresh state;
+        # after the last, if the state that follows it has not come (the controller has
+        # stopped itself at tick_limit and would not step the sim again).
         self._wait(
             lambda: len(self._states) > T and len(self._commands) >= T,
             f"{T} ticks of {cfg.controller_node} in mode {mode}",
-            tick=lambda: self._hold() if not self._commands else None,
+            tick=lambda: self._hold() if not self._commands or len(self._commands) >= T else None,
         )
         self.set_enabled(False)
         time.sleep(0.05)  # let the last in-flight lockstep tick land before counting it
