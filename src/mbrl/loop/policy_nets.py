@@ -13,6 +13,22 @@ from torch import Tensor
 from mbrl.costs.kinematics import ForwardKinematics
 
 
+def tanh_mlp(sizes: list[int], gen: torch.Generator) -> torch.nn.Sequential:
+    """Linear layers of `sizes` with tanh between them; weights U(+-1/sqrt(fan_in)) drawn
+    from `gen` (reproducible), biases zero."""
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        lin = torch.nn.Linear(a, b)
+        bound = 1.0 / np.sqrt(a)
+        with torch.no_grad():
+            lin.weight.uniform_(-bound, bound, generator=gen)
+            lin.bias.zero_()
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.Tanh())
+    return torch.nn.Sequential(*layers)
+
+
 class MLPPolicy(torch.nn.Module):
     """pi(obs (N, dobs)) -> actions (N, du) in [-1, 1]; inputs standardised by fixed stats.
 
@@ -32,18 +48,7 @@ class MLPPolicy(torch.nn.Module):
     ):
         super().__init__()
         self.ee, self.goal = ee, goal
-        sizes = [dobs + 3, *hidden, du]
-        layers: list[torch.nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            lin = torch.nn.Linear(a, b)
-            bound = 1.0 / np.sqrt(a)
-            with torch.no_grad():
-                lin.weight.uniform_(-bound, bound, generator=gen)
-                lin.bias.zero_()
-            layers.append(lin)
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.Tanh())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = tanh_mlp([dobs + 3, *hidden, du], gen)
         self.register_buffer("in_mean", torch.zeros(dobs + 3))
         self.register_buffer("in_std", torch.ones(dobs + 3))
 
@@ -90,18 +95,7 @@ class TargetPolicy(torch.nn.Module):
     ):
         super().__init__()
         self.nj, self.goal = nj, goal
-        sizes = [3, *hidden, nj]
-        layers: list[torch.nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-            lin = torch.nn.Linear(a, b)
-            bound = 1.0 / np.sqrt(a)
-            with torch.no_grad():
-                lin.weight.uniform_(-bound, bound, generator=gen)
-                lin.bias.zero_()
-            layers.append(lin)
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.Tanh())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = tanh_mlp([3, *hidden, nj], gen)
         self.raw_gain = torch.nn.Parameter(torch.full((nj,), float(np.log(np.expm1(gain)))))
         self.register_buffer("lower", lower.float().clone())
         self.register_buffer("upper", upper.float().clone())
