@@ -4,19 +4,9 @@ end closer to the goals than the random base policy it started from (fixed seeds
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mbrl.loop.algorithms import run_alg1, run_alg2
 from mbrl.loop.common import ExperimentConfig, RunRecorder
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # A smaller open-loop planning budget than shipped keeps the test near 20 s; the loop is the
 # same code.

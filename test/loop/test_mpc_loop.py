@@ -4,20 +4,10 @@ ensemble; MPC on the learned model must beat the random base policy it started f
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 from mbrl.loop.common import ExperimentConfig, RunRecorder, make_task_env
 from mbrl.loop.mpc_loop import TaskModel, model_columns, run_mpc
 from mbrl.loop.presets import preset
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_mpc_on_learned_model_improves_over_random_start(tmp_path):

@@ -30,14 +30,6 @@ from mbrl.models.gp import GPModel
 MC = 200_000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small_gp() -> GPModel:
     rng = np.random.default_rng(0)

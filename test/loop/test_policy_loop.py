@@ -24,14 +24,6 @@ from mbrl.loop.policy_nets import MLPPolicy, TargetPolicy, sample_goals
 from mbrl.models.ensemble import ProbabilisticEnsemble
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_pathwise_gradient_reaches_every_policy_parameter():
     cfg = ArmConfig()
     fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
