@@ -95,7 +95,10 @@ class _ArmTaskEnv(gymnasium.Env):
             high.append(np.ones(2))
         low.append(np.full(3, -span))
         high.append(np.full(3, span))
-        # Same order as _obs: [q, qdot, points (ee, cube), yaw sin/cos, goal].
+        extra_low, extra_high = self._extra_bounds()
+        low += extra_low
+        high += extra_high
+        # Same order as _obs: [q, qdot, points (ee, cube), yaw sin/cos, goal, extras].
         return gymnasium.spaces.Box(
             np.concatenate(low).astype(np.float32),
             np.concatenate(high).astype(np.float32),
@@ -116,6 +119,12 @@ class _ArmTaskEnv(gymnasium.Env):
 
     def _task_obs(self) -> list[np.ndarray]:
         return []
+
+    def _extra_obs(self) -> list[np.ndarray]:
+        return []  # after the goal, so the layout up to the goal is the same with or without
+
+    def _extra_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [], []
 
     def _distance_and_reward(self) -> tuple[float, float]:
         raise NotImplementedError
@@ -190,10 +199,16 @@ class _ArmTaskEnv(gymnasium.Env):
         self.goal_q = None if saved.goal_q is None else saved.goal_q.copy()
         self.np_random.bit_generator.state = saved.rng_state
 
+    def discard_state(self, state_id: int) -> None:
+        """Free a snapshot from `save_state` (planners that snapshot every tick call this)."""
+        if self._saved.pop(state_id, None) is not None:
+            self.arm.discard_state(state_id)
+
     # -- helpers -------------------------------------------------------------------------
     def _obs(self) -> np.ndarray:
         parts = [self.arm.joint_positions(), self.arm.joint_velocities(), self.arm.ee_position()]
-        return np.concatenate([*parts, *self._task_obs(), self.goal]).astype(np.float32)
+        parts += [*self._task_obs(), self.goal, *self._extra_obs()]
+        return np.concatenate(parts).astype(np.float32)
 
     def _make_marker(self) -> int:
         """A visual-only sphere at the goal (no collision shape, so it never touches physics)."""
@@ -243,12 +258,63 @@ class PushEnv(_ArmTaskEnv):
     it on the table (kept inside 30-70 % of the reach).
     Observation (2 nj + 11,) float32: q, qdot, ee_pos (3), cube_pos (3), sin/cos cube yaw (2),
     goal (3). Reward: -||cube - goal|| - reach_weight ||ee - cube|| - action_cost ||a||^2.
+
+    Optional extras, appended after the goal in this order (so every index up to the goal is
+    the same with or without them):
+    - `object_velocity=True`: the cube's linear velocity (3) m/s and yaw rate (1) rad/s, as
+      Bullet holds them at the end of the tick. A cube that is already sliding keeps moving
+      with no contact; without its velocity the state does not say so. (On a real arm this
+      would be estimated by differencing the tracked pose.)
+    - `command_in_obs=True`: the commanded joint positions (nj) rad the servos track (the
+      arm's `position_target`), which the measured q does not determine when increments add
+      to the previous command or the servo has latency.
+    `extras_layout()` gives their (start, stop) indices.
     """
 
-    def __init__(self, config: ArmConfig | None = None, *, reach_weight: float = 0.5, **kwargs):
+    def __init__(
+        self,
+        config: ArmConfig | None = None,
+        *,
+        reach_weight: float = 0.5,
+        object_velocity: bool = False,
+        command_in_obs: bool = False,
+        **kwargs,
+    ):
         kwargs.setdefault("success_threshold", 0.03)
         self.reach_weight = float(reach_weight)
+        self.object_velocity, self.command_in_obs = bool(object_velocity), bool(command_in_obs)
         super().__init__(config, with_cube=True, **kwargs)
+
+    def extras_layout(self) -> dict[str, tuple[int, int]]:
+        """Where the optional extras sit in the observation: name -> (start, stop)."""
+        nj = len(self.arm.joint_names)
+        start, out = 2 * nj + 11, {}
+        if self.object_velocity:
+            out["object_velocity"] = (start, start + 4)
+            start += 4
+        if self.command_in_obs:
+            out["command"] = (start, start + nj)
+        return out
+
+    def _extra_obs(self) -> list[np.ndarray]:
+        out = []
+        if self.object_velocity:
+            linear, angular = self.arm.client.getBaseVelocity(self.arm.cube)
+            out.append(np.array([*linear, angular[2]]))
+        if self.command_in_obs:
+            out.append(self.arm.position_target)
+        return out
+
+    def _extra_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        low, high = [], []
+        if self.object_velocity:
+            # A shoved cube leaves at ~1 m/s (docs/loops.md); 50 m/s and 500 rad/s are far off.
+            low.append(np.array([-50.0, -50.0, -50.0, -500.0]))
+            high.append(-low[-1])
+        if self.command_in_obs:
+            low.append(self.arm.lower)  # commands are clamped to the joint limits
+            high.append(self.arm.upper)
+        return low, high
 
     def _n_points(self) -> int:
         return 2
@@ -307,7 +373,7 @@ def make_env(task: str, config: ArmConfig | None = None, **kwargs) -> gymnasium.
 
     kwargs go to the env: max_steps, action_cost, success_threshold, init_noise,
     render_mode, seed (measurement-noise seed before the first reset), increment_from
-    ("command" or "measured"), reach_weight (push).
+    ("command" or "measured"), reach_weight, object_velocity, command_in_obs (push).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
