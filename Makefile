@@ -17,7 +17,11 @@ export RMW_IMPLEMENTATION := rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test test-expensive lint format bench clean help
+# The optional viewer (rerun-sdk) and the tools of its tests (rosbags, a DevTools client),
+# pinned apart from requirements.txt; `make test` installs them, `make demo` does not.
+VIEW_STAMP := $(VENV)/.mbrl-view-installed
+
+.PHONY: venv view-deps demo test test-expensive lint format bench clean help
 
 help:
 	@echo "make demo   - set up .venv if needed and run the demo"
@@ -33,13 +37,24 @@ $(STAMP): $(INSTALL_INPUTS)
 	$(PY) scripts/link_share.py $(VENV)
 	@touch $(STAMP)
 
+view-deps: $(VIEW_STAMP)
+
+# Debian's chromium renders the viewer in test/view; installed when we are root (CI is),
+# otherwise the browser test says what to install and skips.
+$(VIEW_STAMP): $(STAMP) requirements-view.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-view.txt
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "chromium not installed: the browser test will skip (apt-get install chromium)"; }
+	@touch $(VIEW_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m mbrl demo
 
-test: $(STAMP)
+test: $(STAMP) $(VIEW_STAMP)
 	$(PY) -m pytest -m "not expensive" $(PYTEST_ARGS)
 
-test-expensive: $(STAMP)
+test-expensive: $(STAMP) $(VIEW_STAMP)
 	$(PY) -m pytest -m expensive $(PYTEST_ARGS)
 
 lint: $(STAMP)

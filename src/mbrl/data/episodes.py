@@ -3,7 +3,9 @@
 Each file holds `/joint_states` (sensor_msgs/JointState), the command topic
 (std_msgs/Float64MultiArray, e.g. `/forward_position_controller/commands`) and the goal
 (`/mbrl/goal`, geometry_msgs/PointStamped), CDR-encoded in the MCAP `ros2` profile, so
-`ros2 bag info`, `mcap`, `rosbags` and Foxglove read them as they are.
+`mcap`, `rosbags` and Foxglove read them as they are. Each finished file also refreshes the
+`metadata.yaml` of its directory (`write_bag_metadata`), so the directory of episodes is one
+rosbag2 bag (storage `mcap`, one file per episode) for `ros2 bag info` / `ros2 bag play`.
 
 Crash safety: messages are gathered in MCAP chunks; a chunk is written to the OS when it
 exceeds `chunk_bytes` or is older than `flush_period` seconds, whichever comes first. A
@@ -23,7 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import yaml
 from mcap.exceptions import McapError
+from mcap.reader import make_reader
 from mcap.records import Channel, Footer, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 from mcap_ros2.decoder import DecoderFactory
@@ -35,6 +39,9 @@ JOINT_STATES_TOPIC = "/joint_states"
 GOAL_TOPIC = "/mbrl/goal"
 DEFAULT_COMMAND_TOPIC = "/forward_position_controller/commands"
 METADATA_NAME = "mbrl_episode"
+BAG_METADATA = "metadata.yaml"
+# rosbag2 metadata version 9 is what Jazzy's rosbag2 writes (QoS profiles as YAML mappings).
+BAG_VERSION = 9
 
 
 class EpisodeFileError(ValueError):
@@ -181,6 +188,7 @@ class EpisodeWriter:
         self._writer.finish()
         self._file.close()
         self._closed = True
+        write_bag_metadata(self.path.parent)
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -294,3 +302,80 @@ def _to_episode(path, names, states, commands, goals, metadata, complete) -> Epi
         complete=complete,
         path=path,
     )
+
+
+def _bag_time(ns: int) -> dict:
+    return {"nanoseconds_since_epoch": int(ns)}
+
+
+def write_bag_metadata(directory: str | Path) -> Path:
+    """Write `directory/metadata.yaml` describing its finished episodes as one rosbag2 bag.
+
+    Every `*.mcap` file with a summary (a finished episode) is one file of the bag, in name
+    order; files cut short by a crash have no summary and are left out (they stay readable
+    with `read_episode`). Written atomically (temporary file + rename), so a reader never
+    sees half a file. Returns the path of metadata.yaml.
+    """
+    directory = Path(directory)
+    files, topics = [], {}
+    for path in sorted(directory.glob("*.mcap")):
+        try:
+            with open(path, "rb") as f:
+                summary = make_reader(f).get_summary()
+        except (McapError, OSError, EOFError, ValueError, struct.error):
+            summary = None
+        if summary is None or summary.statistics is None:
+            continue
+        stats = summary.statistics
+        count = stats.message_count
+        start = stats.message_start_time if count else 0
+        end = stats.message_end_time if count else 0
+        files.append((path.name, start, end, count))
+        for channel_id, channel in summary.channels.items():
+            schema = summary.schemas[channel.schema_id]
+            entry = topics.setdefault(channel.topic, {"type": schema.name, "count": 0})
+            entry["count"] += stats.channel_message_counts.get(channel_id, 0)
+    counted = [f for f in files if f[3]]
+    start = min((f[1] for f in counted), default=0)
+    end = max((f[2] for f in counted), default=0)
+    info = {
+        "version": BAG_VERSION,
+        "storage_identifier": "mcap",
+        "relative_file_paths": [f[0] for f in files],
+        "duration": {"nanoseconds": int(end - start)},
+        "starting_time": _bag_time(start),
+        "message_count": int(sum(f[3] for f in files)),
+        "topics_with_message_count": [
+            {
+                "topic_metadata": {
+                    "name": topic,
+                    "type": entry["type"],
+                    "serialization_format": "cdr",
+                    # The recorder does not know the publishers' QoS; empty means play
+                    # falls back to its defaults (reliable, volatile).
+                    "offered_qos_profiles": [],
+                    "type_description_hash": "",
+                },
+                "message_count": int(entry["count"]),
+            }
+            for topic, entry in sorted(topics.items())
+        ],
+        "compression_format": "",
+        "compression_mode": "",
+        "files": [
+            {
+                "path": name,
+                "starting_time": _bag_time(s),
+                "duration": {"nanoseconds": int(e - s)},
+                "message_count": int(n),
+            }
+            for name, s, e, n in files
+        ],
+        "custom_data": {"writer": "mbrl.data.episodes"},
+        "ros_distro": "jazzy",
+    }
+    target = directory / BAG_METADATA
+    tmp = directory / f".{BAG_METADATA}.{os.getpid()}.tmp"
+    tmp.write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False))
+    os.replace(tmp, target)
+    return target
