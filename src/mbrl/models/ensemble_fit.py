@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from mbrl.data.dataset import NormStats, TransitionDataset
 from mbrl.models.base import FitReport
+from mbrl.models.losses import check_loss, member_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,10 @@ class FitConfig:
         holdout_fraction: share of EPISODES held out for early stopping and elites.
         logvar_penalty: weight of (sum max_logvar - sum min_logvar) in the loss (PETS A.1).
         bootstrap: resample each member's training rows with replacement.
+        loss: "nll" (Gaussian NLL), "beta_nll" (Seitzer et al. 2022) or "mse" (mean by
+            squared error, variance by NLL of the detached mean); see mbrl.models.losses.
+        beta: the beta of "beta_nll" (0 = NLL, 1 = MSE-like gradient of the mean).
+        loss_dims: output dims that get `loss`; the others keep the NLL (() = all dims).
     """
 
     lr: float = 1e-3
@@ -39,6 +44,9 @@ class FitConfig:
     holdout_fraction: float = 0.2
     logvar_penalty: float = 0.01
     bootstrap: bool = True
+    loss: str = "nll"
+    beta: float = 0.5
+    loss_dims: tuple[int, ...] = ()
 
 
 def _normalise(ds: TransitionDataset, st: NormStats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +71,7 @@ def train_ensemble(
     x_tr, y_tr = _normalise(train, stats)
     x_ho, y_ho = _normalise(hold, stats)
     E = net.weights[0].shape[0]
+    check_loss(cfg.loss, cfg.beta, cfg.loss_dims, y_tr.shape[1])
     n = len(x_tr)
     decay = list(net.weights)
     rest = [*net.biases, net.max_logvar, net.min_logvar]
@@ -93,8 +102,8 @@ def train_ensemble(
         for s in range(0, n, cfg.batch_size):
             rows = idx[:, s : s + cfg.batch_size]
             mean, lv = net(x_tr[rows])
-            # Gaussian NLL per member (constant dropped), summed over members.
-            nll = (((mean - y_tr[rows]) ** 2) * torch.exp(-lv) + lv).mean(dim=(1, 2)).sum()
+            # Per-member loss (FitConfig.loss; Gaussian NLL by default), summed over members.
+            nll = member_loss(mean, lv, y_tr[rows], cfg.loss, cfg.beta, cfg.loss_dims).sum()
             loss = nll + cfg.logvar_penalty * (net.max_logvar.sum() - net.min_logvar.sum())
             opt.zero_grad(set_to_none=True)
             loss.backward()
