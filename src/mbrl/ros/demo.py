@@ -155,6 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="runs", help="reports go to OUT_DIR/<name>/")
     parser.add_argument("--name", default="", help="run name (default ros-demo-<time>)")
+    parser.add_argument("--view", action="store_true",
+                        help="serve the live web viewer (needs `make view-deps`)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
 
         args.timeout = 60.0 if args.timeout is None else args.timeout
         return demo_scripted.run(args)
+    if args.view:  # the live viewer is its own process, stopped at exit
+        from mbrl.ros import viewer
+
+        viewer.start()
     wall = time.monotonic()
     name = args.name or time.strftime("ros-demo-%Y%m%d-%H%M%S")
     run_dir = Path(args.out_dir) / name
