@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.mpc import MPCActor, MPCLearner, model_columns
 from mbrl.loop.common import ExperimentConfig, RunRecorder, make_task_env
-from mbrl.loop.mpc_loop import TaskModel, model_columns, run_mpc
+from mbrl.loop.mpc_loop import run_mpc
 from mbrl.loop.presets import preset
 
 
@@ -28,7 +30,8 @@ def test_mpc_on_learned_model_improves_over_random_start(tmp_path):
 def test_model_state_and_fit_on_push():
     env = make_task_env("push", 0, max_steps=10)
     try:
-        tm = TaskModel(env, "push", preset("mpc", "push", {"fit_max_epochs": 3}), seed=0)
+        params = preset("mpc", "push", {"fit_max_epochs": 3})
+        learner = MPCLearner("push", 5, params, seed=0)
         assert list(model_columns("push", 5)) == [0, 1, 2, 3, 4, *range(10, 18)]
         obs, _ = env.reset(seed=2)
         rng = np.random.default_rng(0)
@@ -36,14 +39,15 @@ def test_model_state_and_fit_on_push():
         for _ in range(10):
             acts.append(rng.uniform(-1, 1, 5))
             obs_list.append(env.step(acts[-1])[0])
-        report = tm.fit([(np.array(obs_list), np.array(acts))])
-        assert report.num_transitions == 10 and tm.model.dx == 13
-        tm.set_goal_from(obs)
-        np.testing.assert_allclose(tm.cost.goal.numpy(), env.unwrapped.goal, atol=1e-6)
-        plan = tm.planner().plan(tm.state(obs))
+        report = learner.fit([(np.array(obs_list), np.array(acts))])
+        assert report.num_transitions == 10 and learner.model.dx == 13
+        arm = ArmModel.from_config(env.unwrapped.config)
+        actor = MPCActor("push", arm, learner.model, params)
+        plan = actor.plan(obs)
+        np.testing.assert_allclose(actor.cost.goal.numpy(), env.unwrapped.goal, atol=1e-6)
         # The push preset keeps pushes gentle: planned actions stay inside +-0.35.
         assert plan.actions.shape == (15, 5) and np.all(np.abs(plan.actions) <= 0.35 + 1e-6)
-        assert tm.cost.config.approach_offset > 0 and tm.cost.config.min_tip_height > 0
+        assert actor.cost.config.approach_offset > 0 and actor.cost.config.min_tip_height > 0
     finally:
         env.close()
 
@@ -52,16 +56,16 @@ def test_push_fit_batch_grows_with_the_data():
     env = make_task_env("push", 0, max_steps=10)
     try:
         params = preset("mpc", "push", {"fit_max_epochs": 1, "fit_batches_per_epoch": 20})
-        tm = TaskModel(env, "push", params, seed=0)
+        learner = MPCLearner("push", 5, params, seed=0)
         rng = np.random.default_rng(0)
 
         def episode(n):
             obs = rng.normal(size=(n + 1, env.observation_space.shape[0]))
             return obs, rng.uniform(-1, 1, (n, 5))
 
-        tm.fit([episode(100)])
-        assert tm.model.fit_config.batch_size == params["fit_batch_size"]  # 100 / 20 < 32
-        tm.fit([episode(100)] * 20)
-        assert tm.model.fit_config.batch_size == 2000 // 20
+        learner.fit([episode(100)])
+        assert learner.model.fit_config.batch_size == params["fit_batch_size"]  # 100 / 20 < 32
+        learner.fit([episode(100)] * 20)
+        assert learner.model.fit_config.batch_size == 2000 // 20
     finally:
         env.close()

@@ -16,17 +16,24 @@ import pytorch_kinematics as pk
 import torch
 
 PACKAGE_PREFIX = "package://mbrl/"
+PYBULLET_DATA_PREFIX = "pybullet_data://"
 
 
 def read_urdf(urdf: str) -> str:
-    """The URDF XML from XML text, a file path, or `package://mbrl/<file>` (bundled assets)."""
+    """The URDF XML from XML text, a file path, `package://mbrl/<file>` (bundled assets) or
+    `pybullet_data://<file>` (models shipped with PyBullet; only their path is looked up)."""
     if urdf.lstrip().startswith("<"):
         return urdf
     if urdf.startswith(PACKAGE_PREFIX):
         path = Path(str(resources.files("mbrl") / "assets")) / urdf[len(PACKAGE_PREFIX) :]
+    elif urdf.startswith(PYBULLET_DATA_PREFIX):
+        import pybullet_data  # a data directory, not the simulator
+
+        path = Path(pybullet_data.getDataPath()) / urdf[len(PYBULLET_DATA_PREFIX) :]
     elif "://" in urdf:
         raise ValueError(
-            f"URDF {urdf!r}: only plain paths and {PACKAGE_PREFIX}<file> are supported"
+            f"URDF {urdf!r}: only plain paths, {PACKAGE_PREFIX}<file> and "
+            f"{PYBULLET_DATA_PREFIX}<file> are supported"
         )
     else:
         path = Path(urdf)
@@ -127,6 +134,13 @@ class ForwardKinematics:
                 RS = torch.linalg.cross(R, a, dim=-1)
                 R = R + s * RS + (1 - c) * torch.linalg.cross(RS, a, dim=-1)
         return R, p
+
+    @property
+    def reach(self) -> float:
+        """Length of the link chain from the first controlled joint to the end effector, m
+        (a rough reach: the sum of the fixed offsets between the frames)."""
+        first = min(i for i, (_, _, v) in enumerate(self._steps) if isinstance(v, int))
+        return float(sum(offset[:3, 3].norm() for offset, _, _ in self._steps[first + 1 :]))
 
     def transforms(self, q: torch.Tensor) -> torch.Tensor:
         """q (..., nj) rad -> (..., 4, 4) homogeneous pose of the end-effector link."""

@@ -21,13 +21,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from mbrl.costs.reach import StateLayout
+from mbrl.costs.tasks import EVAL_SEED, TASKS, obs_layout
+from mbrl.costs.tasks import train_seed as train_reset_seed
 
-TASKS = ("reach", "push")
-# Held-out evaluation goals come from env.reset(seed=EVAL_SEED + i), i < eval_goals: the same
-# goals for every algorithm and training seed, disjoint from the training resets (which draw
-# seeds below EVAL_SEED from the config seed's Generator).
-EVAL_SEED = 1_000_000_000
+__all__ = ["EVAL_SEED", "TASKS", "obs_layout", "train_reset_seed"]  # shared task facts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,25 +83,6 @@ def make_task_env(task: str, seed: int, **kwargs: Any) -> gymnasium.Env:
     from mbrl.sim.tasks import make_env
 
     return make_env(task, seed=seed, **kwargs)
-
-
-def obs_layout(task: str, nj: int) -> StateLayout:
-    """Where q, ee, object and goal sit in the `task` observation (mbrl.sim.tasks):
-    reach [q, qdot, ee, goal]; push [q, qdot, ee, cube, sin/cos yaw, goal]."""
-    ee = (2 * nj, 2 * nj + 3)
-    if task == "reach":
-        return StateLayout(q=(0, nj), ee=ee, goal=(2 * nj + 3, 2 * nj + 6))
-    if task == "push":
-        return StateLayout(
-            q=(0, nj), ee=ee, obj=(2 * nj + 3, 2 * nj + 6), goal=(2 * nj + 8, 2 * nj + 11)
-        )
-    raise ValueError(f"task {task!r} unknown; expected one of {TASKS}")
-
-
-def train_reset_seed(rng: np.random.Generator) -> int:
-    """A seed for a training episode's env.reset, drawn from the run's Generator; always
-    below EVAL_SEED so training never sees an evaluation goal."""
-    return int(rng.integers(EVAL_SEED))
 
 
 Controller = Callable[[np.ndarray, gymnasium.Env], np.ndarray]

@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium
 import numpy as np
 
+from mbrl.agents.explore import SmoothedRandom
+
 
 @runtime_checkable
 class Actor(Protocol):
@@ -99,26 +101,29 @@ class EnvironmentLoop:
         )
 
 
-class RandomActor:
-    """The random base policy of Algorithm 1: uniform actions in [-1, 1]^du, optionally
-    smoothed (a_t = beta a_{t-1} + (1 - beta) noise) so it wanders further than white noise."""
+class PolicyActor:
+    """An Actor over any policy with `reset()` and `act(obs) -> action` (the agent layer's
+    actors and explorers): nothing is learned during the episode."""
 
-    def __init__(self, du: int, rng: np.random.Generator, smoothing: float = 0.0) -> None:
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.du, self.rng, self.smoothing = du, rng, smoothing
-        self._last = np.zeros(du)
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
 
     def observe_first(self, obs: np.ndarray, env: gymnasium.Env) -> None:
-        self._last = np.zeros(self.du)
+        self.policy.reset()
 
     def select_action(self, obs: np.ndarray) -> np.ndarray:
-        noise = self.rng.uniform(-1.0, 1.0, self.du)
-        self._last = self.smoothing * self._last + (1.0 - self.smoothing) * noise
-        return np.clip(self._last, -1.0, 1.0)
+        return self.policy.act(obs)
 
     def observe(self, action: np.ndarray, next_obs: np.ndarray, reward: float) -> None:
         pass
 
     def update(self) -> None:
         pass
+
+
+class RandomActor(PolicyActor):
+    """The random base policy of Algorithm 1 (mbrl.agents.explore.SmoothedRandom) as an
+    Actor: uniform actions in [-1, 1]^du, optionally smoothed along time."""
+
+    def __init__(self, du: int, rng: np.random.Generator, smoothing: float = 0.0) -> None:
+        super().__init__(SmoothedRandom(du, rng, smoothing))

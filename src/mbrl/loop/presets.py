@@ -43,7 +43,6 @@ _MPC_REACH = {
     },
     "random_episodes": 1,  # episode 0 runs the random base policy (PETS does the same)
     "random_smoothing": 0.5,
-    "refit_every": 50,  # steps between refits while acting (plus one at each episode end)
 }
 
 _MPC_PUSH = {
@@ -64,7 +63,6 @@ _MPC_PUSH = {
     # the model until the arm jumps free (measured: a cube 1.2 cm from its goal knocked
     # 11 cm away). From the measured q, (q, action) fixes the command: the state is Markov.
     "env": {"increment_from": "measured"},
-    "refit_every": 0,  # refit once per episode (PETS): 10k steps means 100 refits already
     # Batch = max(fit_batch_size, n / 20): an epoch costs ~20 steps at any data size, so the
     # last of 100 refits (10k transitions) takes seconds, not a minute.
     "fit_batches_per_epoch": 20,

@@ -17,10 +17,11 @@ import gymnasium
 import numpy as np
 
 from mbrl.config import ArmConfig
-from mbrl.sim.arm import CUBE_SIZE, SimArm
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.tasks import CUBE_SIZE, MIN_GOAL_HEIGHT, EpisodeSpec, TaskSampler
+from mbrl.sim.arm import SimArm
 
-MIN_GOAL_HEIGHT = 0.02  # m above the table; lower goals would need the gripper to scrape it
-_MAX_TRIES = 500
+__all__ = ["CUBE_SIZE", "MIN_GOAL_HEIGHT", "PushEnv", "ReachEnv", "TASKS", "make_env"]
 
 
 @dataclasses.dataclass
@@ -33,6 +34,8 @@ class _TaskState:
 
 class _ArmTaskEnv(gymnasium.Env):
     """Shared machinery: the arm, action scaling, truncation, rendering, save/restore."""
+
+    _task_name: str  # the mbrl.costs.tasks task whose episode starts this env draws
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
     goal_q: np.ndarray | None = None  # (nj,) a configuration reaching the goal, if known
@@ -72,6 +75,14 @@ class _ArmTaskEnv(gymnasium.Env):
         nj = len(self.arm.joint_names)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (nj,), np.float32)
         self.observation_space = self._observation_box()
+        self.sampler = TaskSampler(
+            self._task_name,
+            ForwardKinematics(self.config.urdf, self.config.ee_link, tuple(self.arm.joint_names)),
+            self.arm.lower,
+            self.arm.upper,
+            self.arm.home,
+            self.init_noise,
+        )
         self.goal = np.zeros(3)
         self._steps = 0
         self._marker = self._make_marker()
@@ -114,7 +125,7 @@ class _ArmTaskEnv(gymnasium.Env):
     def _terminated(self) -> bool:
         return False
 
-    def _reset_task(self, options: dict[str, Any]) -> None:
+    def _reset_task(self, spec: EpisodeSpec, options: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def _task_obs(self) -> list[np.ndarray]:
@@ -131,19 +142,18 @@ class _ArmTaskEnv(gymnasium.Env):
 
     # -- gymnasium API -------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start an episode. options: "q" (nj,) start joints, rad; "goal" (3,) m;
-        push also "cube" (3,) m start position."""
+        """Start an episode: the start that mbrl.costs.tasks.TaskSampler draws from the
+        seeded np_random (so env.reset(seed=s) and the ROS experiment node's episode s are the
+        same), overridden by options "q" (nj,) start joints, rad; "goal" (3,) m; push also
+        "cube" (3,) m start position and "cube_yaw" rad."""
         super().reset(seed=seed)
         options = dict(options or {})
         self.arm.restore_state(self._pristine)  # identical physics caches every episode
-        self.arm.seed(int(self.np_random.integers(2**63)))
+        spec = self.sampler.draw(self.np_random)
+        self.arm.seed(spec.noise_seed)
         self._steps = 0
-        self._reset_task(options)
-        if "q" in options:
-            q0 = np.asarray(options["q"], float)
-        else:
-            noise = self.np_random.uniform(-self.init_noise, self.init_noise, self.arm.home.shape)
-            q0 = self.arm.home + noise
+        self._reset_task(spec, options)
+        q0 = np.asarray(options["q"], float) if "q" in options else spec.q0
         self.arm.reset(q0)
         self.arm.client.resetBasePositionAndOrientation(
             self._marker, self.goal.tolist(), (0, 0, 0, 1)
@@ -216,21 +226,6 @@ class _ArmTaskEnv(gymnasium.Env):
         visual = c.createVisualShape(c.GEOM_SPHERE, radius=0.012, rgbaColor=(0.1, 0.9, 0.2, 0.8))
         return c.createMultiBody(0, -1, visual, basePosition=(0, 0, -1))
 
-    def sample_reachable(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """A collision-free joint configuration q (nj,) rad and its EE position (3,) m at least
-        MIN_GOAL_HEIGHT above the table (rejection sampling in joint space, so every goal is
-        reachable). Moves the arm; callers reset it afterwards."""
-        for _ in range(_MAX_TRIES):
-            q = rng.uniform(self.arm.lower, self.arm.upper)
-            self.arm.reset(q)
-            ee = self.arm.ee_position()
-            if ee[2] >= MIN_GOAL_HEIGHT and not self.arm.in_collision():
-                return q, ee
-        raise RuntimeError(
-            f"no collision-free configuration with the EE above {MIN_GOAL_HEIGHT} m found in "
-            f"{_MAX_TRIES} samples; check the joint limits of {self.config.urdf}"
-        )
-
 
 class ReachEnv(_ArmTaskEnv):
     """Move the end effector to a random reachable goal; success within 2 cm.
@@ -240,11 +235,13 @@ class ReachEnv(_ArmTaskEnv):
     `goal_q` holds the sampled configuration whose EE is at the goal (an oracle for tests).
     """
 
-    def _reset_task(self, options: dict[str, Any]) -> None:
+    _task_name = "reach"
+
+    def _reset_task(self, spec: EpisodeSpec, options: dict[str, Any]) -> None:
         if "goal" in options:
             self.goal, self.goal_q = _as_point(options["goal"], "options['goal']"), None
         else:
-            self.goal_q, self.goal = self.sample_reachable(self.np_random)
+            self.goal, self.goal_q = spec.goal, spec.goal_q
 
     def _distance_and_reward(self) -> tuple[float, float]:
         distance = float(np.linalg.norm(self.arm.ee_position() - self.goal))
@@ -270,6 +267,8 @@ class PushEnv(_ArmTaskEnv):
       to the previous command or the servo has latency.
     `extras_layout()` gives their (start, stop) indices.
     """
+
+    _task_name = "push"
 
     def __init__(
         self,
@@ -326,25 +325,12 @@ class PushEnv(_ArmTaskEnv):
         # Off the table the cube is lost for good: end the episode as a failure.
         return bool(self.arm.cube_pose()[0][2] < -CUBE_SIZE)
 
-    def _reset_task(self, options: dict[str, Any]) -> None:
-        rng, reach = self.np_random, self.arm.reach
-        if "cube" in options:
-            cube = _as_point(options["cube"], "options['cube']")
-        else:
-            r, phi = rng.uniform(0.4 * reach, 0.6 * reach), rng.uniform(-0.6, 0.6)
-            cube = np.array([r * np.cos(phi), r * np.sin(phi), CUBE_SIZE / 2])
-        yaw = rng.uniform(-np.pi, np.pi)
+    def _reset_task(self, spec: EpisodeSpec, options: dict[str, Any]) -> None:
+        cube = _as_point(options["cube"], "options['cube']") if "cube" in options else spec.cube
+        yaw = float(options.get("cube_yaw", spec.cube_yaw))
         self.arm.set_cube_pose(cube, self.arm.client.getQuaternionFromEuler((0, 0, yaw)))
-        if "goal" in options:
-            self.goal = _as_point(options["goal"], "options['goal']")
-            return
-        for _ in range(_MAX_TRIES):
-            d, psi = rng.uniform(0.04, 0.10), rng.uniform(-np.pi, np.pi)
-            goal = cube[:2] + d * np.array([np.cos(psi), np.sin(psi)])
-            if 0.3 * reach <= np.linalg.norm(goal) <= 0.7 * reach:
-                self.goal = np.array([goal[0], goal[1], CUBE_SIZE / 2])
-                return
-        raise RuntimeError(f"no push goal found near cube at {cube.tolist()} for reach {reach}")
+        goal = options.get("goal")
+        self.goal = spec.goal if goal is None else _as_point(goal, "options['goal']")
 
     def _task_obs(self) -> list[np.ndarray]:
         pos, quat = self.arm.cube_pose()

@@ -1,0 +1,246 @@
+"""PETS-style MPC (Chua et al. 2018, Alg. 1) as a learner and an actor.
+
+Learner: recorded episodes (task observations and actions) -> a ProbabilisticEnsemble over
+the *model state*, warm-started from the previous fit. Actor: (observation, artifact,
+deadline) -> the first action of a sampling planner's plan on that model and the task cost.
+
+Model state (what the ensemble predicts), from the task observation (mbrl.costs.tasks):
+reach: q (nj) rad, the end effector comes from FK of q in the cost; push: [q, ee (3),
+cube (3), sin/cos cube yaw (2)] (cube and tip in the state so the model can learn contact).
+The goal is constant in an episode and lives in the cost. Actions u (nj,) are joint-position
+increments in [-1, 1] scaled by arm.max_increment rad (the env's and the controller's action).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from mbrl.agents.arm import ArmModel
+from mbrl.control.anytime import AnytimeMPC
+from mbrl.control.cem import CEMConfig, CEMPlanner
+from mbrl.control.icem import ICEMConfig, ICEMPlanner
+from mbrl.control.mppi import MPPIConfig, MPPIPlanner
+from mbrl.control.plan import Plan
+from mbrl.costs.push import PushCost, PushCostConfig
+from mbrl.costs.reach import ReachCost, StateLayout
+from mbrl.costs.tasks import check_task, obs_layout
+from mbrl.data.dataset import TransitionDataset
+from mbrl.models.base import FitReport
+from mbrl.models.ensemble import ProbabilisticEnsemble
+from mbrl.models.ensemble_fit import FitConfig
+from mbrl.models.kinematic import KinematicArmModel
+
+PLANNERS = {
+    "icem": (ICEMConfig, ICEMPlanner),
+    "cem": (CEMConfig, CEMPlanner),
+    "mppi": (MPPIConfig, MPPIPlanner),
+}
+Trajectory = tuple[np.ndarray, np.ndarray]  # obs (T+1, dobs), actions (T, nj)
+
+
+def model_columns(task: str, nj: int) -> np.ndarray:
+    """Indices of the task observation that form the model state (module docstring)."""
+    if check_task(task) == "reach":
+        return np.arange(nj)
+    return np.r_[0:nj, 2 * nj : 2 * nj + 8]
+
+
+def model_layout(task: str, nj: int) -> StateLayout:
+    """Where q (and for push the tip and the cube) sit in the model state."""
+    if check_task(task) == "reach":
+        return StateLayout(q=(0, nj))
+    return StateLayout(q=(0, nj), ee=(nj, nj + 3), obj=(nj + 3, nj + 6))
+
+
+def known_model(arm: ArmModel) -> KinematicArmModel:
+    """The arm's known kinematic model over q: a reach model before any data (version 0)."""
+    return KinematicArmModel(arm.lower, arm.upper, arm.velocity, arm.max_increment, arm.period)
+
+
+def trajectories_dataset(
+    trajectories: Sequence[Trajectory], columns: np.ndarray
+) -> TransitionDataset:
+    """(obs, actions) trajectories -> transitions of the model state obs[:, columns]."""
+    kept = [(o, a) for o, a in trajectories if len(a) > 0]
+    if not kept:
+        raise ValueError(f"no transitions in {len(trajectories)} trajectories")
+    return TransitionDataset.from_episodes(
+        [np.asarray(o, np.float32)[:, columns] for o, _ in kept],
+        [np.asarray(a, float) for _, a in kept],
+    )
+
+
+class MPCLearner:
+    """Fits the ensemble over the model state on every trajectory so far (warm-started).
+
+    Args:
+        task: "reach" or "push"; nj: joints.
+        params: a preset (mbrl.loop.presets) with the ensemble keys.
+        seed: seeds the ensemble init and the fits.
+    """
+
+    def __init__(self, task: str, nj: int, params: dict[str, Any], seed: int) -> None:
+        self.task, self.nj, self.params, self.seed = check_task(task), int(nj), params, seed
+        self.columns = model_columns(task, nj)
+        fit = FitConfig(
+            lr=params["fit_lr"],
+            weight_decay=params["fit_weight_decay"],
+            batch_size=params["fit_batch_size"],
+            max_epochs=params["fit_max_epochs"],
+            patience=params["fit_patience"],
+            holdout_fraction=params["fit_holdout_fraction"],
+        )
+        self.model = ProbabilisticEnsemble(
+            len(self.columns),
+            self.nj,
+            params["ensemble_size"],
+            tuple(params["hidden"]),
+            num_elites=params["num_elites"],
+            fit_config=fit,
+            seed=seed,
+        )
+        self.rng = np.random.default_rng(seed)
+        self.fits = 0
+
+    def dataset(self, trajectories: Sequence[Trajectory]) -> TransitionDataset:
+        return trajectories_dataset(trajectories, self.columns)
+
+    def fit(self, trajectories: Sequence[Trajectory]) -> FitReport:
+        """Refit on all `trajectories`; the artifact is `self.model`.
+
+        The minibatch grows with the data (n / fit_batches_per_epoch rows, at least
+        fit_batch_size) so that an epoch costs about the same at 500 and at 10k transitions.
+        """
+        self.fits += 1
+        data = self.dataset(trajectories)
+        per_epoch = self.params.get("fit_batches_per_epoch", 0)
+        if per_epoch > 0:
+            batch = max(self.params["fit_batch_size"], len(data) // per_epoch)
+            self.model.fit_config = dataclasses.replace(self.model.fit_config, batch_size=batch)
+        return self.model.fit(data, rng=self.rng, progress=False)
+
+    def layout(self) -> dict[str, Any]:
+        """What the artifact's x and u mean (sent with it; the actor checks it agrees)."""
+        return {"algo": "mpc", "task": self.task, "columns": self.columns.tolist(),
+                "action": "increment"}  # fmt: skip
+
+
+class MPCActor:
+    """Replans on every call with the preset's sampling planner on `model` and the task cost.
+
+    Args:
+        task: "reach" or "push"; arm: the ArmModel; model: a TorchDynamics model over the
+            model state (the learner's ensemble, or known_model(arm) for reach).
+        params: the preset (planner, planner_config, cost); seed / stream: seed the
+            planner's torch Generator (seed * 1000 + stream).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        arm: ArmModel,
+        model: Any,
+        params: dict[str, Any],
+        seed: int = 0,
+        stream: int = 0,
+    ) -> None:
+        self.task, self.arm, self.model, self.params = check_task(task), arm, model, params
+        nj = self.nj = arm.nj
+        self.columns = model_columns(task, nj)
+        self.goal_span = obs_layout(task, nj).goal
+        if int(model.du) != nj or int(model.dx) != len(self.columns):
+            raise ValueError(
+                f"{task} model has dx={model.dx}, du={model.du}; the {task} actor on "
+                f"{nj} joints needs dx={len(self.columns)}, du={nj}"
+            )
+        self.layout = model_layout(task, nj)
+        if task == "reach":
+            self.cost = ReachCost(self.layout, arm.fk, lower=arm.lower, upper=arm.upper)
+        else:
+            config = PushCostConfig(**params.get("cost", {}))
+            self.cost = PushCost(
+                self.layout, arm.fk, lower=arm.lower, upper=arm.upper, config=config
+            )
+        self.goal = np.zeros(3)
+        self.mpc = AnytimeMPC(self._planner(seed * 1000 + stream), nj)
+
+    def _planner(self, seed: int):
+        kind = self.params["planner"]
+        if kind not in PLANNERS:
+            raise ValueError(f"planner {kind!r} unknown; expected one of {sorted(PLANNERS)}")
+        config_cls, planner_cls = PLANNERS[kind]
+        overrides: dict[str, Any] = {}
+        E = int(getattr(self.model, "ensemble_size", 1))
+        if E == 1:  # a deterministic model: one particle, no ensemble propagation
+            overrides = {"particles": 1, "propagation": "mean"}
+        elif self.params["planner_config"].get("propagation") == "ts1":
+            particles = self.params["planner_config"].get("particles", E)
+            overrides = {"particles": E * math.ceil(particles / E)}  # ts1 needs P % E == 0
+        config = config_cls(**{**self.params["planner_config"], **overrides})
+        gen = torch.Generator().manual_seed(seed)
+        return planner_cls(self.model, self.cost, self.nj, config, generator=gen)
+
+    @property
+    def action_bounds(self) -> tuple[float, float]:
+        pc = self.params["planner_config"]
+        return float(pc.get("action_low", -1.0)), float(pc.get("action_high", 1.0))
+
+    def state(self, obs: np.ndarray) -> np.ndarray:
+        """obs (..., dobs) -> model state (..., dx) float32."""
+        return np.asarray(obs, dtype=np.float32)[..., self.columns]
+
+    def reset(self) -> None:
+        """New episode: forget the warm start."""
+        self.mpc.reset()
+
+    def set_goal(self, goal: np.ndarray) -> None:
+        """Goal (3,) m; a changed goal changes the cost, so the warm start is forgotten."""
+        goal = np.asarray(goal, dtype=float)
+        if not np.array_equal(goal, self.goal):
+            self.goal = goal.copy()
+            self.cost.set_goal(goal)
+            self.mpc.reset()
+
+    def plan(self, obs: np.ndarray, deadline: float | None = None) -> Plan:
+        """The plan from obs (dobs,) within `deadline` (perf_counter s; None = no limit)."""
+        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        return self.mpc.plan(self.state(obs), deadline)
+
+    def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """obs (dobs,) -> action (nj,) (zeros when no plan exists yet)."""
+        plan = self.plan(obs, deadline)
+        return plan.actions[0].copy() if plan.actions.shape[0] else np.zeros(self.nj)
+
+    def warmup(self, obs: np.ndarray, times: int = 3) -> None:
+        """Plan `times` without a deadline so the planner learns its iteration time (the first
+        calls pay for torch's lazy initialisation), then forget the plans."""
+        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        for _ in range(times):
+            self.mpc.warmup(self.state(obs))
+        self.mpc.reset()
+
+    # -- for viewers ----------------------------------------------------------------------
+    def ee_points(self, states: np.ndarray) -> np.ndarray:
+        """Model states (T+1, dx) -> (T+1, 3) end-effector positions, m."""
+        x = torch.as_tensor(np.asarray(states), dtype=self.arm.fk.dtype)
+        with torch.no_grad():
+            return self.cost.ee(x).double().numpy()
+
+    def ee_spread(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """(T,) std (m) of the predicted EE along a plan: of the ensemble's EE where the model
+        predicts it (push), else of FK over the predicted joints' spread (None: no spread)."""
+        if not hasattr(self.model, "member_predict"):
+            return None
+        mean, var = self.model.predict(np.asarray(states[:-1]), np.asarray(actions))
+        if self.layout.ee is not None:
+            lo, hi = self.layout.ee
+            return np.sqrt(np.maximum(var[:, lo:hi], 0.0).mean(-1))
+        # reach: the EE moves ~ reach x the joint std; a first-order band
+        q_std = np.sqrt(np.maximum(var[:, : self.nj], 0.0))
+        return self.arm.fk.reach * np.linalg.norm(q_std, axis=-1) / np.sqrt(self.nj)
