@@ -1,0 +1,160 @@
+"""The live view of a real learning run, seen in a real headless Chromium; the run's episodes
+read by rosbags; config/mbrl.rviz checked against the topics that run's graph published.
+
+All three share the session's tiny learning run (conftest.live_run).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ros
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def _view3d(img: np.ndarray) -> np.ndarray:
+    """The 3D view: the left part of the page under the top bar (the blueprint's 3:2 split)."""
+    h, w, _ = img.shape
+    return img[int(0.1 * h) : int(0.9 * h), int(0.02 * w) : int(0.58 * w)]
+
+
+def _arm_pixels(region: np.ndarray) -> int:
+    """Pixels of the URDF's 'printed' material (rgba 1.0 0.82 0.12), shaded or not."""
+    r, g, b = region[..., 0], region[..., 1], region[..., 2]
+    return int(np.sum((r > 150) & (g > 0.6 * r) & (g < 0.95 * r) & (b < 0.5 * r)))
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.sum(np.abs(a - b).max(axis=-1) > 40))
+
+
+def test_browser_shows_the_arm_and_it_moves(live_run, tmp_path):
+    from headless import HeadlessChromium, chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed: `make view-deps` installs it when run as root")
+    keep = Path(os.environ.get("MBRL_SCREENSHOT_DIR", tmp_path))
+    first, moved, seen = None, 0, []
+    with HeadlessChromium(live_run.url) as browser:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not moved:
+            time.sleep(1.0)
+            png = browser.screenshot()
+            region = _view3d(_pixels(png))
+            seen.append(_arm_pixels(region))
+            if first is None:
+                if seen[-1] > 800:  # the viewer's wasm is running and drew the arm
+                    first = region
+                    (keep / "live_view_first.png").write_bytes(png)
+                continue
+            if _changed(first, region) > 400:
+                moved = _changed(first, region)
+                (keep / "live_view_moved.png").write_bytes(png)
+    assert first is not None, f"3D view stayed blank (arm pixels per second: {seen})\n" + (
+        live_run.output()
+    )
+    assert moved, f"the arm did not move in 150 s (arm pixels: {seen})\n" + live_run.output()
+
+
+def test_episodes_of_the_run_open_in_rosbags(live_run):
+    pytest.importorskip("rosbags")
+    from bagcheck import read_bag
+
+    assert live_run.wait() == 0, live_run.output()
+    for folder in (live_run.run_dir / "episodes", live_run.run_dir / "collector" / "episodes"):
+        mcaps = sorted(p.name for p in folder.glob("*.mcap"))
+        bag = read_bag(folder)
+        assert [name for name, _ in bag["files"]] == mcaps  # every episode is in the bag
+        assert bag["types"]["/joint_states"] == "sensor_msgs/msg/JointState"
+        assert bag["types"]["/mbrl/goal"] == "geometry_msgs/msg/PointStamped"
+        assert bag["counts"]["/joint_states"] >= 100, bag
+        assert bag["counts"]["/forward_position_controller/commands"] >= 98, bag
+
+
+# rviz display class -> the message type it subscribes to.
+DISPLAY_TYPES = {
+    "rviz_default_plugins/Path": "nav_msgs/msg/Path",
+    "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray",
+    "rviz_default_plugins/Marker": "visualization_msgs/msg/Marker",
+    "rviz_default_plugins/PointStamped": "geometry_msgs/msg/PointStamped",
+    "rviz_default_plugins/PoseStamped": "geometry_msgs/msg/PoseStamped",
+    "rviz_default_plugins/RobotModel": "std_msgs/msg/String",
+}
+# Displays that read TF, which robot_state_publisher provides under `ros2 launch`.
+TF_DISPLAYS = {"rviz_default_plugins/TF", "rviz_default_plugins/RobotModel"}
+NO_TOPIC = {"rviz_default_plugins/Grid", "rviz_default_plugins/TF"}
+
+
+def _subscriptions(config: dict) -> list[tuple[str, str, str, dict]]:
+    """(display name, class, topic, qos settings) of every enabled display with a topic."""
+    out = []
+    for display in config["Visualization Manager"]["Displays"]:
+        cls, name = display["Class"], display.get("Name", display["Class"])
+        if cls in NO_TOPIC or not display.get("Enabled", True):
+            continue
+        topic = display.get("Description Topic") if cls.endswith("RobotModel") else None
+        topic = topic or display.get("Topic")
+        assert isinstance(topic, dict) and topic.get("Value"), f"display {name!r}: no topic"
+        assert cls in DISPLAY_TYPES, f"display {name!r}: class {cls} unknown to this test"
+        out.append((name, cls, topic["Value"], topic))
+    return out
+
+
+def _qos(settings: dict):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    reliability = settings.get("Reliability Policy", "Reliable").replace(" ", "_").upper()
+    durability = settings.get("Durability Policy", "Volatile").replace(" ", "_").upper()
+    return QoSProfile(
+        depth=int(settings.get("Depth", 5)),
+        reliability=ReliabilityPolicy[reliability],
+        durability=DurabilityPolicy[durability],
+    )
+
+
+def test_rviz_config_listens_only_to_what_the_graph_publishes(live_run):
+    from rclpy.qos import DurabilityPolicy, QoSCompatibility, qos_check_compatible
+
+    config = yaml.safe_load((ROOT / "config" / "mbrl.rviz").read_text())
+    problems = []
+    for name, cls, topic, settings in _subscriptions(config):
+        publishers = live_run.publishers.get(topic, [])
+        if not publishers:
+            problems.append(f"{name!r}: nobody publishes {topic}")
+            continue
+        wanted = DISPLAY_TYPES[cls]
+        types = {t for t, _ in publishers}
+        if types != {wanted}:
+            problems.append(f"{name!r}: {topic} is {sorted(types)}, display reads {wanted}")
+        sub = _qos(settings)
+        for _, pub in publishers:
+            compatible, reason = qos_check_compatible(pub, sub)
+            if compatible == QoSCompatibility.ERROR:
+                problems.append(f"{name!r}: QoS on {topic} incompatible: {reason}")
+            # A latched topic (goal, robot description) read as volatile misses its last
+            # value when rviz starts after it was published.
+            if (pub.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                    and sub.durability != DurabilityPolicy.TRANSIENT_LOCAL):  # fmt: skip
+                problems.append(f"{name!r}: {topic} is latched; display reads it as volatile")
+    assert not problems, "\n".join(problems)
+    frame = config["Visualization Manager"]["Global Options"]["Fixed Frame"]
+    assert frame == "base_link"  # the frame the controller stamps its plan and goals in
+    classes = {d["Class"] for d in config["Visualization Manager"]["Displays"]}
+    if classes & TF_DISPLAYS:  # TF comes from robot_state_publisher in the launch file
+        assert (
+            "robot_state_publisher" in (ROOT / "launch" / "manipulator_sim.launch.py").read_text()
+        )
