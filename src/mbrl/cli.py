@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("mbrl.sim.cli", "simulated arm utilities (check a URDF config, render a frame)"),
     "tabular": ("mbrl.loop.tabular_cli", "tabular model-based RL: AB example, Dyna-Q maze"),
     "experiment": ("mbrl.loop.experiment_cli", "run a learning loop (alg1/2, mpc, ...) to runs/"),
+    "arm": ("mbrl.real.cli", "real-arm set-up: import a LeRobot calibration into an arm file"),
     "view": ("mbrl.view.cli", "web viewer: live on the running graph, or replay runs/<name>"),
 }
 
