@@ -77,6 +77,11 @@ class ArmConfig:
         max_increment: bound on one action's joint-position increment, rad.
         home: joint positions at reset, rad; empty means the midpoint of each range.
         servo: the servo model.
+        driver_joint_names: the names the arm's driver uses for joint_names, in the same
+            order (e.g. `shoulder_pan_joint` for `shoulder_pan`): /joint_states is read and
+            trajectories are sent under these names; empty means joint_names themselves.
+        driver_gripper_joints: the driver's names for gripper_joints, in the same order;
+            empty means gripper_joints themselves.
     """
 
     urdf: str = "package://mbrl/so_arm.urdf"
@@ -99,6 +104,8 @@ class ArmConfig:
     max_increment: float = 0.1
     home: tuple[float, ...] = ()
     servo: ServoConfig = dataclasses.field(default_factory=ServoConfig)
+    driver_joint_names: tuple[str, ...] = ()
+    driver_gripper_joints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.joint_names:
@@ -125,6 +132,38 @@ class ArmConfig:
             )
         if not (0 < self.max_increment <= math.pi):
             raise ConfigError(f"arm.max_increment must be in (0, pi] rad, got {self.max_increment}")
+        for ours, theirs in (
+            ("joint_names", "driver_joint_names"),
+            ("gripper_joints", "driver_gripper_joints"),
+        ):
+            names = getattr(self, theirs)
+            if names and len(names) != len(getattr(self, ours)):
+                raise ConfigError(
+                    f"arm.{theirs} has {len(names)} entries; expected one per arm.{ours} "
+                    f"{list(getattr(self, ours))}"
+                )
+        wire = self.driver_names + self.driver_gripper_names
+        if len(set(wire)) != len(wire):
+            raise ConfigError(f"arm driver joint names have duplicates: {list(wire)}")
+
+    @property
+    def driver_names(self) -> tuple[str, ...]:
+        """The driver's names of joint_names (the names on /joint_states), same order."""
+        return self.driver_joint_names or self.joint_names
+
+    @property
+    def driver_gripper_names(self) -> tuple[str, ...]:
+        """The driver's names of gripper_joints, same order."""
+        return self.driver_gripper_joints or self.gripper_joints
+
+    def from_driver(self) -> dict[str, str]:
+        """{driver name: our name} for every joint whose names differ (empty: no map)."""
+        pairs = zip(
+            self.driver_names + self.driver_gripper_names,
+            self.joint_names + self.gripper_joints,
+            strict=True,
+        )
+        return {theirs: ours for theirs, ours in pairs if theirs != ours}
 
     @property
     def control_period(self) -> float:

@@ -11,23 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import sys
 import time
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import EpisodeFileError, read_episode
+from mbrl.ros import topics
 from mbrl.ros.msgs import (
     command_to_array,
     joint_positions_by_name,
@@ -47,12 +49,6 @@ from mbrl.ros.transport import (
     encode_episode_msg,
 )
 
-# The goal is latched by its publisher (one goal per episode): reliable, transient-local, 1.
-GOAL_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-GOAL_TOPIC = "/mbrl/goal"
-
 
 @dataclasses.dataclass(frozen=True)
 class CollectorConfig:
@@ -62,6 +58,9 @@ class CollectorConfig:
         data_dir: this node's own directory; episodes go to <data_dir>/episodes/.
         joints: the recorded joints, in the order of every recorded array (read by NAME
             from /joint_states; the command order of the controllers).
+        driver_joints: the arm driver's names for `joints`, same order (e.g.
+            `shoulder_pan_joint`): /joint_states and trajectories are read under these and
+            recorded under `joints`; empty means `joints` themselves (arm.driver_joint_names).
         controller_name: position commands are read from /<controller_name>/commands.
         trajectory_controller_name: trajectories from /<name>/joint_trajectory (the first
             point is recorded as the command).
@@ -78,6 +77,7 @@ class CollectorConfig:
 
     data_dir: str = "collector_data"
     joints: tuple[str, ...] = ArmConfig().joint_names
+    driver_joints: tuple[str, ...] = ()
     controller_name: str = "forward_position_controller"
     trajectory_controller_name: str = "joint_trajectory_controller"
     chunk_bytes: int = 64 * 1024
@@ -95,6 +95,14 @@ class CollectorConfig:
             )
         if not self.joints or len(set(self.joints)) != len(self.joints):
             raise ConfigError(f"joints must be non-empty and unique, got {list(self.joints)}")
+        if self.driver_joints and (
+            len(self.driver_joints) != len(self.joints)
+            or len(set(self.driver_joints)) != len(self.driver_joints)
+        ):
+            raise ConfigError(
+                f"driver_joints {list(self.driver_joints)} must name each of joints "
+                f"{list(self.joints)} once, in the same order"
+            )
         if self.flush_period <= 0 or self.diagnostics_period <= 0 or self.chunk_bytes < 1:
             raise ConfigError(
                 "flush_period and diagnostics_period must be > 0 s and chunk_bytes >= 1; got "
@@ -133,8 +141,8 @@ class Collector(Node):
         cfg = self.config
         self.episodes_dir = Path(cfg.data_dir).resolve() / "episodes"
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
-        self._command_topic = f"/{cfg.controller_name}/commands"
-        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+        self._command_topic = topics.command_topic(cfg.controller_name)
+        self._trajectory_topic = topics.trajectory_topic(cfg.trajectory_controller_name)
         self.router = EpisodeRouter(
             self.episodes_dir, cfg.joints, cfg.end_grace, command_topic=self._command_topic,
             chunk_bytes=cfg.chunk_bytes, flush_period=cfg.flush_period,
@@ -152,7 +160,7 @@ class Collector(Node):
         )  # fmt: skip
         deep = QoSProfile(depth=cfg.queue_depth, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
-            JointState, "/joint_states", self._on_joint_state, deep, callback_group=group
+            JointState, topics.JOINT_STATES, self._on_joint_state, deep, callback_group=group
         )
         self.create_subscription(
             Float64MultiArray, self._command_topic, self._on_command, deep, callback_group=group
@@ -162,8 +170,12 @@ class Collector(Node):
             callback_group=group,
         )  # fmt: skip
         self.create_subscription(
-            PointStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS, callback_group=group
+            PointStamped, topics.GOAL, self._on_goal, topics.GOAL_QOS, callback_group=group
         )
+        self.create_subscription(
+            PoseStamped, topics.OBJECT_POSE, self._on_object, topics.OBJECT_QOS,
+            callback_group=group,
+        )  # fmt: skip
         self._episodes_pub = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -175,7 +187,8 @@ class Collector(Node):
             self._republish_existing()
         self.get_logger().info(
             f"recording {list(cfg.joints)} from /joint_states, {self._command_topic}, "
-            f"{self._trajectory_topic} and {GOAL_TOPIC} into {self.episodes_dir} "
+            f"{self._trajectory_topic}, {topics.GOAL} and {topics.OBJECT_POSE} into "
+            f"{self.episodes_dir} "
             f"(flush every {cfg.flush_period:g} s)"
         )
 
@@ -256,10 +269,11 @@ class Collector(Node):
         if not self.router.recordings:
             return
         try:
-            q = joint_positions_by_name(msg, self.config.joints)
-            qd = joint_velocities_by_name(msg, self.config.joints) if msg.velocity else None
+            wire = self.config.driver_joints or self.config.joints
+            q = joint_positions_by_name(msg, wire)
+            qd = joint_velocities_by_name(msg, wire) if msg.velocity else None
         except ValueError as exc:
-            self._reject("/joint_states", exc)
+            self._reject(topics.JOINT_STATES, exc)
             return
         self.router.state(_stamp(info), q, qd)
         self._finish_ready()
@@ -279,18 +293,27 @@ class Collector(Node):
         if not self.router.recordings:
             return
         try:
-            traj = trajectory_to_arrays(msg, self.config.joints)
-            if set(traj.joint_names) != set(self.config.joints):
+            wire = self.config.driver_joints or self.config.joints
+            traj = trajectory_to_arrays(msg, wire)
+            if set(traj.joint_names) != set(wire):
                 raise ValueError(
                     f"trajectory names {list(traj.joint_names)}; the collector records "
-                    f"complete commands for {list(self.config.joints)}"
+                    f"complete commands for {list(wire)}"
                 )
         except ValueError as exc:
             self._reject(self._trajectory_topic, exc)
             return
-        order = [traj.joint_names.index(j) for j in self.config.joints]
+        order = [traj.joint_names.index(j) for j in wire]
         self.router.command(_stamp(info), traj.positions[0][order])
         self._finish_ready()
+
+    def _on_object(self, msg: PoseStamped, info: dict) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        pose = [p.x, p.y, p.z, o.x, o.y, o.z, o.w]
+        if not all(math.isfinite(v) for v in pose):
+            self._reject(topics.OBJECT_POSE, ValueError(f"pose {pose} is not finite"))
+            return
+        self.router.object_pose(_stamp(info), pose[:3], pose[3:], msg.header.frame_id)
 
     def _on_goal(self, msg: PointStamped, info: dict) -> None:
         point = [msg.point.x, msg.point.y, msg.point.z]

@@ -41,7 +41,12 @@ from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import RunRecorder
 from mbrl.ros.controller_core import arm_limits
 from mbrl.ros.experiment_core import ExperimentNodeConfig, GoalSampler, episode_arrays
-from mbrl.ros.msgs import float64_multiarray, joint_positions_by_name, joint_velocities_by_name
+from mbrl.ros.msgs import (
+    float64_multiarray,
+    joint_positions_by_name,
+    joint_velocities_by_name,
+    rename_joints,
+)
 from mbrl.ros.node_main import MultiThreadedExecutor
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
@@ -111,6 +116,7 @@ class ExperimentNode(Node):
 
     # -- callbacks (executor threads: store only) -------------------------------------------
     def _on_state(self, msg: JointState) -> None:
+        rename_joints(msg, self.cfg.arm.from_driver())  # a driver's `*_joint` names -> ours
         try:
             q = joint_positions_by_name(msg, self.joints)
             qdot = joint_velocities_by_name(msg, self.joints)

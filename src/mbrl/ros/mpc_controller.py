@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -30,22 +30,22 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from mbrl.config import ConfigError
-from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.ros import safety
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.explore import SmoothedRandom
+from mbrl.agents.mpc import known_model
+from mbrl.costs.tasks import observation, yaw_of_quaternion
+from mbrl.ros import topics
 from mbrl.ros.controller_core import (
     CONTROL_MODES,
-    ColouredExplorer,
-    ModelBundle,
+    ActorBundle,
     MpcControllerConfig,
-    arm_limits,
-    known_model,
     load_policy,
     policy_action,
-    reach_observation,
 )
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats
 from mbrl.ros.mpc_controller_parts import OffTickWork
-from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg
+from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
 from mbrl.ros.node_main import MultiThreadedExecutor, run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.transport import (
@@ -91,19 +91,27 @@ class MpcController(OffTickWork, Node):
         if self.mode not in CONTROL_MODES:
             raise ConfigError(f"mode must be one of {list(CONTROL_MODES)}, got {self.mode!r}")
         cfg, self.joints = self.cfg, self.cfg.arm.joint_names
-        self.fk = ForwardKinematics(cfg.arm.urdf, cfg.arm.ee_link, self.joints)
-        lower, upper, velocity = arm_limits(cfg.arm, self.fk)
+        # The agent layer's view of the arm and the agent's preset: the same objects and
+        # numbers `mbrl experiment` uses (mbrl.agents).
+        self.arm = ArmModel.from_config(cfg.arm)
+        self.task, self.params = cfg.agent.task, cfg.agent.preset()
+        self.fk = self.arm.fk
+        lower, upper, velocity = self.arm.lower, self.arm.upper, self.arm.velocity
         self._limits = (lower, upper)
         max_velocity = velocity if cfg.max_velocity == 0 else np.minimum(velocity, cfg.max_velocity)
         self.limiter = safety.CommandLimiter(lower, upper, max_velocity, cfg.period)
         self.watchdog = safety.JointStateWatchdog(self.joints, cfg.stale_periods * cfg.period)
-        self._generator = torch.Generator().manual_seed(cfg.seed)
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
-        self.bundle = self._make_bundle(known_model(cfg, lower, upper, velocity), 0, "known")
-        self._warm_up(self.bundle, self._warm_up_state(self.bundle))
-        self._explorer = ColouredExplorer(
-            len(self.joints), cfg.explore_std, cfg.explore_beta, lower, upper, self._generator
+        self._cube: tuple[np.ndarray, float] | None = None  # push: latest (position, yaw)
+        # Version 0: the arm's known kinematic model (a reach model over q); push has no
+        # model before the first fit, and mode mpc holds until one arrives.
+        self.bundle: ActorBundle | None = None
+        if self.task == "reach":
+            self.bundle = self._make_bundle(known_model(self.arm), 0, "known")
+            self._warm_up(self.bundle)
+        self._explorer = SmoothedRandom(
+            len(self.joints), self._rng, self.params["random_smoothing"]
         )
         self._policy, self._policy_error = None, "no policy_path set"
         if cfg.policy_path:
@@ -115,7 +123,7 @@ class MpcController(OffTickWork, Node):
         self._data_dir = cfg.data_dir or tempfile.mkdtemp(prefix="mbrl-mpc-")
         # Requests from other threads, applied by the tick between ticks (single writer).
         self._lock = threading.Lock()
-        self._pending: ModelBundle | None = None
+        self._pending: ActorBundle | None = None
         self._goal_request: np.ndarray | None = None
         self._mode_request: str | None = None
         self._enable_request: bool | None = None
@@ -141,28 +149,35 @@ class MpcController(OffTickWork, Node):
         model_group = MutuallyExclusiveCallbackGroup()
         state_group = tick_group if cfg.trigger == "joint_states" else input_group
         self.create_subscription(
-            JointState, "/joint_states", self._on_joint_state, STATE_QOS, callback_group=state_group
-        )
+            JointState, topics.JOINT_STATES, self._on_joint_state, topics.LATEST_STATE_QOS,
+            callback_group=state_group,
+        )  # fmt: skip
         self.create_subscription(
-            PointStamped, GOAL_TOPIC, self._on_goal, GOAL_QOS, callback_group=input_group
+            PointStamped, topics.GOAL, self._on_goal, topics.GOAL_QOS, callback_group=input_group
         )
+        if self.task == "push":
+            self.create_subscription(
+                PoseStamped, topics.OBJECT_POSE, self._on_object, topics.OBJECT_QOS,
+                callback_group=input_group,
+            )  # fmt: skip
         self.create_subscription(
-            UInt8MultiArray, MODEL_TOPIC, self._on_model, MODEL_QOS, callback_group=model_group
-        )
+            UInt8MultiArray, topics.MODEL, self._on_model, topics.MODEL_QOS,
+            callback_group=model_group,
+        )  # fmt: skip
         if cfg.command_interface == "position":
-            topic = f"/{cfg.controller_name}/commands"
-            self._command_pub = self.create_publisher(Float64MultiArray, topic, COMMAND_QOS)
+            topic = topics.command_topic(cfg.controller_name)
+            self._command_pub = self.create_publisher(Float64MultiArray, topic, topics.COMMAND_QOS)
         else:
-            topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
-            self._command_pub = self.create_publisher(JointTrajectory, topic, COMMAND_QOS)
+            topic = topics.trajectory_topic(cfg.trajectory_controller_name)
+            self._command_pub = self.create_publisher(JointTrajectory, topic, topics.COMMAND_QOS)
         self._marker_pub = self.create_publisher(MarkerArray, "~/plan", 1)
         self._path_pub = self.create_publisher(Path, "~/plan_path", 1)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._goal_pub = self._episode_pub = None
         if cfg.standalone:
-            self._goal_pub = self.create_publisher(PointStamped, GOAL_TOPIC, GOAL_QOS)
+            self._goal_pub = self.create_publisher(PointStamped, topics.GOAL, topics.GOAL_QOS)
             self._episode_pub = self.create_publisher(
-                String, EPISODE_CONTROL_TOPIC, EPISODE_CONTROL_QOS
+                String, topics.EPISODE_CONTROL, topics.EPISODE_CONTROL_QOS
             )
         self.create_service(SetBool, "~/enable", self._on_enable, callback_group=input_group)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -185,6 +200,7 @@ class MpcController(OffTickWork, Node):
     # -- inputs (other threads: store only) -----------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
         now = time.perf_counter()
+        rename_joints(msg, self.cfg.arm.from_driver())  # a driver's `*_joint` names -> ours
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
         if self.cfg.trigger == "joint_states":
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
@@ -195,10 +211,34 @@ class MpcController(OffTickWork, Node):
     def _on_goal(self, msg: PointStamped) -> None:
         goal = np.array([msg.point.x, msg.point.y, msg.point.z])
         if not np.all(np.isfinite(goal)):
-            self.get_logger().error(f"rejected goal on {GOAL_TOPIC}: {goal.tolist()} not finite")
+            self.get_logger().error(f"rejected goal on {topics.GOAL}: {goal.tolist()} not finite")
             return
         with self._lock:
             self._goal_request = goal
+
+    def _on_object(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        position = np.array([p.x, p.y, p.z])
+        quaternion = np.array([o.x, o.y, o.z, o.w])
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quaternion))):
+            self.get_logger().error(
+                f"rejected pose on {topics.OBJECT_POSE}: not finite", throttle_duration_sec=2.0
+            )
+            return
+        with self._lock:
+            self._cube = (position, yaw_of_quaternion(quaternion))
+
+    def observation(self, q: np.ndarray, qdot: np.ndarray) -> np.ndarray | None:
+        """The task observation (mbrl.costs.tasks) from measured q, qdot (nj,), the goal and
+        (push) the latest cube pose; None while the goal or the cube is unknown."""
+        with self._lock:
+            cube = self._cube
+        if self._goal is None or (self.task == "push" and cube is None):
+            return None
+        with torch.no_grad():
+            ee = self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
+        position, yaw = cube if cube is not None else (None, None)
+        return observation(self.task, q, qdot, ee, self._goal, position, yaw)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         with self._lock:
@@ -303,6 +343,10 @@ class MpcController(OffTickWork, Node):
             else:
                 target = self._base + u * self.cfg.arm.max_increment
                 command = self.limiter.clamp(target, self._base)
+                # No wind-up: never lead the measured q by more than one increment, so a
+                # blocked arm stores no hidden command that jumps free when released.
+                lead = self.cfg.arm.max_increment
+                command = self.limiter.hold(np.clip(command, status.q - lead, status.q + lead))
             self._base = command
         self._publish_command(command)
         self._sent_since_enable += 1
@@ -354,7 +398,7 @@ class MpcController(OffTickWork, Node):
             self._command_pub.publish(float64_multiarray(command))
         else:
             self._command_pub.publish(
-                joint_trajectory_msg(self.joints, [self.cfg.period], command[None])
+                joint_trajectory_msg(self.cfg.arm.driver_names, [self.cfg.period], command[None])
             )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -66,6 +66,14 @@ def joint_state_msg(
     msg.position = [float(v) for v in position]
     if velocity is not None:
         msg.velocity = [float(v) for v in velocity]
+    return msg
+
+
+def rename_joints(msg: JointState, from_driver: Mapping[str, str]) -> JointState:
+    """`msg` with the driver's joint names replaced by ours, in place (ArmConfig.from_driver();
+    names not in the map stay as they are), so that every later lookup uses our names."""
+    if from_driver:
+        msg.name = [from_driver.get(n, n) for n in msg.name]
     return msg
 
 
