@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     states = sum(n for _, n in summary["episodes"])
     print(f"[view] {len(summary['episodes'])} episodes, {states} joint states, "
-          f"{summary['end_time']:.1f} s of arm time from {args.run}", flush=True)  # fmt: skip
+          f"{summary['end_time']:.1f} s of replay from {args.run}", flush=True)  # fmt: skip
     for line in summary["skipped"]:
         print(f"[view] skipped {line}", file=sys.stderr)
     recording.flush()

@@ -89,6 +89,8 @@ def _draw_episode(scene, episode: Episode, t0: float) -> float:
             command_i += 1
         trail.append(scene.arm(episode.joint_names, episode.positions[i]))
         scene.trail(np.array(trail))
+    for command in episode.commands[command_i:]:  # sent after the last recorded state
+        scene.target(scene.chain.ee_position(dict(zip(episode.joint_names, command, strict=True))))
     return last
 
 

@@ -1,0 +1,84 @@
+"""`mbrl view runs/<name>`: a finished run's MCAP episodes replayed into the viewer's scene,
+checked in the Rerun recording it writes (no ROS, no browser: those are in test_live_view)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+rr = pytest.importorskip("rerun", reason="the viewer needs rerun-sdk: make view-deps")
+
+from mbrl.data.episodes import EpisodeWriter  # noqa: E402
+from mbrl.view.kinematics import UrdfChain  # noqa: E402
+from mbrl.view.scene import bundled_urdf  # noqa: E402
+
+NAMES = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
+
+
+def _run_dir(tmp_path, rng, steps=(30, 20)):
+    run = tmp_path / "runs" / "r"
+    for k, n in enumerate(steps):
+        with EpisodeWriter(run / "episodes" / f"episode_{k:04d}.mcap", NAMES,
+                           {"episode_id": str(k), "mode": "explore"}) as w:  # fmt: skip
+            w.write_goal(0.0, [0.2, 0.05, 0.1])
+            for t in range(n):
+                w.write_joint_state(0.05 * t, rng.uniform(-1, 1, 5), np.zeros(5))
+                w.write_command(0.05 * t + 0.01, rng.uniform(-1, 1, 5))
+    (run / "metrics.csv").write_text("env_steps,success_rate\n50,0.5\n")
+    return run
+
+
+def _rows(rrd) -> dict[str, int]:
+    """Rows per entity path in a .rrd file (static rows included)."""
+    rows: dict[str, int] = {}
+    for chunk in rr.chunk.RrdReader(rrd).stream():
+        if not chunk.is_static:
+            rows[chunk.entity_path] = rows.get(chunk.entity_path, 0) + chunk.num_rows
+    return rows
+
+
+def test_mbrl_view_replays_every_joint_state_of_every_episode(tmp_path, rng):
+    run = _run_dir(tmp_path, rng)
+    rrd = tmp_path / "replay.rrd"
+    result = subprocess.run(
+        [sys.executable, "-m", "mbrl", "view", str(run), "--save", str(rrd), "--no-serve"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # 2 episodes of 30 and 20 states at 20 Hz: 1.45 s + 1 s between episodes + 0.95 s
+    assert "2 episodes, 50 joint states, 3.4 s of replay" in result.stdout
+    rows = _rows(rrd)
+    for name in NAMES:  # each joint's transform at every recorded state
+        assert rows[f"/arm/joints/{name}"] == 50, rows
+    assert rows["/plots/distance_to_goal_cm"] == 50
+    assert rows["/world/target"] == 50 and rows["/world/trail"] == 50
+    assert rows["/log"] == 3  # two episode lines and the evaluation row
+
+
+def test_a_run_without_episodes_is_a_clear_error(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mbrl", "view", str(tmp_path / "nothing"), "--no-serve"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "no MCAP episodes for" in result.stderr and "collector/episodes" in result.stderr
+
+
+def test_viewer_fk_matches_the_planners_fk(rng):
+    torch = pytest.importorskip("torch")
+    from mbrl.costs.kinematics import ForwardKinematics
+
+    chain = UrdfChain(bundled_urdf().read_text(), "ee_tip")
+    fk = ForwardKinematics("package://mbrl/so_arm.urdf", "ee_tip", NAMES, dtype=torch.float64)
+    q = rng.uniform(-1.5, 1.5, (20, 5))
+    expected = fk(torch.as_tensor(q)).numpy()
+    got = np.array([chain.ee_position(dict(zip(NAMES, row, strict=True))) for row in q])
+    np.testing.assert_allclose(got, expected, atol=1e-7)  # 0.1 um
+
+
+def test_unknown_ee_link_names_the_links():
+    with pytest.raises(ValueError, match="no link 'tool0'.*'ee_tip'"):
+        UrdfChain(bundled_urdf().read_text(), "tool0")
