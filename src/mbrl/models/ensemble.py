@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mbrl.data.dataset import NormStats, TransitionDataset
 from mbrl.models.base import FitReport, ModelFileError, PropagationMode
-from mbrl.models.ensemble_fit import FitConfig, train_ensemble
+from mbrl.models.ensemble_fit import FitConfig, stable_split, stats_drift, train_ensemble
 from mbrl.models.io import expect_shape, load_model_file, save_model_file
 
 _MODES = ("ts1", "tsinf", "expectation", "mean")
@@ -63,12 +63,45 @@ class EnsembleNet(torch.nn.Module):
     def forward(self, inp: Tensor) -> tuple[Tensor, Tensor]:
         h = inp
         last = len(self.weights) - 1
+        inplace = not torch.is_grad_enabled()  # holdout evaluation: no activations kept
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = torch.baddbmm(b, h, w)
+            # bmm then an in-place broadcast add: baddbmm first copies the expanded bias into
+            # the output (a slow strided copy, ~10 % of a training step at batch 256).
+            h = torch.bmm(h, w).add_(b)
             if i < last:
-                h = F.silu(h)
+                h = F.silu(h, inplace=inplace)
         mean, lv = h[..., : self.dx], h[..., self.dx :]
         return mean, _soft_bound(lv, self.min_logvar, self.max_logvar)
+
+    @torch.no_grad()
+    def renormalise(self, old: NormStats, new: NormStats) -> None:
+        """Re-express the weights for `new` statistics so the network computes the same
+        function of the raw input and predicts the same raw delta distribution.
+
+        Input: z_old = (z_new sd' + mu' - mu) / sd, so W0 <- diag(sd'/sd) W0 and
+        b0 <- b0 + ((mu' - mu)/sd) W0. Mean head: m_new = (m_old sd_d + mu_d - mu_d') / sd_d'.
+        Log-variance head: lv_new = lv_old + 2 log(sd_d / sd_d'); the soft bounds commute with
+        a common shift of lv, min and max, so the shift goes into the head's bias and both
+        bounds.
+        """
+        f32 = dict(dtype=torch.float32)
+        mu, sd, mu2, sd2 = (
+            torch.as_tensor(a, **f32) for a in (old.in_mean, old.in_std, new.in_mean, new.in_std)
+        )
+        dmu, dsd, dmu2, dsd2 = (
+            torch.as_tensor(a, **f32)
+            for a in (old.delta_mean, old.delta_std, new.delta_mean, new.delta_std)
+        )
+        W0, b0 = self.weights[0], self.biases[0]
+        b0.add_(((mu2 - mu) / sd)[None, None, :] @ W0)
+        W0.mul_((sd2 / sd)[None, :, None])
+        WL, bL, dx = self.weights[-1], self.biases[-1], self.dx
+        WL[..., :dx] *= dsd / dsd2
+        bL[..., :dx] = (bL[..., :dx] * dsd + dmu - dmu2) / dsd2
+        shift = 2.0 * torch.log(dsd / dsd2)
+        bL[..., dx:] += shift
+        self.min_logvar.add_(shift)
+        self.max_logvar.add_(shift)
 
 
 class ProbabilisticEnsemble:
@@ -115,6 +148,9 @@ class ProbabilisticEnsemble:
             np.ones(self.dx),
         )
         self.elites = np.arange(self.num_elites)
+        self.fits = 0  # fits done; decides cold vs warm refits (FitConfig.refit)
+        self._train_ids: set[int] = set()  # episode ids on each side of the last split
+        self._hold_ids: set[int] = set()
         self._refresh_cache()
 
     # ---- fitting --------------------------------------------------------------------------
@@ -124,23 +160,63 @@ class ProbabilisticEnsemble:
         rng: np.random.Generator | None = None,
         progress: bool = True,
     ) -> FitReport:
-        """Train on `dataset` (split by episode into train/holdout); picks the elites."""
+        """Train on `dataset` (split by episode into train/holdout); picks the elites.
+
+        The first fit starts from the initial weights. Later fits follow FitConfig.refit:
+        "continue" (default) trains on from the current weights with new normalisation
+        statistics; "warm" re-expresses the weights for the new statistics, keeps each old
+        episode on its side of the split and uses the short budget, unless the reinit rule
+        (reinit_every, reinit_drift) asks for a cold fit; "cold" re-initialises. The report's
+        extra["refit"] and extra["refit_reason"] say which one ran and why.
+        """
         if dataset.dx != self.dx or dataset.du != self.du:
             raise ValueError(
                 f"dataset has dx={dataset.dx}, du={dataset.du}; model expects "
                 f"dx={self.dx}, du={self.du}"
             )
         rng = np.random.default_rng(self.seed) if rng is None else rng
-        self.stats = dataset.norm_stats()
+        cfg = self.fit_config
+        stats = dataset.norm_stats()
+        kind, reason = self._refit_kind(stats)
+        if kind == "cold" and self.fits > 0:
+            gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+            self.net = EnsembleNet(self.ensemble_size, self.dx + self.du, self.dx, self.hidden, gen)
+        elif kind == "warm":
+            self.net.renormalise(self.stats, stats)
+        self.stats = stats
+        if cfg.refit == "warm":
+            train, hold = stable_split(
+                dataset, cfg.holdout_fraction, rng, self._train_ids, self._hold_ids
+            )
+            self._train_ids = {int(i) for i in train.episode_ids}
+            self._hold_ids = {int(i) for i in hold.episode_ids}
+        else:
+            train, hold = dataset.split(cfg.holdout_fraction, rng)
+        budget = (cfg.warm_max_epochs, cfg.warm_patience) if kind == "warm" else (None, None)
         report, scores = train_ensemble(
-            self.net, dataset, self.stats, self.fit_config, rng, progress
+            self.net, train, hold, self.stats, cfg, rng, progress, *budget
         )
+        self.fits += 1
         self.elites = np.sort(np.argsort(scores)[: self.num_elites])
         self._refresh_cache()
-        extra = dict(report.extra, elites=self.elites.tolist())
+        extra = dict(report.extra, elites=self.elites.tolist(), refit=kind, refit_reason=reason)
         return FitReport(
             report.train_loss, report.holdout_loss, report.num_transitions, report.seconds, extra
         )
+
+    def _refit_kind(self, stats: NormStats) -> tuple[str, str]:
+        """("cold" | "warm" | "continue", why) for the next fit under FitConfig.refit."""
+        cfg = self.fit_config
+        if self.fits == 0:
+            return "cold", "first fit"
+        if cfg.refit != "warm":
+            return cfg.refit, f"refit={cfg.refit}"
+        if cfg.reinit_every and self.fits % cfg.reinit_every == 0:
+            return "cold", f"fit {self.fits + 1}: every {cfg.reinit_every} fits"
+        drift = stats_drift(self.stats, stats)
+        if drift > cfg.reinit_drift:
+            return "cold", f"normalisation drift {drift:.2f} > reinit_drift {cfg.reinit_drift}"
+        return "warm", f"drift {drift:.2f}"
 
     # ---- inference cache: normalisation folded into first/last layers -------------------------
     @torch.no_grad()
@@ -312,6 +388,8 @@ class ProbabilisticEnsemble:
         arrays = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         arrays.update({f"stats.{k}": np.asarray(v) for k, v in vars(self.stats).items()})
         arrays["elites"] = np.asarray(self.elites, np.int64)
+        arrays["split.train_ids"] = np.asarray(sorted(self._train_ids), np.int64)
+        arrays["split.hold_ids"] = np.asarray(sorted(self._hold_ids), np.int64)
         meta = dict(
             dx=self.dx,
             du=self.du,
@@ -320,6 +398,7 @@ class ProbabilisticEnsemble:
             num_elites=self.num_elites,
             seed=self.seed,
             fit_config=dataclasses.asdict(self.fit_config),
+            fits=self.fits,
         )
         save_model_file(path, "ProbabilisticEnsemble", meta, arrays)
 
@@ -340,7 +419,9 @@ class ProbabilisticEnsemble:
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path}: bad ensemble metadata {meta!r} ({e})") from e
         state = model.net.state_dict()
-        if set(state) | {f"stats.{k}" for k in vars(model.stats)} | {"elites"} != set(arrays):
+        split = {"split.train_ids", "split.hold_ids"}  # absent from files of older versions
+        expected = set(state) | {f"stats.{k}" for k in vars(model.stats)} | {"elites"}
+        if expected != set(arrays) - split:
             raise ModelFileError(
                 f"{path}: arrays {sorted(arrays)} do not match an ensemble "
                 f"with hidden={model.hidden}"
@@ -350,6 +431,10 @@ class ProbabilisticEnsemble:
         model.net.load_state_dict({k: torch.from_numpy(arrays[k]) for k in state})
         model.stats = NormStats(**{k: arrays[f"stats.{k}"] for k in vars(model.stats)})
         model.elites = arrays["elites"]
+        # Files written before refit modes existed were saved after a fit.
+        model.fits = int(meta.get("fits", 1))
+        model._train_ids = {int(i) for i in arrays.get("split.train_ids", ())}
+        model._hold_ids = {int(i) for i in arrays.get("split.hold_ids", ())}
         if len(model.elites) != model.num_elites:
             raise ModelFileError(f"{path}: {len(model.elites)} elites; expected {model.num_elites}")
         model._refresh_cache()
