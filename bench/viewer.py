@@ -25,6 +25,10 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import UInt8MultiArray
 
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
@@ -34,10 +38,53 @@ from mbrl.ros.graph import get_nodes
 from mbrl.ros.runner import GraphRunner
 from mbrl.ros.transport import encode_model_msg
 from mbrl.view.scene import viewer_url
-from ros_loop import Probe
+
+# The probe's side of the topics it uses (the controller's goal and model are latched).
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = ("off", "on", "on+browser")
+
+
+class Probe:
+    """This process's node: the controller's latest /diagnostics, goal and model publishers."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node("viewer_bench")
+        self.diag: dict[str, str] = {}
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+        self.goal_pub = self.node.create_publisher(PointStamped, "/mbrl/goal", LATCHED)
+        self.model_pub = self.node.create_publisher(UInt8MultiArray, "/mbrl/model", LATCHED)
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name == "mbrl/mpc_controller":
+                self.diag = {v.key: v.value for v in status.values}
+
+    def ticks(self) -> int:
+        return int(self.diag.get("ticks", 0))
+
+    def publish_goal(self, goal: np.ndarray) -> None:
+        msg = PointStamped()
+        msg.header.frame_id = "base_link"
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
+        self.goal_pub.publish(msg)
+
+
+def _cpu_seconds(proc) -> float:
+    """User + system CPU seconds of a process and its children (chromium has many)."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        total = 0.0
+        for p in [root, *root.children(recursive=True)]:
+            t = p.cpu_times()
+            total += t.user + t.system
+        return total
+    except psutil.Error:
+        return float("nan")
 
 
 def _port() -> int:
@@ -83,6 +130,11 @@ def block(condition: str, ticks: int, probe: Probe, fk, rng, out) -> dict:
         while probe.diag.get("model_version") != "1":
             rclpy.spin_once(probe.node, timeout_sec=0.05)
             runner.check()
+        watched = {"viewer": view} if view is not None else {}
+        if browser is not None:
+            watched["browser"] = browser.proc
+        cpu0 = {name: _cpu_seconds(proc) for name, proc in watched.items()}
+        t0 = time.monotonic()
         first = next_goal = probe.ticks()
         start_misses = int(probe.diag["deadline_misses"])
         while probe.ticks() < first + ticks:
@@ -93,11 +145,14 @@ def block(condition: str, ticks: int, probe: Probe, fk, rng, out) -> dict:
             rclpy.spin_once(probe.node, timeout_sec=0.05)
             runner.check()
         d = probe.diag
+        cpu = {name: round(_cpu_seconds(proc) - cpu0[name], 2) for name, proc in watched.items()}
         return {
             "bench": "viewer", "condition": condition, "ticks": probe.ticks(),
             "tick_ms_p50": float(d["tick_ms_p50"]), "tick_ms_p99": float(d["tick_ms_p99"]),
             "latency_ms_p99": float(d["latency_ms_p99"]),
             "deadline_misses": int(d["deadline_misses"]) - start_misses,
+            "wall_s": round(time.monotonic() - t0, 1),
+            "cpu_s": cpu,  # CPU seconds of the viewer (and browser) processes in the block
             "load_avg_1min": round(os.getloadavg()[0], 2),
         }  # fmt: skip
     finally:
@@ -139,6 +194,11 @@ def main() -> None:
         "tick_ms_p99_median": p99, "tick_ms_p50_median": p50,
         "p99_ratio_on_over_off": round(p99["on"] / p99["off"], 3),
         "p99_ratio_browser_over_off": round(p99["on+browser"] / p99["off"], 3),
+        "viewer_cpu_fraction": {c: round(float(np.median(
+            [b["cpu_s"].get("viewer", 0.0) / b["wall_s"] for b in blocks if b["condition"] == c])),
+            3) for c in CONDITIONS},
+        "browser_cpu_fraction": round(float(np.median(
+            [b["cpu_s"]["browser"] / b["wall_s"] for b in blocks if "browser" in b["cpu_s"]])), 3),
         "misses": {c: sum(b["deadline_misses"] for b in blocks if b["condition"] == c)
                    for c in CONDITIONS},
         "cpus": os.cpu_count(),
