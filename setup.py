@@ -30,6 +30,7 @@ setup(
             "model_fitter = mbrl.ros.model_fitter:main",
             "mpc_controller = mbrl.ros.mpc_controller:main",
             "experiment = mbrl.ros.experiment:main",
+            "feetech_bridge = mbrl.ros.feetech_bridge:main",
         ],
     },
 )
