@@ -18,6 +18,7 @@ from ros_helpers import COMMANDS, Client, Output
 from std_msgs.msg import Float64MultiArray
 
 from mbrl.config import ArmConfig, from_dict, load_yaml
+from mbrl.data.episodes import read_episode
 from mbrl.real.calibration import calibration_from_dict
 from mbrl.real.cli import arm_file
 from mbrl.ros.graph import get_nodes
@@ -154,14 +155,17 @@ def test_bridge_publishes_commands_holds_and_recovers(ros_context, emulated_arm)
         b.close()
 
 
-def test_controller_drives_the_emulated_arm_through_the_name_map(ros_context, emulated_arm):
+def test_controller_drives_the_emulated_arm_through_the_name_map(
+    ros_context, emulated_arm, tmp_path
+):
     """The mpc_controller with arm.driver_joint_names reads the bridge's `*_joint` states and
-    its commands reach the servos; the known model moves the arm towards the goal."""
+    its commands reach the servos (the known model moves the arm towards the goal); the
+    collector reads the same states by the driver's names and records them under ours."""
     emu, path, cal = emulated_arm
     arm = yaml.safe_load(path.read_text())["arm"]
     b = Bridge(
         path,
-        extra_nodes=["mpc_controller"],
+        extra_nodes=["collector", "mpc_controller"],
         overrides={
             "mpc_controller": {
                 "arm.driver_joint_names": DRIVER_NAMES[:5],
@@ -170,7 +174,13 @@ def test_controller_drives_the_emulated_arm_through_the_name_map(ros_context, em
                 "goal": [0.18, 0.08, 0.12],
                 "max_velocity": 1.0,
                 "viz_every": 0,
-            }
+                "standalone": True,  # publishes the episode events the collector records
+                "episode_ticks": 20,
+            },
+            "collector": {
+                "driver_joints": DRIVER_NAMES[:5],
+                "data_dir": str(tmp_path / "collector"),
+            },
         },
     )
     try:
@@ -181,10 +191,17 @@ def test_controller_drives_the_emulated_arm_through_the_name_map(ros_context, em
             "a controller command at the servos",
         )
         q0 = joint_positions_by_name(b.client.states[-1], DRIVER_NAMES[:5])
-        b.client.spin_for(2.0)
+        episodes = tmp_path / "collector" / "episodes"
+        b.wait(lambda: len(list(episodes.glob("*.mcap"))) >= 2, "two recorded episodes", 60.0)
         q1 = joint_positions_by_name(b.client.states[-1], DRIVER_NAMES[:5])
         assert np.abs(q1 - q0).max() > 0.05, "the emulated arm did not move"
         assert b.diag("mbrl/mpc_controller").get("safety") == "ok"
         assert b.diag()["state"] == "ok"
     finally:
         b.close()
+    episode = read_episode(sorted(episodes.glob("*.mcap"))[0])
+    assert episode.joint_names == ArmConfig().joint_names
+    assert len(episode.positions) > 10 and len(episode.commands) > 10
+    # recorded angles are the bridge's: inside the calibrated limits
+    assert np.all(episode.positions >= np.array(arm["position_lower"]) - 1e-3)
+    assert np.all(episode.positions <= np.array(arm["position_upper"]) + 1e-3)
