@@ -1,10 +1,16 @@
 """Ensemble fit time and prediction throughput, one JSON object per line.
 
-    .venv/bin/python bench/model_fit.py [--epochs 10] [--threads N]
+    .venv/bin/python bench/model_fit.py [--epochs 5] [--rounds 3] [--threads N]
+        [--skip-mbrl-lib] [--skip-step]
 
-References are measured in the same run: a plain batched GEMM (torch.bmm, float32) of the
-hidden-layer shape gives the machine's GFLOP/s, and every model figure is reported as a
-ratio to it, so noise from other load on the machine cancels to first order.
+References are measured in the same run. Fit: each round times, back to back, (1) the
+exact GEMMs of `epochs` training epochs (every layer's forward, input-gradient and
+weight-gradient bmm at the minibatch shape, no autograd, activations or optimizer: the
+FLOPs of forward + backward at the machine's GEMM speed for those shapes), (2) our fit for
+`epochs` epochs and (3) mbrl-lib 0.2.0's ModelTrainer for `epochs` epochs on the same
+transitions, ensemble shape and batch (in its own venv, bench/peers/mbrl_lib.py), so load
+from other processes hits all three alike; the JSON gives per-round ratios' median and range.
+Step: every figure is a ratio to a plain batched GEMM timed alternately in the same loop.
 Data: 10k transitions of a smooth synthetic 13-D system with 5-D actions (the reach
 task's state/action sizes), so the benchmark needs no simulator.
 """
@@ -12,8 +18,14 @@ task's state/action sizes), so the benchmark needs no simulator.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +34,11 @@ from mbrl.data.dataset import TransitionDataset
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.models.ensemble_fit import FitConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers.mbrl_lib import MbrlLibPeer  # noqa: E402
+
 DX, DU, E, HIDDEN = 13, 5, 5, (200, 200, 200, 200)
+BATCH, HOLDOUT, LR, WD = 256, 0.2, 1e-3, 5e-5
 
 
 def synthetic(n: int, rng: np.random.Generator) -> TransitionDataset:
@@ -69,10 +85,156 @@ def mlp_flops(rows: int, with_var: bool = True) -> float:
     return f + 2 * rows * HIDDEN[-1] * DX * (2 if with_var else 1)
 
 
+class TrainGemms:
+    """The GEMMs of one training epoch, bare: per minibatch and layer (d_in -> d_out) the
+    forward (E, B, d_in) x (E, d_in, d_out), the weight gradient (E, d_in, B) x (E, B, d_out)
+    and, above the first layer, the input gradient (E, B, d_out) x (E, d_out, d_in), with
+    the same transposed views autograd's bmm backward uses."""
+
+    def __init__(self, rows: int, batch: int) -> None:
+        sizes = [DX + DU, *HIDDEN, 2 * DX]
+        self.batches = [batch] * (rows // batch) + ([rows % batch] if rows % batch else [])
+        self.layers = [
+            (torch.randn(E, a, b), a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        ]
+        self.acts = {B: [torch.randn(E, B, max(sizes))] for B in set(self.batches)}
+        self.flops = sum(
+            2 * E * B * a * b * (2 if i == 0 else 3)
+            for B in self.batches
+            for i, (_, a, b) in enumerate(self.layers)
+        )
+
+    @torch.no_grad()
+    def epoch(self) -> None:
+        for B in self.batches:
+            buf = self.acts[B][0]
+            for i, (w, a, _) in enumerate(self.layers):
+                h = buf[..., :a]
+                out = torch.bmm(h, w)
+                torch.bmm(h.transpose(1, 2), out)  # grad wrt w
+                if i:
+                    torch.bmm(out, w.transpose(1, 2))  # grad wrt h
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
+    """Interleaved rounds of reference GEMMs, our fit and mbrl-lib's; prints one line each
+    round and a summary."""
+    # Episodes are all 50 steps, so every split (ours by episode, theirs by row) trains on
+    # the same number of rows.
+    n_train = len(data.split(HOLDOUT, np.random.default_rng(0))[0])
+    gemms = TrainGemms(n_train, BATCH)
+    cfg = FitConfig(
+        lr=LR,
+        weight_decay=WD,
+        batch_size=BATCH,
+        max_epochs=args.epochs,
+        patience=10**6,
+        holdout_fraction=HOLDOUT,
+    )
+    peer = None
+    if not args.skip_mbrl_lib:
+        peer = MbrlLibPeer(threads, log=lambda m: print(json.dumps({"bench": "note", "msg": m})))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = f"{tmp}/data.npz"
+            np.savez(path, obs=data.obs, act=data.act, next_obs=data.next_obs)
+            peer.call(
+                "setup_fit",
+                data=path,
+                ensemble_size=E,
+                hidden=list(HIDDEN),
+                batch_size=BATCH,
+                holdout_fraction=HOLDOUT,
+                lr=LR,
+                weight_decay=WD,
+                seed=0,
+            )
+    # Warm-up (allocator, thread pools, first-call paths) for all three, not timed.
+    gemms.epoch()
+    ProbabilisticEnsemble(DX, DU, E, HIDDEN, fit_config=dataclasses.replace(cfg, max_epochs=1)).fit(
+        data, progress=False
+    )
+    if peer is not None:
+        peer.call("fit", epochs=1)
+    load_before = load_average()
+    rows = []
+    for r in range(args.rounds):
+        t, c = time.perf_counter(), time.process_time()
+        for _ in range(args.epochs):
+            gemms.epoch()
+        ref = (time.perf_counter() - t) / args.epochs
+        ref_cpu = (time.process_time() - c) / args.epochs
+        model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=r, fit_config=cfg)
+        t, c = time.perf_counter(), time.process_time()
+        report = model.fit(data, np.random.default_rng(r), progress=False)
+        epochs = report.extra["epochs"]
+        ours = (time.perf_counter() - t) / epochs
+        ours_cpu = (time.process_time() - c) / epochs
+        row = {
+            "bench": "ensemble_fit_round",
+            "round": r,
+            "reference_gemm_s_per_epoch": round(ref, 4),
+            "ours_s_per_epoch": round(ours, 4),
+            "ours_fraction_of_gemm": round(ref / ours, 3),
+            "ours_fraction_of_gemm_cpu": round(ref_cpu / ours_cpu, 3),
+        }
+        if peer is not None:
+            theirs = peer.call("fit", epochs=args.epochs)
+            row["mbrl_lib_s_per_epoch"] = round(theirs["seconds"] / theirs["epochs"], 4)
+            row["speedup_vs_mbrl_lib"] = round(row["mbrl_lib_s_per_epoch"] / ours, 3)
+            their_cpu = theirs["cpu_seconds"] / theirs["epochs"]
+            row["speedup_vs_mbrl_lib_cpu"] = round(their_cpu / ours_cpu, 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    def median(key: str) -> float:
+        return statistics.median(x[key] for x in rows)
+
+    summary = {
+        "bench": "ensemble_fit",
+        "transitions": len(data),
+        "train_rows": n_train,
+        "members": E,
+        "hidden": list(HIDDEN),
+        "batch": BATCH,
+        "epochs_per_round": args.epochs,
+        "rounds": args.rounds,
+        "threads": threads,
+        "ours_s_per_epoch": spread([x["ours_s_per_epoch"] for x in rows]),
+        "train_gflops": round(gemms.flops / median("ours_s_per_epoch") / 1e9, 2),
+        "reference_gemm_gflops": round(gemms.flops / median("reference_gemm_s_per_epoch") / 1e9, 2),
+        "fraction_of_gemm": spread([x["ours_fraction_of_gemm"] for x in rows]),
+        # CPU time: less sensitive to other processes taking the core (meaningful at 1 thread).
+        "fraction_of_gemm_cpu": spread([x["ours_fraction_of_gemm_cpu"] for x in rows]),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+    if peer is not None:
+        summary["mbrl_lib_s_per_epoch"] = spread([x["mbrl_lib_s_per_epoch"] for x in rows])
+        summary["speedup_vs_mbrl_lib"] = spread([x["speedup_vs_mbrl_lib"] for x in rows])
+        summary["speedup_vs_mbrl_lib_cpu"] = spread([x["speedup_vs_mbrl_lib_cpu"] for x in rows])
+        peer.close()
+    print(json.dumps(summary), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per fit round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved fit rounds (>= 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--skip-mbrl-lib", action="store_true")
+    parser.add_argument("--skip-step", action="store_true", help="only the fit rounds")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -97,42 +259,11 @@ def main() -> None:
                 ),
                 flush=True,
             )
-
-    model = ProbabilisticEnsemble(
-        DX,
-        DU,
-        E,
-        HIDDEN,
-        seed=0,
-        fit_config=FitConfig(max_epochs=args.epochs, patience=10**6, batch_size=256),
-    )
-    gemm_before = gemm_at(256)
-    start = time.perf_counter()
-    report = model.fit(data, np.random.default_rng(0), progress=False)
-    fit_s = time.perf_counter() - start
-    n_train = round(len(data) * (1 - model.fit_config.holdout_fraction))
-    # Training ~ 3x the forward FLOPs (forward, backward w.r.t. inputs and weights).
-    train_gflops = 3 * E * mlp_flops(n_train) * report.extra["epochs"] / fit_s / 1e9
-    print(
-        json.dumps(
-            {
-                "bench": "ensemble_fit",
-                "transitions": len(data),
-                "members": E,
-                "hidden": list(HIDDEN),
-                "epochs": report.extra["epochs"],
-                "seconds": round(fit_s, 2),
-                "seconds_per_epoch": round(fit_s / report.extra["epochs"], 3),
-                "train_gflops": round(train_gflops, 2),
-                # Reference: bmm at the minibatch shape, measured before and after the fit.
-                "ratio_to_bmm_256": round(
-                    train_gflops / (0.5 * (gemm_before + gemm_at(256, True))), 3
-                ),
-                "threads": threads,
-            }
-        ),
-        flush=True,
-    )
+    fit_rounds(data, args, threads)
+    if args.skip_step:
+        return
+    model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=0)
+    model.fit(data, np.random.default_rng(0), progress=False)
 
     gen = torch.Generator().manual_seed(0)
     for n in (500, 5000, 20000):
@@ -175,18 +306,6 @@ def main() -> None:
         ),
         flush=True,
     )
-
-
-_GEMM: dict[int, float] = {}
-
-
-def gemm_at(rows: int, fresh: bool = False) -> float:
-    """GFLOP/s of torch.bmm at (E, rows, 200) x (E, 200, 200), cached unless `fresh`."""
-    if fresh or rows not in _GEMM:
-        a, b = torch.randn(E, rows, 200), torch.randn(E, 200, 200)
-        with torch.no_grad():
-            _GEMM[rows] = 2 * E * rows * 200 * 200 / timeit(lambda: torch.bmm(a, b)) / 1e9
-    return _GEMM[rows]
 
 
 if __name__ == "__main__":

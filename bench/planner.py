@@ -10,7 +10,12 @@ the EE and goal entries of the state. Prints one JSON object per result line.
 
 pytorch-mppi is for this benchmark only: if it is missing, it is installed pinned with
 --no-deps into this interpreter's environment (its torch>=2.0 requirement is already met
-by the pinned torch) and a JSON line says so.
+by the pinned torch) and a JSON line says so. mbrl-lib 0.2.0 (its PETS agent: CEM through
+TrajectoryOptimizerAgent, ModelEnv, GaussianMLP with TS-infinity over 20 particles) runs in
+its own pinned venv, built on first use (bench/peers/mbrl_lib.py), as a worker process that
+waits while our planners run. All PETS-budget planners take turns replan by replan, and each
+speed-up line gives the median and range of the per-round ratios, with the load average
+before and after (the machine is shared).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +39,9 @@ from mbrl.control.icem import ICEMPlanner
 from mbrl.control.presets import PETS_BUDGET, REALTIME_20HZ
 from mbrl.costs.reach import ReachCost, StateLayout
 from mbrl.models.ensemble import ProbabilisticEnsemble
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers.mbrl_lib import MbrlLibPeer  # noqa: E402
 
 DX, DU, E, HIDDEN = 16, 5, 5, (200, 200, 200, 200)
 PYTORCH_MPPI = ("pytorch-mppi==0.9.1", "arm-pytorch-utilities==0.5.0", "pytorch-seed==0.2.0")
@@ -122,15 +132,23 @@ def report(name, runner, times, evals, ref_gflops, threads, **extra) -> dict:
     return rec
 
 
+CPU_TIMES: dict[str, list[float]] = {}
+
+
 def run_interleaved(runners: dict, replans: int) -> dict[str, list[float]]:
     """Time `replans` replans of each runner, alternating runners replan by replan, so load
-    from other processes on this shared machine hits all of them alike."""
+    from other processes on this shared machine hits all of them alike. Wall seconds are
+    returned; CPU seconds (the runner's own process, which other load disturbs less at one
+    thread) go to CPU_TIMES."""
     times: dict[str, list[float]] = {name: [] for name in runners}
+    for name in runners:
+        CPU_TIMES[name] = []
     for _ in range(replans):
         for name, r in runners.items():
-            t = time.perf_counter()
-            r.replan()
+            t, c = time.perf_counter(), time.process_time()
+            cpu = r.replan()  # a runner in another process reports its own CPU time
             times[name].append(time.perf_counter() - t)
+            CPU_TIMES[name].append(time.process_time() - c if cpu is None else cpu)
     return times
 
 
@@ -209,6 +227,55 @@ class PytorchMPPI:
         return c.iterations * c.num_samples * c.particles * c.horizon
 
 
+class MbrlLibPlanner:
+    """mbrl-lib 0.2.0's PETS agent at the same budget, model shape and state layout, in its
+    own venv; `replan()` is one TrajectoryOptimizerAgent.act from a fixed state."""
+
+    name = "pets_budget_mbrl_lib_0.2.0"
+
+    def __init__(self, config, threads: int) -> None:
+        self.peer = MbrlLibPeer(threads, log=lambda msg: emit(bench="note", msg=msg))
+        c = config
+        self.evals = self.peer.call(
+            "setup_planner",
+            dx=DX,
+            du=DU,
+            ensemble_size=E,
+            hidden=list(HIDDEN),
+            horizon=c.horizon,
+            num_samples=c.num_samples,
+            num_elites=c.num_elites,
+            iterations=c.iterations,
+            particles=c.particles,
+            momentum=c.momentum,
+            ee=[10, 13],
+            goal=[13, 16],
+            seed=0,
+        )["evals_per_replan"]
+
+    def replan(self) -> float:
+        return self.peer.call("replan")["cpu_seconds"]
+
+
+def speedup(name: str, theirs: list[float], ours: list[float], **extra) -> None:
+    """Per-round ratio of their replan time to ours (rounds interleave, so each pair saw
+    the same load): median, min and max."""
+    ratios = [t / o for t, o in zip(theirs, ours, strict=True)]
+    emit(
+        bench=name,
+        ratio_median=round(statistics.median(ratios), 3),
+        ratio_min=round(min(ratios), 3),
+        ratio_max=round(max(ratios), 3),
+        rounds=len(ratios),
+        ours="pets_budget_cem",
+        **extra,
+    )
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def task_success(name: str, config, goals: int) -> dict:
     """Reach success (final distance < 2 cm after 60 ticks) of MPC with the known kinematic
     model, on seeds 0..goals-1. The model is deterministic, so particles are set to 1; the
@@ -262,6 +329,7 @@ def main() -> None:
     ap.add_argument("--pets-replans", type=int, default=3)
     ap.add_argument("--rt-replans", type=int, default=200)
     ap.add_argument("--skip-mppi", action="store_true")
+    ap.add_argument("--skip-mbrl-lib", action="store_true")
     ap.add_argument("--success", action="store_true", help="also compare reach success")
     ap.add_argument("--goals", type=int, default=20)
     args = ap.parse_args()
@@ -283,18 +351,24 @@ def main() -> None:
     }
     if not args.skip_mppi:
         runners["pytorch_mppi"] = PytorchMPPI(model, cost, PETS_BUDGET)
+    if not args.skip_mbrl_lib:
+        runners["mbrl_lib"] = MbrlLibPlanner(PETS_BUDGET, args.threads)
+    load_before = load_average()
     times = run_interleaved(runners, args.pets_replans)
-    ours = our_report(runners["pets_budget_cem"], times["pets_budget_cem"], ref, args.threads)
+    load = dict(load_average_before=load_before, load_average_after=load_average())
+    ours = times["pets_budget_cem"]
+    our_report(runners["pets_budget_cem"], ours, ref, args.threads)
     name = "pets_budget_cem_chunked_1000_rows"
     our_report(runners[name], times[name], ref, args.threads)
-    if not args.skip_mppi:
-        r = runners["pytorch_mppi"]
-        theirs = report(r.name, r, times["pytorch_mppi"], r.evals, ref, args.threads)
-        emit(
-            bench="speedup_vs_pytorch_mppi",
-            ratio=theirs["ms_median"] / ours["ms_median"],
-            ours="pets_budget_cem",
-        )
+    for key, bench in (("pytorch_mppi", "mppi"), ("mbrl_lib", "mbrl_lib")):
+        if key in runners:
+            r = runners[key]
+            report(r.name, r, times[key], r.evals, ref, args.threads)
+            speedup(f"speedup_vs_{bench}", times[key], ours, threads=args.threads, **load)
+            ours_cpu = CPU_TIMES["pets_budget_cem"]
+            speedup(f"speedup_vs_{bench}_cpu", CPU_TIMES[key], ours_cpu, threads=args.threads)
+    if "mbrl_lib" in runners:
+        runners["mbrl_lib"].peer.close()
     rt = OurPlanner("realtime_20hz_icem", ICEMPlanner, REALTIME_20HZ, model, cost)
     our_report(rt, run_interleaved({"rt": rt}, args.rt_replans)["rt"], ref, args.threads)
     if args.success:
