@@ -4,7 +4,9 @@ processes over DDS) towards a goal under the table, so the table blocks the arm;
 tick's increment (arm.max_increment), so nothing is stored up that would jump free.
 
 Lockstep (the sim advances one period per command and the controller ticks on each new joint
-state) pairs command k exactly with the joint state k it was computed from."""
+state) pairs command k exactly with the joint state k it was computed from. The test sends
+command 0 itself (hold the start pose: the sim stands still until a command arrives, and the
+controller has already seen the start state); every later command is the controller's."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import rclpy
 import torch
+from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import COMMANDS, JOINTS, Client, Output
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
@@ -19,7 +22,7 @@ from std_srvs.srv import SetBool
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.ros.graph import get_nodes
-from mbrl.ros.msgs import joint_positions_by_name, to_seconds
+from mbrl.ros.msgs import float64_multiarray, joint_positions_by_name, to_seconds
 from mbrl.ros.runner import GraphRunner
 
 pytestmark = pytest.mark.ros
@@ -38,6 +41,8 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
             "mpc_controller": {
                 "trigger": "joint_states",
                 "start_enabled": False,  # lockstep runs at ~1 kHz: enable once all is seen
+                # no heartbeat hold under a loaded machine: one command per new state only
+                "stale_periods": 100,
                 "goal": GOAL_UNDER_TABLE,
                 "viz_every": 0,
                 "num_samples": 20,  # a small iCEM budget: the test is about the command
@@ -52,14 +57,33 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
     sub = client.node.create_subscription(
         Float64MultiArray, COMMANDS, lambda m: commands.append(np.array(m.data)), 500
     )
+    nudge = client.node.create_publisher(Float64MultiArray, COMMANDS, 10)
+    controller_ok: list[bool] = []
+    client.node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: controller_ok.extend(
+            any(v.key == "safety" and v.value == "ok" for v in s.values)
+            for s in m.status
+            if s.name == "mbrl/mpc_controller"
+        ),
+        10,
+    )
     enable = client.node.create_client(SetBool, "/mpc_controller/enable")
     try:
         ready = client.spin_until(
-            lambda: bool(client.states) and sub.get_publisher_count() > 0,
+            lambda: (
+                bool(client.states)
+                and any(controller_ok)  # the controller has seen the start state
+                and sub.get_publisher_count() > 1  # the controller and this test
+                and nudge.get_subscription_count() > 1  # the sim and this test
+            ),
             timeout=60.0,
         )
         assert ready and enable.wait_for_service(timeout_sec=30.0), output.text()[-3000:]
-        enable.call_async(SetBool.Request(data=True))
+        future = enable.call_async(SetBool.Request(data=True))
+        assert client.spin_until(future.done) and future.result().success
+        nudge.publish(float64_multiarray(joint_positions_by_name(client.states[-1], JOINTS)))
         ok = client.spin_until(lambda: len(commands) >= TICKS, timeout=120.0)
         runner.check()
         assert ok, f"{len(commands)} commands in 120 s\n{output.text()[-3000:]}"
