@@ -218,13 +218,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
+def read_text(path: str | Path, what: str = "config file") -> str:
+    """The text of file `path`; ConfigError "cannot read <what> <path>: <reason>" if it fails."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML file into a dict; a missing or malformed file raises ConfigError naming it."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    text = read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

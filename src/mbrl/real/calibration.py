@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mbrl.config import ConfigError
+from mbrl.config import ConfigError, read_text
 
 RESOLUTION = 4096  # STS3215: 12-bit encoder, ticks per turn
 MAX_TICK = RESOLUTION - 1  # LeRobot scales by 4095 (max_res = resolution - 1), and so do we
@@ -212,10 +212,7 @@ def load_lerobot_calibration(
     so101_follower/<id>.json). A missing, non-JSON or incomplete file raises ConfigError
     naming the file (and the motor)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read calibration file {path}: {exc.strerror}") from exc
+    text = read_text(path, "calibration file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

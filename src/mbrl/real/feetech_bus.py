@@ -2,7 +2,7 @@
 the library LeRobot uses): set-up at connect, sync reads of Present_Position with bounded
 retries, sync writes of Goal_Position. ROS-free; mbrl.ros.feetech_bridge puts it on ROS 2.
 
-Every wait is bounded: one transaction ends at the SDK's packet timeout (a few tens of ms);
+Every wait is bounded: one transaction ends at its packet timeout (~50 ms, as LeRobot sets it);
 a read is tried 1 + `retries` times and then raises BusError. Units: ticks (0..4095).
 Register addresses: the STS/SMS control table (lerobot src/lerobot/motors/feetech/tables.py).
 """
@@ -107,12 +107,21 @@ class FeetechBus:
         self.ids = [m.id for m in self.motors]
         self.port = scs.PortHandler(port)
         self.port.baudrate = baudrate
+        self.port.setPacketTimeout = self._set_packet_timeout
         self.packets = scs.PacketHandler(0)  # protocol 0: STS/SMS series, little-endian
         self.stats = BusStats()
         self._reader = scs.GroupSyncRead(self.port, self.packets, *REGISTERS["Present_Position"])
         for i in self.ids:
             self._reader.addParam(i)
         self._writer = scs.GroupSyncWrite(self.port, self.packets, *REGISTERS["Goal_Position"])
+
+    def _set_packet_timeout(self, packet_length: int) -> None:
+        # The PyPI SDK's timeout (16 ms latency timer x 2 + 2 ms) is one LeRobot replaces,
+        # after the SDK bug fixed upstream only: wire time of the packet plus 3 bytes plus
+        # 50 ms (lerobot src/lerobot/motors/feetech/feetech.py patch_setPacketTimeout).
+        port = self.port
+        port.packet_start_time = port.getCurrentTime()
+        port.packet_timeout = port.tx_time_per_byte * (packet_length + 3) + 50.0
 
     # -- connection -----------------------------------------------------------------------
     def open(self) -> None:
