@@ -26,6 +26,7 @@ VIEW_STAMP := $(VENV)/.mbrl-view-installed
 help:
 	@echo "make demo   - set up .venv if needed and run the demo"
 	@echo "make test   - set up .venv if needed and run the test suite"
+	@echo "make view-deps - the optional web viewer (mbrl demo --view, mbrl view runs/<name>)"
 	@echo "make lint / format / bench / test-expensive / clean"
 
 venv: $(STAMP)

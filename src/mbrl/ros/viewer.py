@@ -48,6 +48,7 @@ TRACES = {
 # The viewer yields the CPU to the graph: on a busy machine a late frame is harmless, a late
 # controller tick is not (bench/viewer.py measures what is left).
 NICENESS = 10
+PLAN_STALE_S = 1.0  # a plan older than this is cleared (the controller publishes at 10 Hz)
 
 
 class ViewerNode(Node):
@@ -72,6 +73,7 @@ class ViewerNode(Node):
         self._latest: dict[str, Any] = {}
         self._description: str | None = None
         self._fitter_state = ""
+        self._plan_drawn: float | None = None  # viewer time of the last plan drawn
         sub = self.create_subscription
         sub(JointState, "/joint_states", self._keep("joints"), qos_profile_sensor_data)
         sub(PointStamped, "/mbrl/goal", self._keep("goal"), LATCHED)
@@ -147,6 +149,10 @@ class ViewerNode(Node):
             scene.cube([pose.position.x, pose.position.y, pose.position.z], [q.x, q.y, q.z, q.w])
         if "plan" in latest:
             draw_plan(scene, latest["plan"])
+            self._plan_drawn = self._now()
+        elif self._plan_drawn is not None and self._now() - self._plan_drawn > PLAN_STALE_S:
+            scene.clear_plan()  # not planning any more (explore, disabled): not a stale path
+            self._plan_drawn = None
         for key, value in latest.get("scalars", {}).items():
             try:
                 scene.scalar(key, float(value))

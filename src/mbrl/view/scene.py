@@ -164,8 +164,12 @@ class Scene:
             radii = np.maximum(
                 2.0 * np.broadcast_to(np.asarray(spread, float), len(points)), 0.0025
             )
-            band = rr.Points3D(points, radii=radii, colors=[[255, 150, 100, 70]])
+            band = rr.Points3D(points, radii=radii, colors=[[255, 170, 90, 110]])
             rr.log(f"{WORLD}/plan/band", band, recording=rec)
+
+    def clear_plan(self) -> None:
+        """Remove the drawn plan (the controller stopped planning: explore, hold, disabled)."""
+        self.rr.log(f"{WORLD}/plan", self.rr.Clear(recursive=True), recording=self.recording)
 
     def target(self, point) -> None:
         """The end-effector position the last command asks for (3,) m (FK of the command)."""
