@@ -25,10 +25,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import UInt8MultiArray
 
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
@@ -38,38 +34,10 @@ from mbrl.ros.graph import get_nodes
 from mbrl.ros.runner import GraphRunner
 from mbrl.ros.transport import encode_model_msg
 from mbrl.view.scene import viewer_url
-
-# The probe's side of the topics it uses (the controller's goal and model are latched).
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
+from ros_loop import Probe  # the same probe node as the closed-loop bench
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = ("off", "on", "on+browser")
-
-
-class Probe:
-    """This process's node: the controller's latest /diagnostics, goal and model publishers."""
-
-    def __init__(self) -> None:
-        self.node = rclpy.create_node("viewer_bench")
-        self.diag: dict[str, str] = {}
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50)
-        self.goal_pub = self.node.create_publisher(PointStamped, "/mbrl/goal", LATCHED)
-        self.model_pub = self.node.create_publisher(UInt8MultiArray, "/mbrl/model", LATCHED)
-
-    def _on_diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name == "mbrl/mpc_controller":
-                self.diag = {v.key: v.value for v in status.values}
-
-    def ticks(self) -> int:
-        return int(self.diag.get("ticks", 0))
-
-    def publish_goal(self, goal: np.ndarray) -> None:
-        msg = PointStamped()
-        msg.header.frame_id = "base_link"
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
-        self.goal_pub.publish(msg)
 
 
 def _cpu_seconds(proc) -> float:
