@@ -21,16 +21,17 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from mbrl.ros.graph import GRAPH, PACKAGE, param_file_paths
+from mbrl.ros.graph import GRAPH, PACKAGE, SHARED, param_file_paths
 
 
 def generate_launch_description() -> LaunchDescription:
     share = get_package_share_directory(PACKAGE)
     config = os.path.join(share, "config")
     use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
-    # The URDF the sim loads (sim.yaml's arm.urdf; package://mbrl/<file> lives in share/urdf).
-    with open(os.path.join(config, "sim.yaml"), encoding="utf-8") as f:
-        urdf = yaml.safe_load(f)["sim"]["ros__parameters"]["arm"]["urdf"]
+    # The URDF the sim loads (the graph's arm, graph.yaml; package://mbrl/<file> lives in
+    # share/urdf).
+    with open(os.path.join(config, SHARED), encoding="utf-8") as f:
+        urdf = yaml.safe_load(f)["/**"]["ros__parameters"]["arm"]["urdf"]
     urdf_file = os.path.join(share, "urdf", urdf.removeprefix(f"package://{PACKAGE}/"))
     with open(urdf_file, encoding="utf-8") as f:
         urdf_text = f.read()

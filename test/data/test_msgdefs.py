@@ -39,6 +39,9 @@ def _installed_fields(name: str) -> str:
         "std_msgs/MultiArrayDimension",
         "geometry_msgs/Point",
         "geometry_msgs/PointStamped",
+        "geometry_msgs/Quaternion",
+        "geometry_msgs/Pose",
+        "geometry_msgs/PoseStamped",
     ],
 )
 def test_definitions_match_installed_ros_interfaces(name):

@@ -19,12 +19,12 @@ from std_msgs.msg import String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.data.episodes import read_episode
-from mbrl.ros.collector import GOAL_QOS
 from mbrl.ros.graph import get_nodes
 from mbrl.ros.msgs import float64_multiarray, joint_state_msg, joint_trajectory_msg
 from mbrl.ros.recording import EpisodeRouter
 from mbrl.ros.runner import GraphRunner
 from mbrl.ros.sim_node import COMMAND_QOS
+from mbrl.ros.topics import GOAL_QOS
 from mbrl.ros.transport import (
     EPISODE_CONTROL_QOS,
     EPISODES_QOS,

@@ -1,5 +1,5 @@
-"""The controller's ROS-free parts: model bundles on the known model and an ensemble,
-TorchScript policies, the standalone episode schedule, model-layout checks."""
+"""The controller's ROS-free parts: the agent layer's actor on the known model and on an
+ensemble, TorchScript policies, the standalone episode schedule, model-layout checks."""
 
 from __future__ import annotations
 
@@ -7,68 +7,70 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl.config import ArmConfig
-from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.mpc import MPCActor, known_model
+from mbrl.agents.presets import preset
+from mbrl.costs.tasks import observation
 from mbrl.models.ensemble import ProbabilisticEnsemble
-from mbrl.ros.controller_core import (
-    ModelBundle,
-    MpcControllerConfig,
-    arm_limits,
-    known_model,
-    load_policy,
-    policy_action,
-)
+from mbrl.ros.controller_core import ActorBundle, MpcControllerConfig, load_policy, policy_action
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats, check_model_payload
 from mbrl.ros.transport import ModelPayload
 
 CFG = MpcControllerConfig()
 NJ = len(CFG.arm.joint_names)
+PARAMS = preset("mpc", "reach")
 
 
 @pytest.fixture(scope="module")
-def arm():
+def arm() -> ArmModel:
     torch.set_num_threads(1)
-    fk = ForwardKinematics(CFG.arm.urdf, CFG.arm.ee_link, CFG.arm.joint_names)
-    return (fk, *arm_limits(CFG.arm, fk))
+    return ArmModel.from_config(CFG.arm)
+
+
+def _obs(arm: ArmModel, q: np.ndarray, goal: np.ndarray, task: str = "reach") -> np.ndarray:
+    ee = arm.fk(torch.as_tensor(q, dtype=torch.float32)).double().numpy()
+    cube = (np.array([0.2, 0.0, 0.02]), 0.3) if task == "push" else (None, None)
+    return observation(task, q, np.zeros(NJ), ee, goal, *cube)
 
 
 def test_known_model_bundle_plans_toward_the_goal(arm):
-    fk, lower, upper, vel = arm
-    q = (lower + upper) / 2
-    goal = fk(torch.as_tensor(q + 0.3, dtype=torch.float32)).double().numpy()
-    bundle = ModelBundle(known_model(CFG, lower, upper, vel), 0, "known", CFG, fk, lower,
-                         upper, goal, torch.Generator().manual_seed(0))  # fmt: skip
-    x = bundle.state(q, np.zeros(NJ))
-    plan = bundle.mpc.plan(x, None)
-    assert plan.states.shape == (CFG.horizon + 1, NJ)
-    ee = bundle.ee_points(plan.states)
+    q = (arm.lower + arm.upper) / 2
+    goal = arm.fk(torch.as_tensor(q + 0.3, dtype=torch.float32)).double().numpy()
+    actor = MPCActor(
+        "reach", arm, known_model(arm), PARAMS, planner_overrides={"nominal_rollout": True}
+    )
+    bundle = ActorBundle(actor, 0, "known", CFG)
+    obs = _obs(arm, q, goal)
+    plan = actor.plan(obs, None)
+    horizon = PARAMS["planner_config"]["horizon"]
+    assert plan.states.shape == (horizon + 1, NJ)
+    np.testing.assert_allclose(actor.goal, goal)  # the goal comes with the observation
+    ee = actor.ee_points(plan.states)
     # the planned end effector ends nearer the goal than it starts
     assert np.linalg.norm(ee[-1] - goal) < np.linalg.norm(ee[0] - goal)
-    assert bundle.ee_spread(plan.states, plan.actions) is None  # known model: no spread
-    lqr = bundle.lqr.plan(x, None)
+    assert actor.ee_spread(plan.states, plan.actions) is None  # known model: no spread
+    lqr = bundle.lqr.plan(actor.state(obs), None)
     assert lqr.K.shape == (CFG.lqr_horizon, NJ, NJ)
 
 
-def test_ensemble_bundle_on_the_reach_observation(arm):
-    fk, lower, upper, _ = arm
-    model = ProbabilisticEnsemble(2 * NJ + 6, NJ, ensemble_size=5, hidden=(16,), seed=0)
-    goal = np.array([0.15, 0.0, 0.1])
-    bundle = ModelBundle(model, 3, "ensemble", CFG, fk, lower, upper, goal,
-                         torch.Generator().manual_seed(0))  # fmt: skip
-    q = (lower + upper) / 2
-    x = bundle.state(q, np.ones(NJ))
-    np.testing.assert_allclose(x[:NJ], q)
-    np.testing.assert_allclose(x[-3:], goal)
-    ee = fk(torch.as_tensor(q, dtype=torch.float32)).double().numpy()
-    np.testing.assert_allclose(x[2 * NJ : 2 * NJ + 3], ee, atol=1e-6)
-    plan = bundle.mpc.plan(x, None)
-    spread = bundle.ee_spread(plan.states, plan.actions)
-    assert spread.shape == (CFG.horizon,) and np.all(spread >= 0)
-    bundle.set_goal(np.array([0.1, 0.1, 0.1]))
-    np.testing.assert_allclose(bundle.state(q, np.ones(NJ))[-3:], [0.1, 0.1, 0.1])
-    with pytest.raises(ValueError, match="du=2"):
-        ModelBundle(ProbabilisticEnsemble(NJ, 2, 5, (8,)), 1, "ensemble", CFG, fk, lower,
-                    upper, goal, torch.Generator())  # fmt: skip
+def test_ensemble_actor_on_the_push_observation(arm):
+    push = preset("mpc", "push")
+    model = ProbabilisticEnsemble(NJ + 8, NJ, ensemble_size=5, hidden=(16,), seed=0)
+    goal = np.array([0.25, 0.05, 0.02])
+    actor = MPCActor("push", arm, model, push, planner_overrides={"nominal_rollout": True})
+    q = (arm.lower + arm.upper) / 2
+    obs = _obs(arm, q, goal, "push")
+    x = actor.state(obs)
+    np.testing.assert_allclose(x[:NJ], q, atol=1e-6)
+    np.testing.assert_allclose(x[NJ + 3 : NJ + 6], [0.2, 0.0, 0.02], atol=1e-6)  # the cube
+    plan = actor.plan(obs, None)
+    spread = actor.ee_spread(plan.states, plan.actions)
+    assert spread.shape == (push["planner_config"]["horizon"],) and np.all(spread >= 0)
+    low, high = actor.action_bounds
+    assert (low, high) == (-0.35, 0.35) and np.all(np.abs(plan.actions) <= 0.35 + 1e-6)
+    assert actor.increment_base == "measured"  # the push preset's convention, in the graph too
+    with pytest.raises(ValueError, match="needs dx=13, du=5"):
+        MPCActor("push", arm, ProbabilisticEnsemble(NJ, NJ, 5, (8,)), push)
 
 
 class _Gain(torch.nn.Module):
@@ -102,12 +104,14 @@ def test_episode_schedule_and_tick_stats():
     assert values["latency_ms_p50"] == "99.000"
 
 
-def test_model_payload_checks_name_the_version():
-    joints = ArmConfig().joint_names
-    ok = ModelPayload(1, "x", "ensemble", 10, 5, "", {}, b"", {"joint_names": list(joints)})
-    check_model_payload(ok, joints)
+def test_model_payload_checks_name_the_version_and_the_differing_keys():
+    layout = {"task": "reach", "columns": [0, 1, 2, 3, 4], "max_increment": 0.1}
+    ok = ModelPayload(1, "x", "ensemble", 5, 5, "", {}, b"", dict(layout))
+    check_model_payload(ok, layout)
     with pytest.raises(ValueError, match="version 2 is a 'local_lg' model"):
-        check_model_payload(ModelPayload(2, "x", "local_lg", 10, 5, "", {}, b""), joints)
-    other = ModelPayload(4, "x", "ensemble", 10, 5, "", {}, b"", {"action": "position"})
-    with pytest.raises(ValueError, match="version 4: layout"):
-        check_model_payload(other, joints)
+        check_model_payload(ModelPayload(2, "x", "local_lg", 5, 5, "", {}, b""), layout)
+    other = ModelPayload(4, "x", "ensemble", 5, 5, "", {}, b"", {**layout, "max_increment": 0.05})
+    with pytest.raises(ValueError, match="version 4: layout differs .max_increment: model 0.05"):
+        check_model_payload(other, layout)
+    with pytest.raises(ValueError, match="task: model None"):  # a model that says nothing
+        check_model_payload(ModelPayload(5, "x", "ensemble", 5, 5, "", {}, b""), layout)

@@ -18,13 +18,15 @@ from std_msgs.msg import UInt8MultiArray
 from std_srvs.srv import Trigger
 from test_collector import JOINTS, Driver
 
-from mbrl.config import ConfigError
-from mbrl.data.episode_transitions import TransitionLayout
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.config import AgentConfig
+from mbrl.agents.mpc import MPCLearner
+from mbrl.agents.presets import preset
+from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import EpisodeWriter, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble import ProbabilisticEnsemble
-from mbrl.models.ensemble_fit import FitConfig
-from mbrl.ros.fitting import CheckpointStore, FitSettings, fit_models
+from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models
 from mbrl.ros.graph import get_nodes
 from mbrl.ros.model_fitter import ModelFitterConfig
 from mbrl.ros.runner import GraphRunner
@@ -59,17 +61,19 @@ def _episode_file(path, rng, steps=25):
     return read_episode(path)
 
 
-SMALL = FitSettings(
-    ensemble_size=2, num_elites=1, hidden=(32,), fit=FitConfig(max_epochs=30, batch_size=32),
-    local_lg_min_length=5, gmm_components=2,
-)  # fmt: skip
+# A small ensemble; actions relative to the measured q (the push convention), under which
+# the servo below is linear in (q, u).
+SMALL = {"ensemble_size": 2, "num_elites": 1, "hidden": [32], "fit_max_epochs": 30,
+         "env": {"increment_from": "measured"}}  # fmt: skip
+LOCAL = LocalModelSettings(min_length=5, gmm_components=2)
 
 
 def test_fit_models_and_checkpoints_without_ros(tmp_path) -> None:
     rng = np.random.default_rng(0)
     episodes = [_episode_file(tmp_path / f"e{i}.mcap", rng) for i in range(4)]
-    layout = TransitionLayout(JOINTS, state="q", action="relative", max_increment=0.1)
-    result = fit_models(episodes, layout, SMALL, version=1)
+    arm = ArmModel.from_config(ArmConfig())
+    learner = MPCLearner("reach", 5, preset("mpc", "reach", SMALL), seed=0)
+    result = fit_models(episodes, arm, learner, LOCAL, version=1)
     assert set(result.models) == {"ensemble", "local_lg"}
     assert result.metrics["num_transitions"] == 100
     assert result.metrics["local_lg_T"] == 25
@@ -92,8 +96,11 @@ def test_fit_models_and_checkpoints_without_ros(tmp_path) -> None:
     ProbabilisticEnsemble.load(store.path("ensemble", 1))
 
     # too few trajectories for local models: reported, the ensemble still fitted
-    one = fit_models(episodes[:1], layout, SMALL, version=2, previous=result.models["ensemble"])
+    weights = result.models["ensemble"].net.weights[0].detach().clone()
+    one = fit_models(episodes[:1], arm, learner, LOCAL, version=2)
     assert set(one.models) == {"ensemble"} and "2 trajectories" in one.metrics["local_lg_error"]
+    assert one.models["ensemble"] is result.models["ensemble"]  # warm start: the same model
+    assert not torch.equal(weights, one.models["ensemble"].net.weights[0].detach())
 
     (store.directory / "latest.json").write_text("{not json")
     with pytest.raises(ModelFileError, match="latest.json: unreadable checkpoint manifest"):
@@ -104,8 +111,8 @@ def test_fit_models_and_checkpoints_without_ros(tmp_path) -> None:
 def test_bad_parameters_are_named() -> None:
     with pytest.raises(ConfigError, match="publish_kind 'gp'"):
         ModelFitterConfig(publish_kind="gp")
-    with pytest.raises(ConfigError, match="action 'torque'"):
-        ModelFitterConfig(action="torque")
+    with pytest.raises(ConfigError, match="unknown parameter 'hiden'"):
+        ModelFitterConfig(agent=AgentConfig(params="{hiden: [8]}"))
     with pytest.raises(ConfigError, match="fit_local_lg is false"):
         ModelFitterConfig(publish_kind="local_lg", fit_local_lg=False)
 
@@ -165,11 +172,11 @@ class FitterClient(Driver):
 
 def _fitter_params(tmp_path) -> dict:
     # sized so a fit lasts a few seconds (no early stop): long enough to see it run
+    agent = ("{ensemble_size: 2, num_elites: 1, hidden: [32, 32], fit_max_epochs: 200, "
+             "fit_patience: 200, fit_batch_size: 16}")  # fmt: skip
     return {
-        "data_dir": str(tmp_path / "fitter"), "state": "q_qd", "action": "increment",
-        "min_episodes": 3, "ensemble_size": 2, "num_elites": 1, "hidden": [32, 32],
-        "max_epochs": 200, "patience": 200, "batch_size": 16, "local_lg_min_length": 5,
-        "gmm_components": 2, "diagnostics_period": 0.2,
+        "data_dir": str(tmp_path / "fitter"), "agent.params": agent, "min_episodes": 3,
+        "local_lg_min_length": 5, "gmm_components": 2, "diagnostics_period": 0.2,
     }  # fmt: skip
 
 
@@ -218,8 +225,10 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         payload = decode_model_msg(client.models[-1])
         checkpoint = (models / "ensemble_v0002.npz").read_bytes()
         assert payload.sha256 == hashlib.sha256(checkpoint).hexdigest()
-        assert payload.kind == "ensemble" and (payload.dx, payload.du) == (10, 5)
+        # the agent's reach model: x = q (the loop driver's model state), u increments
+        assert payload.kind == "ensemble" and (payload.dx, payload.du) == (5, 5)
         assert payload.layout["joint_names"] == list(JOINTS)
+        assert payload.layout["task"] == "reach" and payload.layout["columns"] == [0, 1, 2, 3, 4]
         assert payload.metrics["num_transitions"] == float(last["metric.num_transitions"])
 
         # a subscriber started after publication, in another process and directory
@@ -233,7 +242,7 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         got = json.loads(late.stdout.strip().splitlines()[-1])
         assert (got["version"], got["sha256"]) == (2, payload.sha256)
         ours = ProbabilisticEnsemble.load(models / "ensemble_v0002.npz")
-        x, u = np.full((1, 10), 0.1, np.float32), np.full((1, 5), 0.5, np.float32)
+        x, u = np.full((1, 5), 0.1, np.float32), np.full((1, 5), 0.5, np.float32)
         np.testing.assert_allclose(got["mean"], ours.predict(x, u)[0], rtol=1e-6)
         assert not list(late_dir.glob("received/*"))  # loaded via a temp file, then removed
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from ros_helpers import Output, start_sim
 
-from mbrl.ros.graph import GRAPH, config_dir, get_nodes, param_file_paths
+from mbrl.ros.graph import GRAPH, SHARED, config_dir, get_nodes, param_file_paths
 from mbrl.ros.runner import GraphRunner, NodeDied, _nest
 
 pytestmark = pytest.mark.ros
@@ -30,9 +30,17 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:
 
 def test_every_node_has_its_parameter_files_under_its_own_name():
     for spec in GRAPH:
-        for path in param_file_paths(spec):
-            assert spec.name in yaml.safe_load(path.read_text()), path
-            assert "ros__parameters" in yaml.safe_load(path.read_text())[spec.name]
+        paths = param_file_paths(spec)
+        # first the graph's shared file (the arm and the agent, for every node: `/**`) ...
+        assert paths[0].name == SHARED
+        shared = yaml.safe_load(paths[0].read_text())
+        assert set(shared) == {"/**"} and {"arm", "agent"} <= set(shared["/**"]["ros__parameters"])
+        # ... then the node's own, which must not describe the arm again
+        for path in paths[1:]:
+            own = yaml.safe_load(path.read_text())
+            assert spec.name in own, path
+            assert "ros__parameters" in own[spec.name]
+            assert "arm" not in own[spec.name]["ros__parameters"], f"{path}: arm twice"
 
 
 def test_config_dir_is_the_ament_share_directory():

@@ -7,10 +7,8 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from mbrl.ros import safety
-from mbrl.ros.controller_core import ColouredExplorer, state_layout
 
 JOINTS = ("a", "b", "c")
 
@@ -74,28 +72,3 @@ def test_command_limiter_clamps_speed_then_position():
         lim.clamp(np.zeros(3), None)
     with pytest.raises(ValueError, match="lower < upper"):
         safety.CommandLimiter(np.ones(2), np.zeros(2), np.ones(2), 0.05)
-
-
-def test_state_layouts_by_dimension():
-    assert state_layout(5, 5).q == (0, 5) and state_layout(5, 5).ee is None
-    assert state_layout(10, 5).q == (0, 5)
-    reach = state_layout(16, 5)
-    assert (reach.ee, reach.goal) == ((10, 13), (13, 16))
-    with pytest.raises(ValueError, match="dx=7"):
-        state_layout(7, 5)
-
-
-def test_explorer_is_coloured_bounded_and_turns_back_at_limits():
-    lower, upper = -np.ones(2), np.ones(2)
-    gen = torch.Generator().manual_seed(0)
-    exp = ColouredExplorer(2, 0.5, 2.0, lower, upper, gen, chunk=256)
-    u = np.array([exp.action(np.zeros(2)) for _ in range(256)])
-    assert np.all(np.abs(u) <= 1.0) and u.std() > 0.1
-    # brown-ish noise: neighbouring steps are strongly correlated (white noise: ~0)
-    corr = np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]
-    assert corr > 0.5
-    # next to the upper stop of joint 0 and the lower stop of joint 1: pushed inwards
-    near = np.array([0.95, -0.95])
-    for _ in range(50):
-        a = exp.action(near)
-        assert a[0] <= 0.0 and a[1] >= 0.0

@@ -25,6 +25,7 @@ from mbrl.agents.arm import ArmModel
 from mbrl.control.anytime import AnytimeMPC
 from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner
+from mbrl.control.ilqr import ILQRConfig, ILQRPlanner
 from mbrl.control.mppi import MPPIConfig, MPPIPlanner
 from mbrl.control.plan import Plan
 from mbrl.costs.push import PushCost, PushCostConfig
@@ -139,6 +140,8 @@ class MPCActor:
             model state (the learner's ensemble, or known_model(arm) for reach).
         params: the preset (planner, planner_config, cost); seed / stream: seed the
             planner's torch Generator (seed * 1000 + stream).
+        planner_overrides: planner settings that change what is reported, not what is
+            planned (the controller asks for `nominal_rollout` to draw the plan).
     """
 
     def __init__(
@@ -149,8 +152,10 @@ class MPCActor:
         params: dict[str, Any],
         seed: int = 0,
         stream: int = 0,
+        planner_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.task, self.arm, self.model, self.params = check_task(task), arm, model, params
+        self._planner_overrides = dict(planner_overrides or {})
         nj = self.nj = arm.nj
         self.columns = model_columns(task, nj)
         self.goal_span = obs_layout(task, nj).goal
@@ -182,9 +187,26 @@ class MPCActor:
         elif self.params["planner_config"].get("propagation") == "ts1":
             particles = self.params["planner_config"].get("particles", E)
             overrides = {"particles": E * math.ceil(particles / E)}  # ts1 needs P % E == 0
-        config = config_cls(**{**self.params["planner_config"], **overrides})
+        config = config_cls(
+            **{**self.params["planner_config"], **overrides, **self._planner_overrides}
+        )
         gen = torch.Generator().manual_seed(seed)
         return planner_cls(self.model, self.cost, self.nj, config, generator=gen)
+
+    def feedback_planner(self, horizon: int, iterations: int) -> AnytimeMPC:
+        """iLQR on the same model and cost: time-varying linear feedback u = u_t + K_t (x -
+        x_t) around its plan (the controller's mode lqr; Tassa et al. 2012)."""
+        low, high = self.action_bounds
+        config = ILQRConfig(
+            horizon=horizon, iterations=iterations, action_low=low, action_high=high
+        )
+        return AnytimeMPC(ILQRPlanner(self.model, self.cost, self.nj, config), self.nj)
+
+    @property
+    def increment_base(self) -> str:
+        """What an action's increment is added to: "command" (the previous command) or
+        "measured" (the measured joints), as the preset's env says."""
+        return self.params.get("env", {}).get("increment_from", "command")
 
     @property
     def action_bounds(self) -> tuple[float, float]:

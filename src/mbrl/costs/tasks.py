@@ -80,6 +80,33 @@ def distance(task: str, obs: np.ndarray, nj: int) -> np.ndarray:
     )
 
 
+INCREMENT_BASES = ("command", "measured")
+
+
+def next_command(
+    action: np.ndarray,
+    previous: np.ndarray,
+    measured: np.ndarray,
+    max_increment: float,
+    base: str = "command",
+) -> np.ndarray:
+    """The joint-position command (nj,) rad that an action (nj,) in [-1, 1] means, the same
+    in the sim envs and on the ROS controller.
+
+    The increment action * max_increment is added to the previous command (`base`
+    "command", a forward_position_controller client) or to the measured joints
+    ("measured"); then the command is kept within one increment of the measured joints, so
+    an arm held back (contact, a blocked joint) never accumulates a hidden command that
+    jumps free when released (no wind-up).
+    """
+    if base not in INCREMENT_BASES:
+        raise ValueError(f"increment base {base!r}; expected one of {list(INCREMENT_BASES)}")
+    measured = np.asarray(measured, float)
+    start = measured if base == "measured" else np.asarray(previous, float)
+    command = start + np.clip(np.asarray(action, float), -1.0, 1.0) * max_increment
+    return np.clip(command, measured - max_increment, measured + max_increment)
+
+
 def yaw_of_quaternion(quat: np.ndarray) -> float:
     """Yaw (rad) about z of an (x, y, z, w) quaternion."""
     x, y, z, w = (float(v) for v in quat)

@@ -87,10 +87,16 @@ def _reorder(episode: Episode, names: Sequence[str]) -> np.ndarray:
 
 
 def episode_segments(
-    episode: Episode, layout: TransitionLayout
+    episode: Episode,
+    layout: TransitionLayout,
+    extra: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Contiguous trajectories of one episode: [(X (T+1, dx), U (T, du)), ...], each T >= 1.
+    """Contiguous trajectories of one episode: [(X (T+1, dx + de), U (T, du)), ...], T >= 1.
 
+    Args:
+        extra: other streams sampled like the joint states, each (stamps (Te,) s, values
+            (Te, d)): the latest value at or before each tick is appended to x (e.g. the
+            object pose and the goal); ticks before a stream's first value are unusable.
     Raises:
         ValueError naming the episode when a joint of the layout was not recorded.
     """
@@ -110,6 +116,14 @@ def episode_segments(
     idx = np.searchsorted(ts, sample_t, side="right") - 1  # latest state at/before the tick
     valid_state = (idx >= 0) & np.all(np.isfinite(states[np.maximum(idx, 0)]), axis=1)
     x = states[np.maximum(idx, 0)]
+    for stamps, values in extra:
+        if len(stamps) == 0:
+            return []  # a stream that never arrived: no usable transition at all
+        values = np.asarray(values, float).reshape(len(stamps), -1)
+        at = np.searchsorted(np.asarray(stamps, float), sample_t, side="right") - 1
+        sampled = values[np.maximum(at, 0)]
+        valid_state &= (at >= 0) & np.all(np.isfinite(sampled), axis=1)
+        x = np.hstack([x, sampled])
     q_at = q[np.maximum(idx, 0)]
     if layout.action == "position":
         u = commands

@@ -37,6 +37,7 @@ from mbrl.data import msgdefs
 
 JOINT_STATES_TOPIC = "/joint_states"
 GOAL_TOPIC = "/mbrl/goal"
+OBJECT_TOPIC = "/cube_pose"  # geometry_msgs/PoseStamped of the pushed object (push task)
 DEFAULT_COMMAND_TOPIC = "/forward_position_controller/commands"
 METADATA_NAME = "mbrl_episode"
 BAG_METADATA = "metadata.yaml"
@@ -59,6 +60,8 @@ class Episode:
         positions / velocities: (Ts, nj) rad, rad/s.
         command_stamps: (Tc,) s. commands: (Tc, nj) rad (position commands).
         goal_stamps: (Tg,) s. goals: (Tg, 3) m.
+        object_stamps: (To,) s. object_poses: (To, 7) position (m) and quaternion (x, y,
+            z, w) of the pushed object (push task; empty otherwise).
         metadata: the episode's metadata (id, task, rates ...), strings.
         complete: False when the file was cut short (writer killed); data before the cut is kept.
     """
@@ -74,6 +77,8 @@ class Episode:
     metadata: dict[str, str]
     complete: bool = True
     path: Path | None = None
+    object_stamps: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    object_poses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 7)))
 
 
 def _stamp(t: float) -> dict:
@@ -115,7 +120,12 @@ class EpisodeWriter:
         self._writer = Ros2Writer(self._file, chunk_size=chunk_bytes)
         self._schemas = {
             name: self._writer.register_msgdef(name, msgdefs.full_definition(name))
-            for name in (msgdefs.JOINT_STATE, msgdefs.FLOAT64_MULTI_ARRAY, msgdefs.POINT_STAMPED)
+            for name in (
+                msgdefs.JOINT_STATE,
+                msgdefs.FLOAT64_MULTI_ARRAY,
+                msgdefs.POINT_STAMPED,
+                msgdefs.POSE_STAMPED,
+            )
         }
         meta = {"joint_names": json.dumps(list(self.joint_names))}
         meta.update({k: str(v) for k, v in (metadata or {}).items()})
@@ -173,6 +183,21 @@ class EpisodeWriter:
             "point": {"x": g[0], "y": g[1], "z": g[2]},
         }
         self._write(GOAL_TOPIC, msgdefs.POINT_STAMPED, msg, stamp)
+
+    def write_object_pose(self, stamp: float, position, quaternion, frame_id: str = "world"):
+        """Record the pushed object's pose: position (3,) m, quaternion (4,) x, y, z, w."""
+        p = np.asarray(position, dtype=np.float64).reshape(-1)
+        q = np.asarray(quaternion, dtype=np.float64).reshape(-1)
+        if p.size != 3 or q.size != 4:
+            raise ValueError(f"object pose has {p.size} + {q.size} values; expected 3 + 4")
+        msg = {
+            "header": {"stamp": _stamp(stamp), "frame_id": frame_id},
+            "pose": {
+                "position": {"x": p[0], "y": p[1], "z": p[2]},
+                "orientation": {"x": q[0], "y": q[1], "z": q[2], "w": q[3]},
+            },
+        }
+        self._write(OBJECT_TOPIC, msgdefs.POSE_STAMPED, msg, stamp)
 
     def flush(self) -> None:
         """Hand the open chunk to the OS now (survives a kill -9 of this process)."""
@@ -234,6 +259,7 @@ def read_episode(path: str | Path) -> Episode:
     states: list[tuple[float, list, list, list]] = []
     commands: list[tuple[float, list]] = []
     goals: list[tuple[float, list]] = []
+    objects: list[tuple[float, list]] = []
     metadata: dict[str, str] | None = None
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
@@ -266,6 +292,9 @@ def read_episode(path: str | Path) -> Episode:
                         states.append((t, list(msg.name), list(msg.position), list(msg.velocity)))
                     elif channel.topic == GOAL_TOPIC:
                         goals.append((t, [msg.point.x, msg.point.y, msg.point.z]))
+                    elif channel.topic == OBJECT_TOPIC:
+                        p, o = msg.pose.position, msg.pose.orientation
+                        objects.append((t, [p.x, p.y, p.z, o.x, o.y, o.z, o.w]))
                     else:
                         commands.append((t, list(msg.data)))
                 elif isinstance(record, Footer):
@@ -276,7 +305,10 @@ def read_episode(path: str | Path) -> Episode:
     if metadata is None or "joint_names" not in metadata:
         raise EpisodeFileError(f"{path} holds no '{METADATA_NAME}' metadata: not an mbrl episode")
     names = tuple(json.loads(metadata["joint_names"]))
-    return _to_episode(path, names, states, commands, goals, metadata, complete)
+    episode = _to_episode(path, names, states, commands, goals, metadata, complete)
+    episode.object_stamps = np.array([o[0] for o in objects])
+    episode.object_poses = np.array([o[1] for o in objects]).reshape(len(objects), 7)
+    return episode
 
 
 def _to_episode(path, names, states, commands, goals, metadata, complete) -> Episode:

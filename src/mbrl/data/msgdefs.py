@@ -29,6 +29,9 @@ _BASE: dict[str, str] = {
     "std_msgs/Float64MultiArray": "std_msgs/MultiArrayLayout layout\nfloat64[] data\n",
     "geometry_msgs/Point": "float64 x\nfloat64 y\nfloat64 z\n",
     "geometry_msgs/PointStamped": "std_msgs/Header header\ngeometry_msgs/Point point\n",
+    "geometry_msgs/Quaternion": "float64 x\nfloat64 y\nfloat64 z\nfloat64 w\n",
+    "geometry_msgs/Pose": "geometry_msgs/Point position\ngeometry_msgs/Quaternion orientation\n",
+    "geometry_msgs/PoseStamped": "std_msgs/Header header\ngeometry_msgs/Pose pose\n",
 }
 
 # Dependencies in the order they are appended after the top-level text.
@@ -40,11 +43,19 @@ _DEPENDS: dict[str, tuple[str, ...]] = {
         "builtin_interfaces/Time",
         "geometry_msgs/Point",
     ),
+    "geometry_msgs/PoseStamped": (
+        "std_msgs/Header",
+        "builtin_interfaces/Time",
+        "geometry_msgs/Pose",
+        "geometry_msgs/Point",
+        "geometry_msgs/Quaternion",
+    ),
 }
 
 JOINT_STATE = "sensor_msgs/msg/JointState"
 FLOAT64_MULTI_ARRAY = "std_msgs/msg/Float64MultiArray"
 POINT_STAMPED = "geometry_msgs/msg/PointStamped"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
 
 
 def field_text(name: str) -> str:

@@ -78,13 +78,14 @@ def run_schedule(
     recorder: RunRecorder,
     *,
     explore_episodes: int,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Trajectory]]:
     """Run the whole schedule of `config`; returns (recorder.finish()'s summary, the training
     trajectories).
 
     The first `explore_episodes` training episodes explore; the others control with the
     latest artifact. The starting point (mode explore, nothing learned) is evaluated first
-    and logged at 0 steps.
+    and logged at 0 steps. `extra` goes into the summary (callables are called at the end).
     """
     rng = np.random.default_rng(config.seed)
     start = evaluate(backend, config.eval_goals, config.episode_steps, mode="explore")
@@ -114,9 +115,11 @@ def run_schedule(
             )
         if last:
             break
+    more = {k: v() if callable(v) else v for k, v in (extra or {}).items()}
     summary = recorder.finish(
         real_steps=steps,
         start_success_rate=start["success_rate"],
         start_final_distance=start["final_distance"],
+        **more,
     )
     return summary, history

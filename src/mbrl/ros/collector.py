@@ -29,6 +29,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import EpisodeFileError, read_episode
+from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
 from mbrl.ros.msgs import (
     command_to_array,
@@ -39,6 +40,7 @@ from mbrl.ros.msgs import (
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.recording import EpisodeRouter
+from mbrl.ros.status import CollectorStatus
 from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
     EPISODE_CONTROL_QOS,
@@ -177,6 +179,8 @@ class Collector(Node):
             callback_group=group,
         )  # fmt: skip
         self._episodes_pub = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
+        self._status_pub = self.create_publisher(String, topics.STATUS, topics.STATUS_QOS)
+        self._last_id = -1
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         # On a timer too: without new messages a writer would never check its age, and an
@@ -226,6 +230,8 @@ class Collector(Node):
         except OSError as exc:
             self._error(f"episode {episode_id} NOT recorded: {exc}")
             return
+        self._last_id = episode_id
+        self._publish_status()
         self.get_logger().info(f"episode {episode_id} started: recording to {rec.writer.path}")
 
     def _finish_ready(self) -> None:
@@ -247,6 +253,7 @@ class Collector(Node):
             return
         self._episodes_pub.publish(encode_episode_msg(data, episode_id, num_messages, complete))
         self._published += 1
+        self._publish_status()
         self.get_logger().info(
             f"episode {episode_id} published: {num_messages} messages, {len(data)} bytes, "
             f"{'complete' if complete else 'INCOMPLETE'} ({path.name})"
@@ -335,7 +342,17 @@ class Collector(Node):
         else:
             self.get_logger().error(text)
 
+    def _publish_status(self) -> None:
+        """The typed status the experiment waits on (latched; on every change and timer)."""
+        rec = self.router.recordings[-1] if self.router.recordings else None
+        recording = rec is not None and rec.end is None
+        status = CollectorStatus(
+            recording, rec.episode_id if rec is not None else self._last_id, self._published
+        )
+        self._status_pub.publish(mbrl_status.encode("collector", status))
+
     def _report(self) -> None:
+        self._publish_status()
         rec = self.router.recordings[-1] if self.router.recordings else None
         recording = rec is not None and rec.end is None
         values = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,27 +70,24 @@ class TickStats:
         }
 
 
-def check_model_payload(payload: ModelPayload, joints: Sequence[str]) -> None:
+def check_model_payload(payload: ModelPayload, expected: dict[str, Any]) -> None:
     """Refuse a model the controller cannot plan with; ValueError names version and reason.
 
     Global models ("ensemble") only: a "local_lg" model is time-indexed along one fitted
-    trajectory, and mode lqr linearises the global model in-node instead. When the header
-    states a layout, its joints must be the controller's and its actions "increment".
+    trajectory, and mode lqr linearises the global model in-node instead. The header's layout
+    (algorithm, task, model-state columns, joints, action convention and scale) must be the
+    controller's own, key by key: a model of other x or u would plan nonsense.
     """
     if payload.kind != "ensemble":
         raise ValueError(
             f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} model; the "
             "controller plans on global models ('ensemble'); mode lqr linearises it"
         )
-    layout = payload.layout
-    if layout and (
-        layout.get("action", "increment") != "increment"
-        or tuple(layout.get("joint_names", joints)) != tuple(joints)
-    ):
-        raise ValueError(
-            f"{MODEL_TOPIC} version {payload.version}: layout {layout} differs from the "
-            f"controller's: joints {list(joints)}, action 'increment'"
-        )
+    layout = payload.layout or {}
+    differ = {k: (layout.get(k), v) for k, v in expected.items() if layout.get(k) != v}
+    if differ:
+        detail = "; ".join(f"{k}: model {a!r}, controller {b!r}" for k, (a, b) in differ.items())
+        raise ValueError(f"{MODEL_TOPIC} version {payload.version}: layout differs ({detail})")
 
 
 class EpisodeSchedule:

@@ -16,24 +16,18 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from mbrl.agents.config import GRAPH_ALGOS
+from mbrl.costs.tasks import SUCCESS_THRESHOLD, TASKS
 from mbrl.ros.graph import GRAPH
 from mbrl.ros.params import MODES
 from mbrl.ros.runner import GraphRunner, NodeDied
 
-# The fitter's ensemble as the CLI's mpc/reach preset (mbrl.loop.presets): 5 x (2 x 128)
-# fitted to convergence; a few hundred transitions are too few for the node's default
-# 3 x 200 layers. The state stays the node's [q, qdot]: the servo lags its command, and with
-# the velocity in the state the model predicts that lag (one run each: docs/ros_interface.md).
-# Fits only on the experiment's request.
+# The learner's model, planner and cost come from the agent's preset (mbrl.agents.presets),
+# the same as `mbrl experiment`'s. The fitter only fits on the experiment's request, and
+# lockstep runs as fast as the nodes answer, so wall-clock command intervals vary a lot: the
+# default 3 x median gap would cut real trajectories into pieces.
+AGENT_NODES = ("model_fitter", "mpc_controller", "experiment")  # nodes with an `agent` block
 FITTER_OVERRIDES: dict[str, Any] = {
-    "hidden": [128, 128],
-    "max_epochs": 300,
-    "patience": 15,
-    "batch_size": 32,
-    "learning_rate": 0.002,
-    "holdout_fraction": 0.0,
-    # Lockstep runs as fast as the nodes answer, so wall-clock command intervals vary a lot;
-    # the default 1.5 x median gap would cut real trajectories into pieces.
     "max_gap": 100.0,
     "fit_on_new_data": False,
     "fit_local_lg": False,
@@ -42,15 +36,17 @@ FITTER_OVERRIDES: dict[str, Any] = {
 
 def learning_overrides(
     run_dir: Path, *, budget_steps: int, episode_steps: int, eval_goals: int, eval_every: int,
-    seed: int, timeout: float,
+    seed: int, timeout: float, task: str = "reach", algo: str = "mpc",
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per-node parameter overrides of the lockstep learning run writing to run_dir.
 
     Every node keeps its own files under run_dir/<node>/, so a run starts from scratch and
-    the report directory also holds the collector's MCAP episodes.
+    the report directory also holds the collector's MCAP episodes. `task` and `algo` are
+    set on every node (graph.yaml's agent block); push loads the cube into the sim.
     """
-    return {
-        "sim": {"mode": "lockstep", "seed": seed},
+    agent = {"agent.task": task, "agent.algo": algo}
+    nodes = {
+        "sim": {"mode": "lockstep", "seed": seed, "with_cube": task == "push"},
         "collector": {"data_dir": str(run_dir / "collector")},
         "model_fitter": {
             **FITTER_OVERRIDES,
@@ -79,6 +75,9 @@ def learning_overrides(
             "timeout": float(timeout),
         },
     }
+    for name in AGENT_NODES:
+        nodes[name].update(agent)
+    return nodes
 
 
 def learn(
@@ -91,6 +90,8 @@ def learn(
     seed: int = 0,
     timeout: float = 1200.0,
     output: TextIO | None = None,
+    task: str = "reach",
+    algo: str = "mpc",
 ) -> dict[str, Any]:
     """Run the learning graph until the experiment node writes run_dir/summary.json.
 
@@ -102,7 +103,8 @@ def learn(
         raise FileExistsError(f"{run_dir} already holds a finished run; choose another name")
     overrides = learning_overrides(
         run_dir, budget_steps=budget_steps, episode_steps=episode_steps,
-        eval_goals=eval_goals, eval_every=eval_every, seed=seed, timeout=timeout,
+        eval_goals=eval_goals, eval_every=eval_every, seed=seed, timeout=timeout, task=task,
+        algo=algo,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     with GraphRunner(GRAPH, overrides=overrides, output=output) as runner:
@@ -117,7 +119,8 @@ def learn(
 
 def _print_summary(summary: dict[str, Any], wall: float) -> None:
     run_dir = Path(summary["run_dir"]).resolve()
-    print("\nmbrl demo: the ROS 2 graph learned to reach from scratch (lockstep sim)")
+    task = summary.get("task", "reach")
+    print(f"\nmbrl demo: the ROS 2 graph learned {task} from scratch (lockstep sim)")
     print("  evaluation     success      final distance  model")
     for row in summary["curve"]:
         print(
@@ -125,13 +128,13 @@ def _print_summary(summary: dict[str, Any], wall: float) -> None:
             f"{row['final_distance'] * 100:6.2f} cm       v{int(row.get('model_version', 0))}"
         )
     print(f"\n  success rate   {summary['success_rate']:.0%} on held-out goals (final distance "
-          f"< 2 cm)")  # fmt: skip
+          f"< {SUCCESS_THRESHOLD[task] * 100:.0f} cm)")  # fmt: skip
     print(f"  real steps     {summary['real_steps']} control ticks "
           f"({summary['real_steps'] / 20:.0f} s of arm time at 20 Hz)")  # fmt: skip
     print(f"  wall time      {wall:.0f} s")
     print(f"  report         {run_dir}  (metrics.csv, learning_curve.png, summary.json)")
-    print(f"  MCAP data      {run_dir / 'episodes'}  and the collector's {run_dir / 'collector'}")
-    print(f"  checkpoints    {run_dir / 'checkpoints'}")
+    print(f"  MCAP data      {run_dir / 'collector' / 'episodes'}  (the collector's)")
+    print(f"  models         {run_dir / 'model_fitter' / 'models'}  (the fitter's checkpoints)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +153,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="s to wait for the graph (scripted default 60, learning 1200)",
     )
+    parser.add_argument("--task", choices=TASKS, default="reach", help="what to learn")
+    parser.add_argument("--algo", choices=GRAPH_ALGOS, default="mpc",
+                        help="the agent the graph's nodes host")  # fmt: skip
     parser.add_argument("--budget", type=int, default=300, help="real steps for learning")
     parser.add_argument("--eval-goals", type=int, default=10, help="held-out goals per eval")
     parser.add_argument("--seed", type=int, default=0)
@@ -173,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
     wall = time.monotonic()
     name = args.name or time.strftime("ros-demo-%Y%m%d-%H%M%S")
     run_dir = Path(args.out_dir) / name
-    print(f"[demo] learning reach through the ROS graph; report in {run_dir}", flush=True)
+    print(f"[demo] learning {args.task} through the ROS graph ({args.algo}); report in {run_dir}",
+          flush=True)  # fmt: skip
     try:
         summary = learn(
             run_dir, budget_steps=args.budget, eval_goals=args.eval_goals, seed=args.seed,
-            timeout=1200.0 if args.timeout is None else args.timeout,
+            timeout=1200.0 if args.timeout is None else args.timeout, task=args.task,
+            algo=args.algo,
         )  # fmt: skip
     except (NodeDied, TimeoutError, FileExistsError) as exc:
         print(f"[demo] FAILED: {exc}", file=sys.stderr)

@@ -1,14 +1,17 @@
-"""Node `experiment`: runs the learning schedule (explore, fit, control, evaluate, repeat)
-through the other nodes' topics and services only, and writes the CLI's run report.
+"""Node `experiment`: runs the shared learning schedule (mbrl.loop.schedule: explore, fit,
+control, evaluate) through the other nodes' topics and services only, and writes the CLI's
+run report.
 
-Per training episode: disable the controller, reset the arm (/sim/reset), set the
-controller's `mode` parameter, publish the goal (/mbrl/goal) and an episode start
-(/mbrl/episode_control), enable (/mpc_controller/enable), watch /joint_states and the
-commands for `episode_steps` ticks, disable, publish the episode end. Then wait for the
-fitter to hold the new episode, call /model_fitter/fit, wait for the new /mbrl/model and
-for the controller to run it, and evaluate on held-out goals (mode mpc, nothing recorded).
-The report (mbrl.loop.common.RunRecorder) is the one `mbrl loop` writes. Interface:
-docs/ros_interface.md.
+Per episode: disable the controller, put the arm (and cube) at the episode's start (the
+sim's reset_q / reset_cube parameters, then /sim/reset; the start is the shared sampler's,
+mbrl.costs.tasks, so episode s is the episode `mbrl experiment` runs for s), set the
+controller's `mode`, publish the goal (/mbrl/goal) and, for a training episode, an episode
+start (/mbrl/episode_control) and wait until the collector's /mbrl/status says the file is
+open; enable, watch /joint_states and the commands for the episode's ticks, disable, publish
+the end. A fit waits for the fitter's status to hold the new episode, calls
+/model_fitter/fit, waits for the new /mbrl/model and for the controller's status to run it.
+The node records nothing itself: the collector's MCAP files and the fitter's checkpoints are
+the run's data. Interface: docs/ros_interface.md.
 """
 
 from __future__ import annotations
@@ -22,25 +25,25 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
+from mbrl.agents.arm import ArmModel
 from mbrl.config import ConfigError
-from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.data.dataset import TransitionDataset
+from mbrl.costs.tasks import SUCCESS_THRESHOLD, EpisodeSpec, distance, yaw_of_quaternion
 from mbrl.loop.common import RunRecorder
-from mbrl.ros.controller_core import arm_limits
-from mbrl.ros.experiment_core import ExperimentNodeConfig, GoalSampler, episode_arrays
+from mbrl.loop.schedule import EpisodeOutcome, Trajectory, run_schedule
+from mbrl.ros import status as mbrl_status
+from mbrl.ros import topics
+from mbrl.ros.experiment_core import ExperimentNodeConfig, episode_arrays
 from mbrl.ros.msgs import (
     float64_multiarray,
     joint_positions_by_name,
@@ -49,21 +52,11 @@ from mbrl.ros.msgs import (
 )
 from mbrl.ros.node_main import MultiThreadedExecutor
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
-from mbrl.ros.transport import (
-    EPISODE_CONTROL_QOS,
-    EPISODE_CONTROL_TOPIC,
-    MODEL_QOS,
-    MODEL_TOPIC,
-    TransportError,
-    decode_model_msg,
-    load_model_bytes,
-)
+from mbrl.ros.transport import TransportError, decode_model_msg
 
-GOAL_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 HOLD_LABEL = "experiment_hold"  # marks the lockstep hold command, so it is not recorded
 POLL_S = 0.002
+ROS_MODES = {"explore": "explore", "control": "mpc"}  # schedule mode -> controller mode
 
 
 class ScheduleError(RuntimeError):
@@ -79,29 +72,32 @@ class ExperimentNode(Node):
         declare_config_parameters(self, ExperimentNodeConfig)
         self.cfg: ExperimentNodeConfig = read_config_parameters(self, ExperimentNodeConfig)
         cfg, self.joints = self.cfg, self.cfg.arm.joint_names
-        fk = ForwardKinematics(cfg.arm.urdf, cfg.arm.ee_link, self.joints)
-        lower, upper, _ = arm_limits(cfg.arm, fk)
-        self.sampler = GoalSampler(fk, lower, upper)
+        self.arm = ArmModel.from_config(cfg.arm)
+        self.task, self.params = cfg.agent.task, cfg.agent.preset()
+        self.sampler = self.arm.sampler(self.task)
         self._lock = threading.Lock()
-        self._states: list[tuple[tuple[int, int], np.ndarray, np.ndarray]] = []
+        self._states: list[tuple[tuple[int, int], np.ndarray, np.ndarray, np.ndarray]] = []
         self._commands: list[np.ndarray] = []
         self._latest: tuple[tuple[int, int], np.ndarray] | None = None
         self._received = 0  # joint state messages, republished ones included
         self._recording = False  # keep states and commands (during an episode only)
-        self._diag: dict[str, dict[str, str]] = {}
-        self._model: tuple[int, Any] | None = None  # (version, payload) of the newest model
+        self._status: dict[str, Any] = {}  # node kind -> its latest typed status
+        self._model_version = 0  # newest version seen on /mbrl/model
+        self._cube = np.full(4, np.nan)  # push: latest [x, y, z, yaw]
         group = ReentrantCallbackGroup()  # callbacks only store; the schedule thread waits
-        self.create_subscription(JointState, "/joint_states", self._on_state, 200,
-                                 callback_group=group)  # fmt: skip
-        command_topic = f"/{cfg.controller_name}/commands"
-        self.create_subscription(Float64MultiArray, command_topic, self._on_command, 200,
-                                 callback_group=group)  # fmt: skip
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50,
-                                 callback_group=group)  # fmt: skip
-        self.create_subscription(UInt8MultiArray, MODEL_TOPIC, self._on_model, MODEL_QOS,
-                                 callback_group=group)  # fmt: skip
-        self._goal_pub = self.create_publisher(PointStamped, "/mbrl/goal", GOAL_QOS)
-        self._event_pub = self.create_publisher(String, EPISODE_CONTROL_TOPIC, EPISODE_CONTROL_QOS)
+        sub = self.create_subscription
+        sub(JointState, topics.JOINT_STATES, self._on_state, 200, callback_group=group)
+        command_topic = topics.command_topic(cfg.controller_name)
+        sub(Float64MultiArray, command_topic, self._on_command, 200, callback_group=group)
+        sub(String, topics.STATUS, self._on_status, topics.STATUS_QOS, callback_group=group)
+        sub(UInt8MultiArray, topics.MODEL, self._on_model, topics.MODEL_QOS, callback_group=group)
+        if self.task == "push":
+            sub(PoseStamped, topics.OBJECT_POSE, self._on_object, topics.OBJECT_QOS,
+                callback_group=group)  # fmt: skip
+        self._goal_pub = self.create_publisher(PointStamped, topics.GOAL, topics.GOAL_QOS)
+        self._event_pub = self.create_publisher(
+            String, topics.EPISODE_CONTROL, topics.EPISODE_CONTROL_QOS
+        )
         self._hold_pub = self.create_publisher(Float64MultiArray, command_topic, 10)
         ctrl, fitter = cfg.controller_node, cfg.fitter_node
         self._enable = self.create_client(SetBool, f"/{ctrl}/enable", callback_group=group)
@@ -112,6 +108,11 @@ class ExperimentNode(Node):
             else None
         )
         self._params = AsyncParameterClient(self, ctrl, callback_group=group)
+        self._sim_params = (
+            AsyncParameterClient(self, cfg.sim_node, callback_group=group)
+            if cfg.sim_node and cfg.reset_service
+            else None
+        )
         self.steps_used = 0
 
     # -- callbacks (executor threads: store only) -------------------------------------------
@@ -125,7 +126,7 @@ class ExperimentNode(Node):
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self._lock:
             if self._recording and (self._latest is None or stamp != self._latest[0]):
-                self._states.append((stamp, q, qdot))
+                self._states.append((stamp, q, qdot, self._cube.copy()))
             self._latest = (stamp, q)
             self._received += 1
 
@@ -136,19 +137,29 @@ class ExperimentNode(Node):
             if self._recording:
                 self._commands.append(np.asarray(msg.data, dtype=float))
 
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+    def _on_status(self, msg: String) -> None:
+        try:
+            kind, status = mbrl_status.decode(msg)
+        except mbrl_status.StatusError as exc:
+            self.get_logger().error(f"ignoring {exc}", throttle_duration_sec=5.0)
+            return
         with self._lock:
-            for status in msg.status:
-                self._diag[status.name] = {kv.key: kv.value for kv in status.values}
+            self._status[kind] = status
 
     def _on_model(self, msg: UInt8MultiArray) -> None:
         try:
             payload = decode_model_msg(msg)
         except TransportError as exc:
-            self.get_logger().error(f"ignoring {MODEL_TOPIC}: {exc}")
+            self.get_logger().error(f"ignoring {topics.MODEL}: {exc}")
             return
         with self._lock:
-            self._model = (payload.version, payload)
+            self._model_version = max(self._model_version, payload.version)
+
+    def _on_object(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        yaw = yaw_of_quaternion(np.array([o.x, o.y, o.z, o.w]))
+        with self._lock:
+            self._cube = np.array([p.x, p.y, p.z, yaw])
 
     # -- waiting on other nodes ---------------------------------------------------------------
     def _wait(self, predicate: Callable[[], Any], what: str, tick: Callable | None = None) -> Any:
@@ -176,26 +187,29 @@ class ExperimentNode(Node):
         self._wait(future.done, f"the answer of {client.srv_name} ({what})")
         return future.result()
 
-    def _diag_value(self, node: str, key: str) -> str | None:
+    def status(self, kind: str) -> Any:
+        """The latest typed /mbrl/status of node kind `kind`, or None."""
         with self._lock:
-            return self._diag.get(f"mbrl/{node}", {}).get(key)
+            return self._status.get(kind)
 
     def set_enabled(self, on: bool) -> None:
         self._call(self._enable, SetBool.Request(data=on), "enable" if on else "disable")
 
-    def set_mode(self, mode: str, tick_limit: int = 0) -> None:
-        """Set the controller's mode and how many commands it sends per enable (0 = no limit)."""
-        if not self._params.wait_for_services(timeout_sec=self.cfg.timeout):
-            raise ScheduleError(f"parameter services of '{self.cfg.controller_node}' not found")
-        params = [Parameter("mode", value=mode), Parameter("tick_limit", value=int(tick_limit))]
-        future = self._params.set_parameters(params)
-        self._wait(future.done, f"{self.cfg.controller_node} mode := {mode}")
+    def _set_parameters(self, client: AsyncParameterClient, node: str, params: list) -> None:
+        if not client.wait_for_services(timeout_sec=self.cfg.timeout):
+            raise ScheduleError(f"parameter services of '{node}' not found")
+        future = client.set_parameters(params)
+        self._wait(future.done, f"{node} parameters {[p.name for p in params]}")
         for param, result in zip(params, future.result().results, strict=True):
             if not result.successful:
                 raise ScheduleError(
-                    f"{self.cfg.controller_node} refused {param.name} := {param.value}: "
-                    f"{result.reason}"
+                    f"{node} refused {param.name} := {param.value}: {result.reason}"
                 )
+
+    def set_mode(self, mode: str, tick_limit: int = 0) -> None:
+        """Set the controller's mode and how many commands it sends per enable (0 = no limit)."""
+        params = [Parameter("mode", value=mode), Parameter("tick_limit", value=int(tick_limit))]
+        self._set_parameters(self._params, self.cfg.controller_node, params)
 
     def _hold(self) -> None:
         """Lockstep: one command holding the measured position, so the sim steps once and the
@@ -205,42 +219,61 @@ class ExperimentNode(Node):
         if self.cfg.lockstep and latest is not None:
             self._hold_pub.publish(float64_multiarray(latest[1], HOLD_LABEL))
 
-    # -- the schedule ---------------------------------------------------------------------------
-    def episode(
-        self, goal: np.ndarray, mode: str, episode_id: int | None, steps: int | None = None
-    ) -> dict[str, Any]:
-        """Run one episode of `steps` (default episode_steps) ticks toward goal (3,) m in
-        controller `mode`; `episode_id` None is an evaluation (not recorded by the collector).
+    def _reset_to(self, spec: EpisodeSpec) -> None:
+        """Put the arm (and the cube) at the episode's start: the sim's reset parameters, then
+        its reset service; without a reset service (a real arm) nothing moves."""
+        if self._reset is None:
+            return
+        if self._sim_params is not None:
+            cube = [] if spec.cube is None else [*map(float, spec.cube), float(spec.cube_yaw)]
+            params = [
+                Parameter("reset_q", Parameter.Type.DOUBLE_ARRAY, [float(v) for v in spec.q0]),
+                Parameter("reset_cube", Parameter.Type.DOUBLE_ARRAY, cube),
+            ]
+            self._set_parameters(self._sim_params, self.cfg.sim_node, params)
+        response = self._call(self._reset, Trigger.Request(), "reset the arm")
+        if not response.success:
+            raise ScheduleError(f"{self.cfg.reset_service} refused: {response.message}")
 
-        Returns q, qdot (T+1, nj), commands (T, nj), final_distance (m), ticks (all commands
-        the controller sent, including the few after the episode's last tick in lockstep).
+    # -- one episode ----------------------------------------------------------------------------
+    def episode(
+        self, spec: EpisodeSpec, mode: str, episode_id: int | None, steps: int | None = None
+    ) -> dict[str, Any]:
+        """Run one episode of `steps` (default episode_steps) ticks from `spec` in controller
+        `mode`; `episode_id` None is an evaluation (not recorded by the collector).
+
+        Returns q, qdot (T+1, nj), cubes (T+1, 4), commands (T, nj), ticks (all commands the
+        controller sent, including the few after the episode's last tick in lockstep).
         """
         cfg, T = self.cfg, steps or self.cfg.episode_steps
         self.set_enabled(False)
-        self._wait(lambda: self._latest is not None, "/joint_states")
+        self._wait(lambda: self._latest is not None, topics.JOINT_STATES)
         if self._reset is not None:
-            self._call(self._reset, Trigger.Request(), "reset the arm")
-            # The lockstep hold must hold the arm at home: wait for a state sent after it.
             seen = self._received
+            self._reset_to(spec)
+            # The lockstep hold must hold the arm at the start: wait for a state after it.
             self._wait(lambda: self._received > seen, "a joint state after the reset")
         # The controller stops itself after T commands: in lockstep an episode is over in
         # well under a second, before a disable call could land.
         self.set_mode(mode, tick_limit=T)
         msg = PointStamped()
         msg.header.frame_id, msg.header.stamp = cfg.frame_id, self.get_clock().now().to_msg()
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in spec.goal)
         self._goal_pub.publish(msg)
+        if self.task == "push":  # the cube pose after the reset, before the controller acts
+            self._wait(lambda: np.all(np.isfinite(self._cube)), topics.OBJECT_POSE)
         if episode_id is not None:
             self._event("start", episode_id, mode)
             # In lockstep an episode lasts well under a second: start only once the collector
             # reports the file open, or its first ticks would not be recorded.
-            collector = cfg.collector_node
             self._wait(
                 lambda: (
-                    self._diag_value(collector, "recording") == "True"
-                    and self._diag_value(collector, "episode_id") == str(episode_id)
+                    (s := self.status("collector")) is not None
+                    and s.recording
+                    and s.episode_id == episode_id
                 ),
-                f"{collector} to report episode {episode_id} open on /diagnostics",
+                f"{cfg.collector_node} to report episode {episode_id} open on {topics.STATUS}",
+                tick=lambda: self._event("start", episode_id, mode),  # a lost event is resent
             )
         with self._lock:
             self._states, self._commands, self._recording = [], [], True
@@ -255,99 +288,92 @@ class ExperimentNode(Node):
             tick=lambda: self._hold() if not self._commands or len(self._commands) >= T else None,
         )
         self.set_enabled(False)
-        time.sleep(0.05)  # let the last in-flight lockstep tick land before counting it
+        time.sleep(0.05)  # let the last in-flight lockstep tick (and its cube pose) land
         if episode_id is not None:
             self._event("end", episode_id, mode)
         with self._lock:
             states, commands = list(self._states), list(self._commands)
             self._recording = False
-        q = np.array([s[1] for s in states[: T + 1]])
-        qdot = np.array([s[2] for s in states[: T + 1]])
-        distance = float(np.linalg.norm(self.sampler.ee(q[-1]) - goal))
-        return {"q": q, "qdot": qdot, "commands": np.array(commands[:T]),
-                "final_distance": distance, "ticks": len(commands)}  # fmt: skip
+            cube_now = self._cube.copy()
+        states = states[: T + 1]
+        cubes = np.array([s[3] for s in states])
+        if len(cubes):
+            cubes[-1] = cube_now  # the pose at the last state (published just after it)
+        return {"q": np.array([s[1] for s in states]), "qdot": np.array([s[2] for s in states]),
+                "cubes": cubes, "commands": np.array(commands[:T]),
+                "ticks": len(commands)}  # fmt: skip
 
     def _event(self, event: str, episode_id: int, mode: str) -> None:
-        body = {"event": event, "episode_id": episode_id, "task": "reach", "mode": mode}
+        body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": mode}
         self._event_pub.publish(String(data=json.dumps(body)))
 
-    def fit(self, episodes: int, previous: int) -> tuple[int, Any]:
-        """Have the fitter fit on `episodes` episodes; returns (version, payload) of the new
-        model once the controller runs it."""
+    def fit(self, episodes: int, previous: int) -> int:
+        """Have the fitter fit on `episodes` episodes; returns the new model's version once
+        the controller runs it."""
         fitter, ctrl = self.cfg.fitter_node, self.cfg.controller_node
         self._wait(
-            lambda: int(self._diag_value(fitter, "episodes") or 0) >= episodes,
-            f"{fitter} to report {episodes} episodes on /diagnostics",
+            lambda: (s := self.status("model_fitter")) is not None and s.episodes >= episodes,
+            f"{fitter} to report {episodes} episodes on {topics.STATUS}",
         )
         response = self._call(self._fit, Trigger.Request(), "fit")
         if not response.success:
             raise ScheduleError(f"{fitter} refused to fit: {response.message}")
-        version, payload = self._wait(
-            lambda: self._model if self._model and self._model[0] > previous else None,
-            f"a model newer than version {previous} on {MODEL_TOPIC}",
+        version = self._wait(
+            lambda: self._model_version if self._model_version > previous else None,
+            f"a model newer than version {previous} on {topics.MODEL}",
         )
         # The controller swaps models between ticks; in lockstep ticks need new states.
         self._wait(
-            lambda: int(self._diag_value(ctrl, "model_version") or -1) >= version,
+            lambda: (s := self.status("mpc_controller")) is not None and s.model_version >= version,
             f"{ctrl} to run model version {version}",
             tick=self._hold,
         )
-        return version, payload
-
-    def evaluate(self, goals: np.ndarray) -> dict[str, float]:
-        """Mode mpc on each held-out goal; success = final distance below the threshold."""
-        distances = np.array([self.episode(g, "mpc", None)["final_distance"] for g in goals])
-        self.get_logger().info(
-            f"evaluation: final distances {np.round(distances * 100, 1).tolist()} cm"
-        )
-        return {
-            "success_rate": float(np.mean(distances < self.cfg.success_threshold)),
-            "final_distance": float(np.mean(distances)),
-        }
+        return version
 
     def run(self) -> dict[str, Any]:
         """The whole schedule; returns RunRecorder.finish()'s summary (also summary.json)."""
-        cfg = self.cfg
-        config = cfg.experiment_config()
+        config = self.cfg.experiment_config()
         recorder = RunRecorder(config)
         self.get_logger().info(f"run report in {recorder.run_dir.resolve()}")
-        rng = np.random.default_rng(cfg.seed)
-        eval_goals = self.sampler.eval_goals(cfg.eval_goals)
-        observed: list[tuple[np.ndarray, np.ndarray]] = []
-        version, start = 0, time.monotonic()
-        for k in range(config.num_episodes):
-            steps = min(cfg.episode_steps, cfg.budget_steps - self.steps_used)
-            if steps <= 0:
-                break
-            mode = "explore" if k < cfg.explore_episodes else "mpc"
-            goal = self.sampler.sample(rng)
-            ep = self.episode(goal, mode, episode_id=k, steps=steps)
-            self.steps_used += ep["ticks"]
-            obs, actions = episode_arrays(
-                self.sampler, ep["q"], ep["qdot"], ep["commands"], goal, cfg.arm.max_increment
-            )
-            observed.append((obs, actions))
-            recorder.record_episode(k, obs, actions, self.joints, goal, cfg.arm.control_period)
-            self.get_logger().info(
-                f"episode {k} ({mode}): {ep['ticks']} ticks, final distance "
-                f"{ep['final_distance'] * 100:.1f} cm; {self.steps_used} real steps used"
-            )
-            version, payload = self.fit(k + 1, version)
-            checkpoints = recorder.run_dir / "checkpoints"
-            recorder.checkpoint(load_model_bytes(payload, checkpoints), f"ensemble_v{version:03d}")
-            last = k == config.num_episodes - 1 or self.steps_used >= cfg.budget_steps
-            if (k + 1) % cfg.eval_every == 0 or last:
-                result = self.evaluate(eval_goals)
-                recorder.log(env_steps=self.steps_used, model_version=version,
-                             train_final_distance=ep["final_distance"], **result)  # fmt: skip
-            if last:
-                break
-        recorder.save_data(
-            TransitionDataset.from_episodes([o for o, _ in observed], [a for _, a in observed])
+        start = time.monotonic()
+        backend = GraphBackend(self)
+        summary, _ = run_schedule(
+            backend, config, recorder, explore_episodes=self.params["random_episodes"],
+            extra={"via": "ros", "wall_seconds": lambda: time.monotonic() - start},
+        )  # fmt: skip
+        return summary
+
+
+class GraphBackend:
+    """The schedule's backend through the graph: episodes run by the controller on the sim or
+    the real arm, fits by the fitter on the collector's recordings."""
+
+    def __init__(self, node: ExperimentNode) -> None:
+        self.node, self.version = node, 0
+        self.action_base = node.params.get("env", {}).get("increment_from", "command")
+
+    def run_episode(self, mode: str, seed: int, steps: int, index: int | None) -> EpisodeOutcome:
+        node = self.node
+        spec = node.sampler.episode(seed)
+        ep = node.episode(spec, ROS_MODES[mode], index, steps)
+        node.steps_used += ep["ticks"] if index is not None else 0
+        cubes = ep["cubes"] if node.task == "push" else None
+        obs, actions = episode_arrays(
+            node.arm, node.task, ep["q"], ep["qdot"], ep["commands"], spec.goal, cubes,
+            self.action_base,
+        )  # fmt: skip
+        final = float(distance(node.task, obs[-1], node.arm.nj))
+        what = f"episode {index} ({mode})" if index is not None else f"evaluation ({mode})"
+        node.get_logger().info(
+            f"{what}: {ep['ticks']} ticks, final distance {final * 100:.1f} cm; "
+            f"{node.steps_used} real steps used"
         )
-        return recorder.finish(
-            via="ros", real_steps=self.steps_used, wall_seconds=time.monotonic() - start
-        )
+        return EpisodeOutcome(obs, actions, ep["ticks"], final,
+                              final < SUCCESS_THRESHOLD[node.task])  # fmt: skip
+
+    def fit(self, trajectories: list[Trajectory], index: int) -> dict[str, float]:
+        self.version = self.node.fit(index + 1, self.version)
+        return {"model_version": self.version}
 
 
 def _spin(executor: MultiThreadedExecutor) -> None:

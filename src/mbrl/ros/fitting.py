@@ -1,8 +1,9 @@
 """What the model_fitter node does off the ROS thread: episodes -> fitted models -> checkpoints.
 
 ROS-free on purpose (no rclpy import), so the fit and the checkpoint store are testable alone:
-`fit_models` fits the global ProbabilisticEnsemble (warm-started from the previous one) and the
-time-varying linear-Gaussian local models with a GMM prior (Levine & Abbeel 2014, sec. 3.1);
+`fit_models` runs the agent layer's learner (mbrl.agents: the same object `mbrl experiment`
+uses; warm-started from its previous fit) and the time-varying linear-Gaussian local models
+with a GMM prior (Levine & Abbeel 2014, sec. 3.1);
 `CheckpointStore` writes versioned checkpoints atomically (temp file, fsync, rename, fsync of
 the directory) and a manifest naming the latest.
 """
@@ -20,16 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.episodes import task_trajectories
+from mbrl.agents.mpc import MPCLearner
 from mbrl.data.dataset import TransitionDataset
-from mbrl.data.episode_transitions import (
-    TransitionLayout,
-    equal_length_trajectories,
-    transitions_from_episodes,
-)
+from mbrl.data.episode_transitions import equal_length_trajectories
 from mbrl.data.episodes import Episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble import ProbabilisticEnsemble
-from mbrl.models.ensemble_fit import FitConfig
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.local_lg import TimeVaryingLinearGaussian
 
@@ -38,26 +37,18 @@ _CHECKPOINT = re.compile(r"(ensemble|local_lg)_v(\d+)\.npz$")
 
 
 @dataclasses.dataclass(frozen=True)
-class FitSettings:
-    """Model sizes and optimisation of one fit (from the node's parameters).
+class LocalModelSettings:
+    """The time-varying linear-Gaussian local models fitted beside the learner's artifact.
 
     Attributes:
-        ensemble_size, num_elites, hidden: the ProbabilisticEnsemble.
-        fit: its optimisation settings.
-        fit_local_lg: also fit TimeVaryingLinearGaussian local models.
-        local_lg_min_length: shortest trajectory (transitions) used for them.
+        enabled: fit them at all.
+        min_length: shortest trajectory (transitions) used for them.
         gmm_components: components of their GMM prior.
-        seed: seeds the ensemble init; each fit's rng is (seed, version).
     """
 
-    ensemble_size: int = 5
-    num_elites: int = 5
-    hidden: tuple[int, ...] = (200, 200, 200)
-    fit: FitConfig = dataclasses.field(default_factory=FitConfig)
-    fit_local_lg: bool = True
-    local_lg_min_length: int = 10
+    enabled: bool = True
+    min_length: int = 10
     gmm_components: int = 4
-    seed: int = 0
 
 
 @dataclasses.dataclass
@@ -70,16 +61,21 @@ class FitResult:
 
 def fit_models(
     episodes: Sequence[Episode],
-    layout: TransitionLayout,
-    settings: FitSettings,
+    arm: ArmModel,
+    learner: MPCLearner,
+    local: LocalModelSettings,
     version: int,
-    previous: ProbabilisticEnsemble | None = None,
+    *,
+    max_gap: float = 3.0,
+    seed: int = 0,
     phase: Callable[[str], None] = lambda name: None,
 ) -> FitResult:
-    """Fit the ensemble (and local models) on all `episodes`.
+    """Fit the agent's learner (warm-started: it keeps its model between calls) and the
+    local models on all `episodes`.
 
+    The episodes become task trajectories exactly as the loop driver sees them
+    (mbrl.agents.episodes), with the learner's action convention.
     Args:
-        previous: the last ensemble, trained further (warm start) when its dims match.
         phase: called with "dataset", "ensemble", "local_lg" as the fit proceeds.
     Returns:
         models {"ensemble": ..., "local_lg": ... (if fitted)} and metrics; a local-model
@@ -88,28 +84,19 @@ def fit_models(
         ValueError when the episodes hold no transition.
     """
     phase("dataset")
-    dataset = transitions_from_episodes(episodes, layout)
-    rng = np.random.default_rng([settings.seed, version])
+    base = learner.params.get("env", {}).get("increment_from", "command")
+    trajectories = task_trajectories(episodes, learner.task, arm, base, max_gap)
+    dataset = learner.dataset(trajectories)  # raises ValueError without transitions
     periods = [np.median(np.diff(e.command_stamps)) for e in episodes if len(e.command_stamps) > 1]
     metrics: dict[str, Any] = {
         "num_episodes": len(episodes),
-        "num_trajectories": int(len(dataset.episode_ids)),
+        "num_trajectories": len(trajectories),
         "num_transitions": len(dataset),
         "control_period_s": float(np.median(periods)) if periods else None,
     }
     phase("ensemble")
-    ensemble = previous
-    if ensemble is None or (ensemble.dx, ensemble.du) != (dataset.dx, dataset.du):
-        ensemble = ProbabilisticEnsemble(
-            dataset.dx,
-            dataset.du,
-            settings.ensemble_size,
-            settings.hidden,
-            num_elites=min(settings.num_elites, settings.ensemble_size),
-            fit_config=settings.fit,
-            seed=settings.seed,
-        )
-    report = ensemble.fit(dataset, rng=rng, progress=False)
+    report = learner.fit(trajectories)
+    ensemble = learner.model
     member_mse = np.asarray(report.extra["holdout_mse"])
     metrics.update(
         ensemble_epochs=int(report.extra["epochs"]),
@@ -118,11 +105,11 @@ def fit_models(
         ensemble_fit_seconds=float(report.seconds),
     )
     models: dict[str, Any] = {"ensemble": ensemble}
-    if settings.fit_local_lg:
+    if local.enabled:
         phase("local_lg")
         try:
-            local, extra = _fit_local(dataset, settings, rng)
-            models["local_lg"] = local
+            local_model, extra = _fit_local(dataset, local, np.random.default_rng([seed, version]))
+            models["local_lg"] = local_model
             metrics.update(extra)
         except (ValueError, np.linalg.LinAlgError) as exc:
             metrics["local_lg_error"] = str(exc)
@@ -130,13 +117,11 @@ def fit_models(
 
 
 def _fit_local(
-    dataset: TransitionDataset, settings: FitSettings, rng: np.random.Generator
+    dataset: TransitionDataset, settings: LocalModelSettings, rng: np.random.Generator
 ) -> tuple[TimeVaryingLinearGaussian, dict[str, Any]]:
-    trajectories = equal_length_trajectories(dataset, settings.local_lg_min_length)
+    trajectories = equal_length_trajectories(dataset, settings.min_length)
     if trajectories is None:
-        raise ValueError(
-            f"local models need >= 2 trajectories of >= {settings.local_lg_min_length} ticks"
-        )
+        raise ValueError(f"local models need >= 2 trajectories of >= {settings.min_length} ticks")
     X, U = trajectories
     z = np.hstack([dataset.obs, dataset.act, dataset.next_obs])  # all data feeds the prior
     prior = GMMPrior(settings.gmm_components).fit(z, rng)

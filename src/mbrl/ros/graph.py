@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE = "mbrl"
+# Loaded first by every node: the arm and the agent, one description for the whole graph.
+SHARED = "graph.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,38 +37,37 @@ class NodeSpec:
     launch_parameters: tuple[tuple[str, Any], ...] = ()
 
 
-# Later issues append the collector, model_fitter, mpc_controller and experiment nodes.
 GRAPH: tuple[NodeSpec, ...] = (
     NodeSpec(
         name="sim",
         module="mbrl.ros.sim_node",
         executable="sim_node",
-        param_files=("sim.yaml",),
+        param_files=(SHARED, "sim.yaml"),
         launch_parameters=(("publish_robot_description", False),),
     ),
     NodeSpec(
         name="collector",
         module="mbrl.ros.collector",
         executable="collector",
-        param_files=("collector.yaml",),
+        param_files=(SHARED, "collector.yaml"),
     ),
     NodeSpec(
         name="model_fitter",
         module="mbrl.ros.model_fitter",
         executable="model_fitter",
-        param_files=("model_fitter.yaml",),
+        param_files=(SHARED, "model_fitter.yaml"),
     ),
     NodeSpec(
         name="mpc_controller",
         module="mbrl.ros.mpc_controller",
         executable="mpc_controller",
-        param_files=("mpc_controller.yaml",),
+        param_files=(SHARED, "mpc_controller.yaml"),
     ),
     NodeSpec(
         name="experiment",
         module="mbrl.ros.experiment",
         executable="experiment",
-        param_files=("experiment.yaml",),
+        param_files=(SHARED, "experiment.yaml"),
     ),
 )
 

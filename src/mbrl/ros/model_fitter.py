@@ -22,17 +22,22 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from std_msgs.msg import UInt8MultiArray
+from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.config import AgentConfig
+from mbrl.agents.episodes import task_trajectories
+from mbrl.agents.mpc import MPCLearner
 from mbrl.config import ArmConfig, ConfigError
-from mbrl.data.episode_transitions import TransitionLayout, episode_segments
 from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
 from mbrl.models.base import ModelFileError
-from mbrl.models.ensemble_fit import FitConfig
-from mbrl.ros.fitting import CheckpointStore, FitSettings, fit_models, load_checkpoint
+from mbrl.ros import status as mbrl_status
+from mbrl.ros import topics
+from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models, load_checkpoint
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.status import FitterStatus
 from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
     EPISODES_QOS,
@@ -52,83 +57,53 @@ class ModelFitterConfig:
     """Settings of the model_fitter node (parameters of node `model_fitter`).
 
     Attributes:
+        arm: the arm (joint names looked up by name in the episodes, FK, max_increment);
+            the graph's one arm file.
+        agent: which learner runs (algorithm, task, preset overrides; mbrl.agents.config):
+            the same preset `mbrl experiment` uses.
+        seed: seeds the learner (ensemble init and fits) and the local models.
         data_dir: this node's own directory: episodes/ (received copies), models/.
-        joints / state / action / max_increment / max_gap: what x and u are (see
-            mbrl.data.episode_transitions.TransitionLayout); sent with every model.
+        max_gap: a pause of the command stream longer than this many periods (with that
+            many more joint states) cuts a trajectory (TransitionLayout.max_gap).
         fit_on_new_data: fit when a new episode arrives (else only on ~/fit).
         min_episodes: episodes needed before the first fit.
-        ensemble_size / num_elites / hidden: the ProbabilisticEnsemble.
-        max_epochs / patience / batch_size / learning_rate / holdout_fraction: its fit.
         fit_local_lg: also fit time-varying linear-Gaussian local models.
         local_lg_min_length: shortest trajectory (ticks) used for them.
         gmm_components: components of their GMM prior.
         publish_kind: the model published on /mbrl/model: ensemble | local_lg.
-        seed: seeds the ensemble init and each fit (with the version).
         torch_threads: threads of the fit (CPU is shared with the controller).
         republish_on_start: publish the latest checkpoint on start.
         diagnostics_period: s between /diagnostics reports.
     """
 
+    arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
+    agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
+    seed: int = 0
     data_dir: str = "model_fitter_data"
-    joints: tuple[str, ...] = ArmConfig().joint_names
-    state: str = "q_qd"
-    action: str = "increment"
-    max_increment: float = 0.1
     max_gap: float = 3.0
     fit_on_new_data: bool = True
     min_episodes: int = 1
-    ensemble_size: int = 5
-    num_elites: int = 5
-    hidden: tuple[int, ...] = (200, 200, 200)
-    max_epochs: int = 50
-    patience: int = 5
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    holdout_fraction: float = 0.2
     fit_local_lg: bool = True
     local_lg_min_length: int = 10
     gmm_components: int = 4
     publish_kind: str = "ensemble"
-    seed: int = 0
     torch_threads: int = 1
     republish_on_start: bool = True
     diagnostics_period: float = 1.0
 
     def __post_init__(self) -> None:
-        try:
-            self.layout()
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
         if self.publish_kind not in MODEL_KINDS:
             raise ConfigError(f"publish_kind {self.publish_kind!r}; expected one of {MODEL_KINDS}")
         if self.publish_kind == "local_lg" and not self.fit_local_lg:
             raise ConfigError("publish_kind is local_lg but fit_local_lg is false")
-        positive = ("min_episodes", "ensemble_size", "num_elites", "max_epochs", "patience")
-        for name in (*positive, "batch_size", "local_lg_min_length", "gmm_components"):
+        for name in ("min_episodes", "local_lg_min_length", "gmm_components", "torch_threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.hidden or min(self.hidden) < 1 or self.torch_threads < 1:
-            raise ConfigError(f"hidden {list(self.hidden)} and torch_threads must be >= 1")
-        if not 0.0 <= self.holdout_fraction < 1.0 or self.diagnostics_period <= 0:
-            raise ConfigError("need 0 <= holdout_fraction < 1 and diagnostics_period > 0")
+        if not self.max_gap > 1 or self.diagnostics_period <= 0:
+            raise ConfigError("need max_gap > 1 (periods) and diagnostics_period > 0")
 
-    def layout(self) -> TransitionLayout:
-        return TransitionLayout(
-            self.joints, self.state, self.action, self.max_increment, self.max_gap
-        )
-
-    def settings(self) -> FitSettings:
-        fit = FitConfig(
-            lr=self.learning_rate,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            holdout_fraction=self.holdout_fraction,
-        )
-        return FitSettings(
-            self.ensemble_size, self.num_elites, self.hidden, fit, self.fit_local_lg,
-            self.local_lg_min_length, self.gmm_components, self.seed,
-        )  # fmt: skip
+    def local_settings(self) -> LocalModelSettings:
+        return LocalModelSettings(self.fit_local_lg, self.local_lg_min_length, self.gmm_components)
 
 
 class ModelFitter(Node):
@@ -143,7 +118,18 @@ class ModelFitter(Node):
         self.config: ModelFitterConfig = read_config_parameters(self, ModelFitterConfig)
         cfg = self.config
         torch.set_num_threads(cfg.torch_threads)
-        self.layout = cfg.layout()
+        self.arm = ArmModel.from_config(cfg.arm)
+        self.params = cfg.agent.preset()
+        # The agent layer's learner: the object `mbrl experiment` fits, here on a worker
+        # thread; it keeps its model between fits (warm start).
+        self.learner = MPCLearner(cfg.agent.task, self.arm.nj, self.params, cfg.seed)
+        self.action_base = self.params.get("env", {}).get("increment_from", "command")
+        self.layout = {
+            **self.learner.layout(),
+            "joint_names": list(self.arm.joint_names),
+            "max_increment": self.arm.max_increment,
+            "action_base": self.action_base,
+        }
         root = Path(cfg.data_dir).resolve()
         self.episodes_dir = root / "episodes"
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
@@ -159,13 +145,13 @@ class ModelFitter(Node):
         self._metrics: dict = {}
         self._fitted_on: set[str] = set()
         self._last_error = ""
-        self._ensemble = None  # warm start of the next fit (worker thread only)
         self._worker: threading.Thread | None = None
         self._closing = False
 
         group = MutuallyExclusiveCallbackGroup()
         self._model_pub = self.create_publisher(UInt8MultiArray, MODEL_TOPIC, MODEL_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._status_pub = self.create_publisher(String, topics.STATUS, topics.STATUS_QOS)
         self._load_own_files()
         self.create_subscription(
             UInt8MultiArray, EPISODES_TOPIC, self._on_episode, EPISODES_QOS, callback_group=group
@@ -174,7 +160,8 @@ class ModelFitter(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
         self.get_logger().info(
-            f"fitting {cfg.state}/{cfg.action} models of {list(cfg.joints)} in {root}; "
+            f"learner {cfg.agent.algo}/{cfg.agent.task} on {list(self.arm.joint_names)} in "
+            f"{root}; "
             f"{len(self._episodes)} episodes on disk, latest model version {self._version}"
         )
         if cfg.fit_on_new_data and set(self._episodes) - self._fitted_on:
@@ -193,7 +180,13 @@ class ModelFitter(Node):
                 self._version = int(manifest["version"])
                 self._metrics = dict(manifest.get("metrics", {}))
                 self._fitted_on = set(manifest.get("episodes", []))
-                self._ensemble = load_checkpoint(self.store, manifest, "ensemble")
+                if manifest.get("layout") == self.layout:  # else a fresh learner: other x, u
+                    self.learner.model = load_checkpoint(self.store, manifest, "ensemble")
+                else:
+                    self.get_logger().warning(
+                        f"checkpoint v{manifest['version']} has layout {manifest.get('layout')}"
+                        f"; this fitter's is {self.layout}: starting from a fresh model"
+                    )
                 if self.config.republish_on_start:
                     self._publish(self._version, manifest)
         except (ModelFileError, KeyError, ValueError) as exc:
@@ -203,7 +196,8 @@ class ModelFitter(Node):
     def _add_episode(self, path: Path, sha: str) -> Episode:
         """Read and check an episode file; raises EpisodeFileError/ValueError naming it."""
         episode = read_episode(path)
-        if not episode_segments(episode, self.layout):
+        arm, task = self.arm, self.config.agent.task
+        if not task_trajectories([episode], task, arm, self.action_base, self.config.max_gap):
             self.get_logger().warning(f"{path.name} holds no usable transition; kept anyway")
         with self._lock:
             self._episodes[sha] = episode
@@ -234,6 +228,7 @@ class ModelFitter(Node):
             self._reject(f"rejected {EPISODES_TOPIC} episode {payload.episode_id}: {exc}")
             return
         n = len(self._episodes)
+        self._publish_status()
         self.get_logger().info(
             f"episode {payload.episode_id} received: {len(episode.command_stamps)} commands"
             f"{'' if payload.complete else ' (incomplete recording)'}; {n} episodes in total"
@@ -286,25 +281,29 @@ class ModelFitter(Node):
             version = self._version + 1
             try:
                 result = fit_models(
-                    list(episodes.values()), self.layout, self.config.settings(), version,
-                    self._ensemble, self._set_phase,
+                    list(episodes.values()), self.arm, self.learner,
+                    self.config.local_settings(), version, max_gap=self.config.max_gap,
+                    seed=self.config.seed, phase=self._set_phase,
                 )  # fmt: skip
                 self._set_phase("saving")
-                extra = {"episodes": sorted(episodes), "layout": self.layout.to_dict()}
+                extra = {"episodes": sorted(episodes), "layout": self.layout}
                 manifest = self.store.save(version, result, extra)
-                self._ensemble = result.models["ensemble"]
                 with self._lock:
                     self._version, self._metrics = version, result.metrics
                     self._fitted_on = set(episodes)
                 self._publish(version, manifest)
+                self._publish_status()
             except Exception as exc:  # noqa: BLE001 - a failed fit must not kill the node
                 self._error(f"fit of version {version} failed: {type(exc).__name__}: {exc}")
             with self._lock:
                 self._phase = "idle"
-                if not self._pending:
+                done = not self._pending
+                if done:
                     self._fitting = False
-                    return
                 self._pending = False
+            if done:
+                self._publish_status()
+                return
 
     def _publish(self, version: int, manifest: dict) -> None:
         kind = self.config.publish_kind
@@ -314,8 +313,8 @@ class ModelFitter(Node):
         data = (self.store.directory / manifest["files"][kind]).read_bytes()
         metrics = manifest["metrics"]
         msg = encode_model_msg(
-            data, version, kind, self.layout.dx, self.layout.du, metrics,
-            manifest.get("created"), self.layout.to_dict(),
+            data, version, kind, self.learner.model.dx, self.learner.model.du, metrics,
+            manifest.get("created"), self.layout,
         )  # fmt: skip
         self._model_pub.publish(msg)
         self.get_logger().info(
@@ -330,7 +329,16 @@ class ModelFitter(Node):
             self._last_error = text
         self.get_logger().error(text)
 
+    def _publish_status(self) -> None:
+        """The typed status the experiment waits on (latched; on every change and timer)."""
+        with self._lock:
+            status = FitterStatus(
+                len(self._episodes), self._version, self._fitting, self._last_error
+            )
+        self._status_pub.publish(mbrl_status.encode("model_fitter", status))
+
     def _report(self) -> None:
+        self._publish_status()
         with self._lock:
             values = {
                 "state": "fitting" if self._fitting else "idle",

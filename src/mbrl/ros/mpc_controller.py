@@ -22,20 +22,18 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
-from mbrl.config import ConfigError
-from mbrl.ros import safety
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
 from mbrl.agents.mpc import known_model
-from mbrl.costs.tasks import observation, yaw_of_quaternion
-from mbrl.ros import topics
+from mbrl.config import ConfigError
+from mbrl.costs.tasks import next_command, observation, yaw_of_quaternion
+from mbrl.ros import safety, topics
 from mbrl.ros.controller_core import (
     CONTROL_MODES,
     ActorBundle,
@@ -48,20 +46,6 @@ from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
 from mbrl.ros.node_main import MultiThreadedExecutor, run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
-from mbrl.ros.transport import (
-    EPISODE_CONTROL_QOS,
-    EPISODE_CONTROL_TOPIC,
-    MODEL_QOS,
-    MODEL_TOPIC,
-)
-
-COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Only the newest joint state matters: a backlog would make the controller act on old states.
-STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-GOAL_TOPIC = "/mbrl/goal"
-GOAL_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 
 
 class MpcController(OffTickWork, Node):
@@ -101,6 +85,7 @@ class MpcController(OffTickWork, Node):
         max_velocity = velocity if cfg.max_velocity == 0 else np.minimum(velocity, cfg.max_velocity)
         self.limiter = safety.CommandLimiter(lower, upper, max_velocity, cfg.period)
         self.watchdog = safety.JointStateWatchdog(self.joints, cfg.stale_periods * cfg.period)
+        self._lock = threading.Lock()  # guards what other threads hand to the tick
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
         self._cube: tuple[np.ndarray, float] | None = None  # push: latest (position, yaw)
@@ -122,7 +107,6 @@ class MpcController(OffTickWork, Node):
                 self.get_logger().error(f"{exc}; mode policy will hold the arm")
         self._data_dir = cfg.data_dir or tempfile.mkdtemp(prefix="mbrl-mpc-")
         # Requests from other threads, applied by the tick between ticks (single writer).
-        self._lock = threading.Lock()
         self._pending: ActorBundle | None = None
         self._goal_request: np.ndarray | None = None
         self._mode_request: str | None = None
@@ -173,6 +157,7 @@ class MpcController(OffTickWork, Node):
         self._marker_pub = self.create_publisher(MarkerArray, "~/plan", 1)
         self._path_pub = self.create_publisher(Path, "~/plan_path", 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self._status_pub = self.create_publisher(String, topics.STATUS, topics.STATUS_QOS)
         self._goal_pub = self._episode_pub = None
         if cfg.standalone:
             self._goal_pub = self.create_publisher(PointStamped, topics.GOAL, topics.GOAL_QOS)
@@ -290,9 +275,10 @@ class MpcController(OffTickWork, Node):
                 pending.set_goal(self._goal)
             self.get_logger().info(
                 f"model version {pending.version} ({pending.kind}) swapped in at tick "
-                f"{self.stats.ticks} (was version {self.bundle.version})"
+                f"{self.stats.ticks} (was version {self.model_version})"
             )
             self.bundle = pending
+            self._publish_status()
         if goal is not None:
             self._set_goal(goal)
         if mode is not None and mode != self.mode:
@@ -303,9 +289,15 @@ class MpcController(OffTickWork, Node):
             self.enabled, self._base = enable, None
             self._sent_since_enable = 0
 
+    @property
+    def model_version(self) -> int:
+        """Version of the model the actor runs (-1: none yet)."""
+        return self.bundle.version if self.bundle is not None else -1
+
     def _set_goal(self, goal: np.ndarray) -> None:
         self._goal = goal
-        self.bundle.set_goal(goal)
+        if self.bundle is not None:
+            self.bundle.set_goal(goal)
         with self._lock:
             self._lqr_plan = None  # planned for the old goal
 
@@ -325,8 +317,10 @@ class MpcController(OffTickWork, Node):
         self._safety = status
         if not self.enabled or status.q is None:
             return
-        if self._goal is None:  # no goal yet: hold the end effector where it is
-            self._set_goal(self.bundle.ee_points(status.q[None])[0])
+        if self._goal is None and self.task == "reach":  # no goal: hold the EE where it is
+            with torch.no_grad():
+                ee = self.fk(torch.as_tensor(status.q, dtype=self.fk.dtype)).double().numpy()
+            self._set_goal(ee)
         plan = None
         if not status.ok:
             command, self._base = self.limiter.hold(status.q), None
@@ -334,19 +328,21 @@ class MpcController(OffTickWork, Node):
         else:
             if self._base is None:  # (re)start from the measured position, no jump
                 self._base = self.limiter.hold(status.q)
-                self.bundle.mpc.reset()
-                self.bundle.lqr.reset()
+                if self.bundle is not None:
+                    self.bundle.reset()
             u, plan = self._action(status, start)
             if u is None:
                 command = self.limiter.hold(status.q)
                 self.stats.holds += 1
             else:
-                target = self._base + u * self.cfg.arm.max_increment
+                # The env's rule (mbrl.costs.tasks.next_command): the increment on the previous
+                # command (or the measured q, as the agent's preset says), never more than one
+                # increment ahead of the measured q (no wind-up against a blocked joint), then
+                # the position and speed limits against the previous command.
+                target = next_command(
+                    u, self._base, status.q, self.cfg.arm.max_increment, self._increment_base()
+                )
                 command = self.limiter.clamp(target, self._base)
-                # No wind-up: never lead the measured q by more than one increment, so a
-                # blocked arm stores no hidden command that jumps free when released.
-                lead = self.cfg.arm.max_increment
-                command = self.limiter.hold(np.clip(command, status.q - lead, status.q + lead))
             self._base = command
         self._publish_command(command)
         self._sent_since_enable += 1
@@ -357,14 +353,19 @@ class MpcController(OffTickWork, Node):
         self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
 
+    def _increment_base(self) -> str:
+        return self.params.get("env", {}).get("increment_from", "command")
+
     def _action(self, status: safety.SafetyStatus, start: float):
-        """(u (nj,) in [-1, 1] or None to hold, the Plan if one was made) for this tick."""
+        """(u (nj,) in the action bounds or None to hold, the Plan if one was made)."""
         if self.mode == "explore":
-            return self._explorer.action(status.q), None
+            return self._explorer.act() * self.cfg.explore_scale, None
+        obs = self.observation(status.q, status.qdot)
+        if obs is None:
+            return None, None  # no goal (push) or no cube pose yet: hold
         if self.mode == "policy":
-            if self._policy is None:
+            if self._policy is None or self.task != "reach":
                 return None, None
-            obs = reach_observation(self.fk, status.q, status.qdot, self.bundle.goal)
             try:
                 return policy_action(self._policy, obs, len(self.joints)), None
             except (ValueError, RuntimeError) as exc:
@@ -372,10 +373,11 @@ class MpcController(OffTickWork, Node):
                 self.get_logger().error(f"policy failed: {exc}; holding the arm")
                 return None, None
         bundle = self.bundle
-        x = bundle.state(status.q, status.qdot)
+        if bundle is None:
+            return None, None  # no model yet (push before its first fit): hold
         if self.mode == "lqr":
-            return self._lqr_action(bundle, x)
-        plan = bundle.mpc.plan(x, start + self.cfg.deadline_fraction * self.cfg.period)
+            return self._lqr_action(bundle, bundle.actor.state(obs))
+        plan = bundle.actor.plan(obs, start + self.cfg.deadline_fraction * self.cfg.period)
         if plan.iterations == 0:
             self.stats.misses += 1
             # (The planner's IterationBudget halves its estimate on each such refusal, so one
@@ -391,7 +393,8 @@ class MpcController(OffTickWork, Node):
         self.stats.truncated += plan.iterations > 0 and not plan.complete
         if plan.actions.shape[0] == 0:
             return None, None
-        return np.clip(plan.actions[0], -1.0, 1.0).astype(float), plan
+        low, high = bundle.actor.action_bounds
+        return np.clip(plan.actions[0], low, high).astype(float), plan
 
     def _publish_command(self, command: np.ndarray) -> None:
         if self.cfg.command_interface == "position":

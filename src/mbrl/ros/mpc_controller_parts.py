@@ -12,13 +12,18 @@ import json
 import time
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
 
+from mbrl.agents.mpc import MPCActor, model_columns
+from mbrl.costs.tasks import observation
 from mbrl.models.base import ModelFileError
-from mbrl.ros.controller_core import ModelBundle
+from mbrl.ros import status as mbrl_status
+from mbrl.ros.controller_core import ActorBundle
 from mbrl.ros.controller_support import check_model_payload
+from mbrl.ros.status import ControllerStatus
 from mbrl.ros.transport import MODEL_TOPIC, TransportError, decode_model_msg, load_model_bytes
 from mbrl.ros.viz import plan_markers, plan_path
 
@@ -26,50 +31,62 @@ from mbrl.ros.viz import plan_markers, plan_path
 class OffTickWork:
     """Model receipt, lqr replanning, rviz, diagnostics and standalone episodes."""
 
-    @staticmethod
-    def _warm_up(bundle: ModelBundle, x: np.ndarray) -> None:
+    def _warm_up(self, bundle: ActorBundle) -> None:
         """Plan a few times without a deadline so the mpc planner learns its iteration time
-        (the first calls pay for torch's lazy initialisation) before the first deadline.
-        (iLQR runs without a deadline in its own thread: nothing to learn there.)"""
-        for _ in range(3):
-            bundle.mpc.warmup(x)
-        bundle.mpc.reset()  # forgets the warm-up plans; the learned estimate stays
-
-    def _warm_up_state(self, bundle: ModelBundle) -> np.ndarray:
-        """The model state at the latest good joint state, else at mid-range."""
+        (the first calls pay for torch's lazy initialisation) before the first deadline,
+        from the latest good joint state (else mid-range) and cube pose (else the arm's
+        base). (iLQR runs without a deadline in its own thread: nothing to learn there.)"""
         status = self.watchdog.status(time.perf_counter())
         q = status.q if status.q is not None else np.mean(self._limits, axis=0)
         qdot = status.qdot if status.qdot is not None else np.zeros_like(q)
-        return bundle.state(q, qdot)
+        obs = self.observation(q, qdot)
+        if obs is None:  # no goal or cube yet: any point will do for timing
+            goal = np.zeros(3) if self._goal is None else self._goal
+            with torch.no_grad():
+                ee = self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
+            obs = observation(self.task, q, qdot, ee, goal, np.zeros(3), 0.0)
+        bundle.actor.warmup(obs)
+        if self._goal is not None:
+            bundle.set_goal(self._goal)
 
-    def _make_bundle(self, model, version: int, kind: str) -> ModelBundle:
-        goal = self._goal if self._goal is not None else np.zeros(3)
-        lower, upper = self._limits
-        return ModelBundle(
-            model, version, kind, self.cfg, self.fk, lower, upper, goal, self._generator
-        )
+    def _make_bundle(self, model, version: int, kind: str) -> ActorBundle:
+        """The agent's actor on `model` (the same MPCActor `mbrl experiment` runs), asked to
+        keep its nominal rollout for rviz."""
+        actor = MPCActor(
+            self.task, self.arm, model, self.params, self.cfg.seed, stream=version,
+            planner_overrides={"nominal_rollout": True},
+        )  # fmt: skip
+        return ActorBundle(actor, version, kind, self.cfg)
 
     def _on_model(self, msg: UInt8MultiArray) -> None:
         """Decode, hash-check, load and warm up a model here, off the tick path."""
         try:
             payload = decode_model_msg(msg)
-            check_model_payload(payload, self.joints)
+            check_model_payload(payload, self.expected_layout())
             model = load_model_bytes(payload, self._data_dir)
             bundle = self._make_bundle(model, payload.version, payload.kind)
-            self._warm_up(bundle, self._warm_up_state(bundle))
+            self._warm_up(bundle)
         except (TransportError, ModelFileError, ValueError, RuntimeError) as exc:
             self.stats.rejected_models += 1
             self.stats.last_reject = str(exc)
             self.get_logger().error(
                 f"rejected model from {MODEL_TOPIC}: {exc}; keeping model version "
-                f"{self.bundle.version} ({self.bundle.kind})"
+                f"{self.model_version}"
             )
             return
         with self._lock:
             self._pending = bundle
         self.get_logger().info(f"model version {payload.version} loaded; swapping at next tick")
 
-    def _lqr_action(self, bundle: ModelBundle, x: np.ndarray):
+    def expected_layout(self) -> dict:
+        """What a model's x and u must mean for this controller (the fitter sends its own)."""
+        columns = model_columns(self.task, len(self.joints))
+        base = self.params.get("env", {}).get("increment_from", "command")
+        return {"algo": self.cfg.agent.algo, "task": self.task, "columns": columns.tolist(),
+                "action": "increment", "joint_names": list(self.joints),
+                "max_increment": self.cfg.arm.max_increment, "action_base": base}  # fmt: skip
+
+    def _lqr_action(self, bundle: ActorBundle, x: np.ndarray):
         """Mode lqr: u = u_t + K_t (x - x_t) of the latest iLQR plan, t ticks after it was
         made (the time-varying linear feedback of GPS, Levine & Abbeel 2014, sec. 3). The
         plan comes from _replan_lqr in another thread; a tick only evaluates the law."""
@@ -88,10 +105,13 @@ class OffTickWork:
     def _replan_lqr(self) -> None:
         """iLQR from the newest good state (own thread); the tick applies its feedback."""
         status = self.watchdog.status(time.perf_counter())
-        if self.mode != "lqr" or not self.enabled or not status.ok or self._goal is None:
+        if self.mode != "lqr" or not self.enabled or not status.ok or self.bundle is None:
+            return
+        obs = self.observation(status.q, status.qdot)
+        if obs is None:
             return
         bundle, made_at = self.bundle, self.stats.ticks
-        plan = bundle.lqr.warmup(bundle.state(status.q, status.qdot))
+        plan = bundle.lqr.warmup(bundle.actor.state(obs))
         with self._lock:
             self._lqr_plan = (plan, bundle.version, made_at)
 
@@ -105,19 +125,18 @@ class OffTickWork:
             and self.stats.ticks % cfg.viz_every == 0
         ):
             stamp = self.get_clock().now().to_msg()
-            points = self.bundle.ee_points(plan.states)
-            spread = self.bundle.ee_spread(plan.states, plan.actions)
-            self._marker_pub.publish(
-                plan_markers(points, spread, self.bundle.goal, cfg.frame_id, stamp)
-            )
+            actor = self.bundle.actor
+            points = actor.ee_points(plan.states)
+            spread = actor.ee_spread(plan.states, plan.actions)
+            self._marker_pub.publish(plan_markers(points, spread, actor.goal, cfg.frame_id, stamp))
             self._path_pub.publish(plan_path(points, cfg.frame_id, stamp))
         if cfg.standalone:
             self._standalone_schedule()
 
     def _standalone_schedule(self) -> None:
         for event, episode_id in self._episodes.step():
-            if event == "start":  # a new reachable goal: FK of random joints within limits
-                goal = self.bundle.ee_points(self._rng.uniform(*self._limits)[None])[0]
+            if event == "start":  # a new reachable goal: the shared task sampler's
+                goal = self.arm.sampler(self.task).draw(self._rng).goal
                 msg = PointStamped()
                 msg.header.frame_id = self.cfg.frame_id
                 msg.header.stamp = self.get_clock().now().to_msg()
@@ -127,7 +146,7 @@ class OffTickWork:
             self._publish_event(event, episode_id)
 
     def _publish_event(self, event: str, episode_id: int) -> None:
-        body = {"event": event, "episode_id": episode_id, "task": "reach", "mode": self.mode}
+        body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": self.mode}
         self._episode_pub.publish(String(data=json.dumps(body)))
 
     # -- diagnostics ----------------------------------------------------------------------
@@ -139,13 +158,19 @@ class OffTickWork:
             "safety": self._safety.state,
             "safety_detail": self._safety.detail,
             **self.stats.values(),
-            "model_version": str(self.bundle.version),
-            "model_kind": self.bundle.kind,
+            "model_version": str(self.model_version),
+            "model_kind": self.bundle.kind if self.bundle is not None else "none",
             "policy": "loaded" if self._policy is not None else self._policy_error,
             "period_ms": f"{self.cfg.period * 1e3:.3f}",
         }
 
+    def _publish_status(self) -> None:
+        """The typed status the experiment waits on (latched; on each change and timer)."""
+        status = ControllerStatus(self.model_version, self.mode, self.enabled, self.stats.ticks)
+        self._status_pub.publish(mbrl_status.encode("mpc_controller", status))
+
     def _publish_diagnostics(self) -> None:
+        self._publish_status()
         status = DiagnosticStatus(name="mbrl/mpc_controller", hardware_id="mbrl")
         values = self.diagnostic_values()
         if not self.enabled:

@@ -74,6 +74,7 @@ class EpisodeRouter:
         self._options = writer_options
         self.recordings: list[Recording] = []
         self._goal: tuple[list[float], str] | None = None
+        self._object: tuple[list[float], list[float], str] | None = None
 
     # -- events ---------------------------------------------------------------------------
     def start(self, episode_id: int, stamp: float, metadata: dict[str, str]) -> Recording:
@@ -93,6 +94,9 @@ class EpisodeRouter:
         if self._goal is not None:  # the latched goal came before the episode did
             writer.write_goal(stamp, self._goal[0], frame_id=self._goal[1])
             rec.has_goal = True
+        if self._object is not None:
+            position, quaternion, frame_id = self._object
+            writer.write_object_pose(stamp, position, quaternion, frame_id=frame_id)
         return rec
 
     def end(self, episode_id: int, stamp: float) -> bool:
@@ -115,6 +119,16 @@ class EpisodeRouter:
         rec = self._route(stamp, COMMAND)
         if rec is not None:
             rec.writer.write_command(stamp, command)
+
+    def object_pose(self, stamp: float, position: Sequence[float], quaternion: Sequence[float],
+                    frame_id: str) -> None:  # fmt: skip
+        """The pushed object's pose, (3,) m and (4,) x, y, z, w, stamped `stamp` s. The
+        latest one is also written at the start of every later episode (the cube lies still
+        between episodes and its publisher may be slow)."""
+        self._object = (list(position), list(quaternion), frame_id)
+        rec = self._route(stamp, None)
+        if rec is not None:
+            rec.writer.write_object_pose(stamp, position, quaternion, frame_id=frame_id)
 
     def goal(self, stamp: float, point: Sequence[float], frame_id: str) -> None:
         """The task goal (3,) m; also written at the start of every later episode."""

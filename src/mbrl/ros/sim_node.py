@@ -12,16 +12,17 @@ import sys
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from mbrl.ros import topics
 from mbrl.ros.msgs import (
     command_to_array,
     joint_state_msg,
@@ -35,11 +36,13 @@ from mbrl.ros.trajectory import TrajectorySampler
 from mbrl.sim.arm import SimArm
 
 # Commands must not be lost (a dropped lockstep command stalls the loop): reliable, depth 10,
-# as ros2_control's command subscribers.
-COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Late joiners (rviz, robot_state_publisher consumers) get the URDF, as from
+# as ros2_control's command subscribers. Late joiners (rviz) get the URDF, as from
 # robot_state_publisher.
-LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+COMMAND_QOS, LATCHED_QOS = topics.COMMAND_QOS, topics.LATCHED_QOS
+RESET_PARAMETERS = {
+    "reset_q": "joint positions (rad, arm order) the next ~/reset puts the arm at; [] = home",
+    "reset_cube": "cube [x, y, z (m), yaw (rad)] after the next ~/reset; [] = its start",
+}
 # History of /joint_states in lockstep mode: covers a 10 s trajectory at 20 Hz sent in one burst.
 LOCKSTEP_STATE_DEPTH = 200
 
@@ -60,8 +63,8 @@ class SimNode(Node):
         self._trajectory: tuple[TrajectorySampler, np.ndarray, float] | None = None
         self._cube_home = self.arm.cube_pose()
         self._sim_time_stamps = cfg.mode == "lockstep" or self.get_parameter("use_sim_time").value
-        self._command_topic = f"/{cfg.controller_name}/commands"
-        self._trajectory_topic = f"/{cfg.trajectory_controller_name}/joint_trajectory"
+        self._command_topic = topics.command_topic(cfg.controller_name)
+        self._trajectory_topic = topics.trajectory_topic(cfg.trajectory_controller_name)
 
         # Every callback that touches the sim shares ONE mutually exclusive group: a PyBullet
         # client is not thread-safe, so commands, ticks and resets must never overlap, even if
@@ -71,14 +74,14 @@ class SimNode(Node):
         # in lockstep a trajectory publishes one state per period in a burst, and reliable
         # delivery only covers what is still in the writer's history: keep the burst.
         depth = 10 if cfg.mode == "realtime" else LOCKSTEP_STATE_DEPTH
-        self._joint_pub = self.create_publisher(JointState, "/joint_states", depth)
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, depth)
         self._clock_pub = (
-            self.create_publisher(ClockMsg, "/clock", 10)
+            self.create_publisher(ClockMsg, topics.CLOCK, 10)
             if self.get_parameter("use_sim_time").value
             else None
         )
         self._cube_pub = (
-            self.create_publisher(PoseStamped, "/cube_pose", 10) if cfg.with_cube else None
+            self.create_publisher(PoseStamped, topics.OBJECT_POSE, 10) if cfg.with_cube else None
         )
         self.create_subscription(
             Float64MultiArray, self._command_topic, self._on_command, COMMAND_QOS,
@@ -89,8 +92,16 @@ class SimNode(Node):
             callback_group=group,
         )  # fmt: skip
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=group)
+        # Where the next ~/reset puts the arm and the cube (an episode start of
+        # mbrl.costs.tasks, set by the experiment node); empty = home and the cube's start.
+        for name, text in RESET_PARAMETERS.items():
+            self.declare_parameter(
+                name, None, ParameterDescriptor(description=text, dynamic_typing=True)
+            )
         if cfg.publish_robot_description:
-            self._description_pub = self.create_publisher(String, "/robot_description", LATCHED_QOS)
+            self._description_pub = self.create_publisher(
+                String, topics.ROBOT_DESCRIPTION, LATCHED_QOS
+            )
             self._description_pub.publish(String(data=self.arm.urdf_text))
         # Timers run on the steady clock: with use_sim_time the node clock only moves when we
         # publish /clock, so a ROS-time timer would never fire.
@@ -203,10 +214,31 @@ class SimNode(Node):
         return np.zeros(len(self.config.arm.gripper_joints))
 
     # -- services -------------------------------------------------------------------------
+    def _reset_values(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(q (nj,) or None, cube [x, y, z, yaw] or None) from the reset parameters."""
+        out = []
+        for name, size in (("reset_q", len(self.arm.joint_names)), ("reset_cube", 4)):
+            value = np.asarray(list(self.get_parameter(name).value or []), dtype=float)
+            if value.size == 0:
+                out.append(None)
+            elif value.shape != (size,) or not np.all(np.isfinite(value)):
+                raise ValueError(f"parameter {name} = {value.tolist()}; expected {size} finite")
+            else:
+                out.append(value)
+        return out[0], out[1]
+
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._trajectory = None
-        self.arm.reset()
-        if self._cube_home is not None:
+        try:
+            q0, cube = self._reset_values()
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        self.arm.reset(q0)
+        if cube is not None and self._cube_home is not None:
+            quat = self.arm.client.getQuaternionFromEuler((0.0, 0.0, float(cube[3])))
+            self.arm.set_cube_pose(cube[:3], quat)
+        elif self._cube_home is not None:
             self.arm.set_cube_pose(*self._cube_home)
         self._target = self.arm.set_position_targets(self.arm.joint_positions())
         self._publish_state()

@@ -20,31 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
-EPISODES_TOPIC = "/mbrl/episodes"
-MODEL_TOPIC = "/mbrl/model"
-EPISODE_CONTROL_TOPIC = "/mbrl/episode_control"
-DIAGNOSTICS_TOPIC = "/diagnostics"
+from mbrl.ros import topics
 
-# Every finished episode is kept for late joiners (a fitter started after the data was
-# recorded, or restarted): reliable, transient-local, keep-last 1000 episodes.
-EPISODES_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1000,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-# Only the latest model matters; a controller started later (anywhere) still receives it.
-MODEL_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-# Episode start/end events must not be lost: reliable, volatile, depth 10.
-EPISODE_CONTROL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Aliases of mbrl.ros.topics (the one definition), under the names the nodes use.
+EPISODES_TOPIC, MODEL_TOPIC = topics.EPISODES, topics.MODEL
+EPISODE_CONTROL_TOPIC, DIAGNOSTICS_TOPIC = topics.EPISODE_CONTROL, topics.DIAGNOSTICS
+EPISODES_QOS, MODEL_QOS = topics.EPISODES_QOS, topics.MODEL_QOS
+EPISODE_CONTROL_QOS = topics.EPISODE_CONTROL_QOS
 
 MODEL_KINDS = ("ensemble", "local_lg")
 

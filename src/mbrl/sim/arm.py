@@ -16,11 +16,11 @@ import pybullet
 import pybullet_data
 
 from mbrl.config import ArmConfig, ConfigError
+from mbrl.costs.tasks import CUBE_SIZE
 from mbrl.sim import collision
 from mbrl.sim.client import PhysicsClient
 from mbrl.sim.urdf import joint_limits, read_tables, resolve_urdf
 
-CUBE_SIZE = 0.04  # m edge; small enough for the ~0.4 m reach of the SO-101 class
 CUBE_MASS = 0.04  # kg, a 4 cm cube of wood / PLA infill
 
 

@@ -4,8 +4,9 @@ Action: joint-position increments in [-1, 1]^nj scaled by `config.max_increment`
 added to the previous command (like a `forward_position_controller`), one per control tick.
 With `increment_from="measured"` they are added to the measured joint positions instead:
 then (q, action) determines the command, so a state of q alone is Markov even when contact
-holds the arm back (added to the previous command, a blocked arm's command runs away from
-q, unseen by the state, and the arm jumps when released).
+holds the arm back. Either way the command stays within one increment of the measured
+joints (mbrl.costs.tasks.next_command, the ROS controller's rule too): a blocked arm's
+command cannot run away from q, unseen by the state, and jump when released.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.tasks import CUBE_SIZE, MIN_GOAL_HEIGHT, EpisodeSpec, TaskSampler
+from mbrl.costs.tasks import CUBE_SIZE, MIN_GOAL_HEIGHT, EpisodeSpec, TaskSampler, next_command
 from mbrl.sim.arm import SimArm
 
 __all__ = ["CUBE_SIZE", "MIN_GOAL_HEIGHT", "PushEnv", "ReachEnv", "TASKS", "make_env"]
@@ -167,11 +168,11 @@ class _ArmTaskEnv(gymnasium.Env):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action contains NaN/Inf: {a.tolist()}")
         a = np.clip(a, -1.0, 1.0)
-        if self.increment_from == "command":
-            base = self.arm.position_target
-        else:
-            base = self.arm.joint_positions()
-        self.arm.set_position_targets(base + a * self.config.max_increment)
+        command = next_command(
+            a, self.arm.position_target, self.arm.joint_positions(), self.config.max_increment,
+            self.increment_from,
+        )  # fmt: skip
+        self.arm.set_position_targets(command)
         self.arm.step(1)
         self._steps += 1
         distance, reward = self._distance_and_reward()

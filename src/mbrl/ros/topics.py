@@ -1,0 +1,75 @@
+"""Every topic name and QoS profile of the mbrl graph, defined once: nodes, the viewer, the
+launch files and the tests import them from here (test/ros/test_topics.py checks no node
+spells a topic itself). Names follow ros2_control where the arm's driver is involved.
+"""
+
+from __future__ import annotations
+
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+# -- the arm (sim node or the real arm's ros2_control stack) --------------------------------
+JOINT_STATES = "/joint_states"
+ROBOT_DESCRIPTION = "/robot_description"
+CLOCK = "/clock"
+OBJECT_POSE = "/cube_pose"  # geometry_msgs/PoseStamped of the pushed cube (push task)
+
+
+def command_topic(controller_name: str) -> str:
+    """Position commands of a forward_position_controller (std_msgs/Float64MultiArray)."""
+    return f"/{controller_name}/commands"
+
+
+def trajectory_topic(controller_name: str) -> str:
+    """Trajectories of a joint_trajectory_controller (trajectory_msgs/JointTrajectory)."""
+    return f"/{controller_name}/joint_trajectory"
+
+
+# -- mbrl's own topics ------------------------------------------------------------------
+GOAL = "/mbrl/goal"
+EPISODES = "/mbrl/episodes"
+MODEL = "/mbrl/model"
+EPISODE_CONTROL = "/mbrl/episode_control"
+STATUS = "/mbrl/status"
+DIAGNOSTICS = "/diagnostics"
+
+# Commands and states: reliable, as ros2_control's controllers and broadcaster.
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# The controller only wants the newest joint state: a backlog would make it act on old ones.
+LATEST_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+OBJECT_QOS = qos_profile_sensor_data
+# Late joiners get the latest value: the goal, the URDF, each node's status.
+LATCHED_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+GOAL_QOS = LATCHED_QOS
+# One latched status message per node (keyed by node name in the message): depth covers the
+# graph's nodes so a late joiner gets each one's latest.
+STATUS_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Every finished episode is kept for late joiners (a fitter started after the data was
+# recorded, or restarted): reliable, transient-local, keep-last 1000 episodes.
+EPISODES_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Only the latest model matters; a controller started later (anywhere) still receives it.
+MODEL_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+# Episode start/end events must not be lost: reliable, volatile, depth 10.
+EPISODE_CONTROL_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
