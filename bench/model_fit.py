@@ -1,7 +1,7 @@
 """Ensemble fit time and prediction throughput, one JSON object per line.
 
     .venv/bin/python bench/model_fit.py [--epochs 5] [--rounds 3] [--threads N]
-        [--skip-mbrl-lib] [--skip-step]
+        [--skip-mbrl-lib] [--skip-refit] [--skip-step]
 
 References are measured in the same run. Fit: each round times, back to back, (1) the
 exact GEMMs of `epochs` training epochs (every layer's forward, input-gradient and
@@ -10,6 +10,9 @@ FLOPs of forward + backward at the machine's GEMM speed for those shapes), (2) o
 `epochs` epochs and (3) mbrl-lib 0.2.0's ModelTrainer for `epochs` epochs on the same
 transitions, ensemble shape and batch (in its own venv, bench/peers/mbrl_lib.py), so load
 from other processes hits all three alike; the JSON gives per-round ratios' median and range.
+Refit: after 10 new episodes arrive at a model fitted on 9.5k transitions (full budget
+--max-epochs, patience 8), the seconds, epochs and test error of a warm (FitConfig defaults:
+<= 20 epochs, patience 3), a continued (today's default) and a cold refit.
 Step: every figure is a ratio to a plain batched GEMM timed alternately in the same loop.
 Data: 10k transitions of a smooth synthetic 13-D system with 5-D actions (the reach
 task's state/action sizes), so the benchmark needs no simulator.
@@ -228,13 +231,80 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
     print(json.dumps(summary), flush=True)
 
 
+def refit_after_new_episodes(args, threads: int) -> None:
+    """Seconds and epochs of the refit after 10 new episodes (500 transitions) arrive at a
+    model fitted on 9.5k, for each FitConfig.refit mode, and its error on 20 unseen episodes
+    (MSE of the predicted change over the change's variance)."""
+    full = synthetic(11_000, np.random.default_rng(0))  # the first 10k are the fit data
+    ids = full.episode_ids
+    old, data, test = (full.select_episodes(ids[a:b]) for a, b in ((0, 190), (0, 200), (200, 220)))
+    cfg = FitConfig(
+        lr=LR,
+        weight_decay=WD,
+        batch_size=BATCH,
+        holdout_fraction=HOLDOUT,
+        max_epochs=args.max_epochs,
+    )
+
+    def test_nmse(model: ProbabilisticEnsemble) -> float:
+        mean, _ = model.predict(test.obs, test.act)
+        true = test.next_obs - test.obs
+        return float(np.mean(((mean - test.obs) - true) ** 2) / np.mean(true.var(0)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = ProbabilisticEnsemble(
+            DX, DU, E, HIDDEN, seed=0, fit_config=dataclasses.replace(cfg, refit="warm")
+        )
+        first = base.fit(old, np.random.default_rng(0), progress=False)
+        base.save(f"{tmp}/base.npz")
+        print(
+            json.dumps(
+                {
+                    "bench": "ensemble_first_fit",
+                    "transitions": len(old),
+                    "epochs": first.extra["epochs"],
+                    "seconds": round(first.seconds, 2),
+                    "test_nmse": round(test_nmse(base), 5),
+                    "threads": threads,
+                }
+            ),
+            flush=True,
+        )
+        for mode in ("warm", "continue", "cold"):
+            model = ProbabilisticEnsemble.load(f"{tmp}/base.npz")
+            model.fit_config = dataclasses.replace(cfg, refit=mode)
+            load = load_average()
+            report = model.fit(data, np.random.default_rng(1), progress=False)
+            print(
+                json.dumps(
+                    {
+                        "bench": "ensemble_refit",
+                        "mode": mode,
+                        "ran": report.extra["refit"],
+                        "transitions": len(data),
+                        "new_transitions": len(data) - len(old),
+                        "epochs": report.extra["epochs"],
+                        "seconds": round(report.seconds, 2),
+                        "test_nmse": round(test_nmse(model), 5),
+                        "threads": threads,
+                        "load_average_before": load,
+                    }
+                ),
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="epochs per fit round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved fit rounds (>= 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--skip-mbrl-lib", action="store_true")
-    parser.add_argument("--skip-step", action="store_true", help="only the fit rounds")
+    parser.add_argument("--skip-step", action="store_true", help="no step/predict figures")
+    parser.add_argument("--skip-refit", action="store_true", help="no refit-mode comparison")
+    parser.add_argument(
+        "--max-epochs", type=int, default=40, help="full budget of the refit comparison's fits"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -260,6 +330,8 @@ def main() -> None:
                 flush=True,
             )
     fit_rounds(data, args, threads)
+    if not args.skip_refit:
+        refit_after_new_episodes(args, threads)
     if args.skip_step:
         return
     model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=0)

@@ -3,7 +3,7 @@
 a summary.
 
     .venv/bin/python bench/refit_curves.py [--task reach] [--seeds 0 1 2]
-        [--modes warm continue] [--budget-steps 500] [--eval-goals 10]
+        [--modes warm continue] [--budget-steps 500] [--eval-goals 20]
 
 The loop builds its FitConfig from the preset, which has no refit key, so each run is a
 child process that sets `refit` on every ProbabilisticEnsemble it constructs (and logs each
@@ -58,34 +58,45 @@ def one_run(mode: str, argv: list[str], log: Path) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    if sys.argv[1:2] == ["--child"]:  # the child's own arguments go to the experiment CLI
+        mode, name, *rest = sys.argv[2:]
+        sys.exit(one_run(mode, rest, OUT / name / "fits.jsonl"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--task", default="reach")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--modes", nargs="+", default=["warm", "continue"])
     ap.add_argument("--budget-steps", type=int, default=500)
     ap.add_argument("--episode-steps", type=int, default=100)
-    ap.add_argument("--eval-goals", type=int, default=10)
-    ap.add_argument("--child", nargs=2, metavar=("MODE", "NAME"), help=argparse.SUPPRESS)
-    args, rest = ap.parse_known_args()
-    if args.child:
-        mode, name = args.child
-        sys.exit(one_run(mode, rest, OUT / name / "fits.jsonl"))
+    ap.add_argument("--eval-goals", type=int, default=20)
+    args = ap.parse_args()
     results = []
     for seed in args.seeds:
         for mode in args.modes:  # alternate modes so load drifts hit both alike
             name = f"mpc-{args.task}-{mode}-s{seed}"
-            (OUT / name).mkdir(parents=True, exist_ok=True)
-            (OUT / name / "fits.jsonl").unlink(missing_ok=True)
-            cmd = ["nice", "-n", "10", sys.executable, __file__, "--child", mode, name]
-            cmd += ["--algo", "mpc", "--task", args.task, "--seed", str(seed)]
-            cmd += ["--budget-steps", str(args.budget_steps), "--episode-steps"]
-            cmd += [str(args.episode_steps), "--eval-goals", str(args.eval_goals)]
-            cmd += ["--eval-every", "1", "--out", str(OUT), "--name", name]
-            load = os.getloadavg()[0]
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            wall = time.perf_counter() - start
-            summary = json.loads((OUT / name / "summary.json").read_text())
+            run = OUT / name
+            if not (run / "summary.json").exists():  # resumable: finished runs are kept
+                run.mkdir(parents=True, exist_ok=True)
+                (run / "fits.jsonl").unlink(missing_ok=True)
+                cmd = ["nice", "-n", "10", sys.executable, __file__, "--child", mode, name]
+                cmd += ["--algo", "mpc", "--task", args.task, "--seed", str(seed)]
+                cmd += ["--budget-steps", str(args.budget_steps), "--episode-steps"]
+                cmd += [str(args.episode_steps), "--eval-goals", str(args.eval_goals)]
+                cmd += ["--eval-every", "1", "--out", str(OUT), "--name", name]
+                load = round(os.getloadavg()[0], 2)
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                timing = dict(
+                    wall_s=round(time.perf_counter() - start, 1),
+                    load_average_before=load,
+                    load_average_after=round(os.getloadavg()[0], 2),
+                )
+                (run / "timing.json").write_text(json.dumps(timing))
+            timing = (
+                json.loads((run / "timing.json").read_text())
+                if (run / "timing.json").exists()
+                else {}
+            )
+            summary = json.loads((run / "summary.json").read_text())
             fits = [json.loads(x) for x in (OUT / name / "fits.jsonl").read_text().splitlines()]
             row = dict(
                 bench="refit_run",
@@ -99,9 +110,7 @@ def main() -> None:
                 fit_seconds=round(sum(f["seconds"] for f in fits), 2),
                 last_fit_seconds=fits[-1]["seconds"] if fits else None,
                 cold_fits=sum(f["refit"] == "cold" for f in fits),
-                wall_s=round(wall, 1),
-                load_average_before=round(load, 2),
-                load_average_after=round(os.getloadavg()[0], 2),
+                **timing,
             )
             results.append(row)
             print(json.dumps(row), flush=True)

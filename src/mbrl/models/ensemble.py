@@ -21,7 +21,13 @@ from torch import Tensor
 
 from mbrl.data.dataset import NormStats, TransitionDataset
 from mbrl.models.base import FitReport, ModelFileError, PropagationMode
-from mbrl.models.ensemble_fit import FitConfig, stable_split, stats_drift, train_ensemble
+from mbrl.models.ensemble_fit import (
+    FitConfig,
+    make_optimizer,
+    stable_split,
+    stats_drift,
+    train_ensemble,
+)
 from mbrl.models.io import expect_shape, load_model_file, save_model_file
 
 _MODES = ("ts1", "tsinf", "expectation", "mean")
@@ -151,6 +157,9 @@ class ProbabilisticEnsemble:
         self.fits = 0  # fits done; decides cold vs warm refits (FitConfig.refit)
         self._train_ids: set[int] = set()  # episode ids on each side of the last split
         self._hold_ids: set[int] = set()
+        # refit="warm": the AdamW whose moments a warm refit continues with (in memory only;
+        # a reloaded model's first warm refit starts a fresh one).
+        self._optimizer: torch.optim.Optimizer | None = None
         self._refresh_cache()
 
     # ---- fitting --------------------------------------------------------------------------
@@ -193,9 +202,13 @@ class ProbabilisticEnsemble:
         else:
             train, hold = dataset.split(cfg.holdout_fraction, rng)
         budget = (cfg.warm_max_epochs, cfg.warm_patience) if kind == "warm" else (None, None)
+        if cfg.refit == "warm" and (kind != "warm" or self._optimizer is None):
+            self._optimizer = make_optimizer(self.net, cfg)  # kept for the next warm refit
         report, scores = train_ensemble(
-            self.net, train, hold, self.stats, cfg, rng, progress, *budget
+            self.net, train, hold, self.stats, cfg, rng, progress, *budget, self._optimizer
         )
+        if cfg.refit != "warm":
+            self._optimizer = None
         self.fits += 1
         self.elites = np.sort(np.argsort(scores)[: self.num_elites])
         self._refresh_cache()
