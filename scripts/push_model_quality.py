@@ -22,7 +22,9 @@ import time
 import numpy as np
 import torch
 
+from mbrl.config import ArmConfig
 from mbrl.control.push_explore import PushExplorer, PushExplorerConfig
+from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.presets import preset
 from mbrl.models.contact_eval import k_step_contact, one_step_contact
@@ -43,6 +45,11 @@ CONFIGS: dict[str, tuple[PushFeatures, str, bool]] = {
     "vel_mse": (PushFeatures(**_VEL), "mse", False),
     "vel_cmd_mse": (PushFeatures(**_VEL, command=True), "mse", False),
     "vel_tip_mse": (PushFeatures(**_VEL, tip_in_object_frame=True), "mse", False),
+    "vel_tipcmd_mse": (
+        PushFeatures(**_VEL, tip_in_object_frame=True, commanded_tip=True),
+        "mse",
+        False,
+    ),
 }
 
 
@@ -117,14 +124,16 @@ def build(
     dx = len(features.columns(nj)) + features.n_derived
     inner = ProbabilisticEnsemble(
         dx,
-        du,
+        du + features.n_action_derived,
         p["ensemble_size"],
         tuple(p["hidden"]),
         num_elites=p["num_elites"],
         fit_config=fit,
         seed=seed,
     )
-    return AugmentedModel(inner, features, nj)
+    arm = ArmConfig()  # the arm collect() drives
+    fk = ForwardKinematics(arm.urdf, arm.ee_link, tuple(arm.joint_names), dtype=torch.float64)
+    return AugmentedModel(inner, features, nj, fk, arm.max_increment)
 
 
 def evaluate_config(name: str, train, test, nj: int, seed: int, overrides: dict) -> dict:

@@ -32,9 +32,10 @@ def _calibration(mean: np.ndarray, var: np.ndarray, truth: np.ndarray) -> dict[s
 
 
 def direction_agreement(pred_delta: np.ndarray, true_delta: np.ndarray) -> dict[str, float]:
-    """(N, 2) planar displacements -> mean cosine, share with cosine > 0.5 (within 60 deg)
-    and share whose component along the true direction is at least half the true length
-    (a model predicting a still cube scores 0 there whatever its direction)."""
+    """(N, 2) planar displacements -> mean cosine, share with cosine > 0.5 (within 60 deg),
+    share whose component along the true direction is at least half the true length, and
+    the mean captured share of the move (a model predicting a nearly still cube scores ~0 on
+    the last two whatever its direction)."""
     num = (pred_delta * true_delta).sum(1)
     true_len = np.linalg.norm(true_delta, axis=1)
     cos = num / np.maximum(np.linalg.norm(pred_delta, axis=1) * true_len, 1e-12)
@@ -43,6 +44,8 @@ def direction_agreement(pred_delta: np.ndarray, true_delta: np.ndarray) -> dict[
         "cos_mean": float(cos.mean()),
         "within_60deg": float(np.mean(cos > 0.5)),
         "along_half": float(np.mean(along >= 0.5 * true_len)),
+        # Mean share of the true move the prediction covers along its direction, in [0, 1].
+        "captured": float(np.mean(np.clip(along / np.maximum(true_len, 1e-12), 0.0, 1.0))),
     }
 
 

@@ -6,9 +6,11 @@ Model state, in this order (each optional block only when switched on):
     [cube velocity (3) m/s + yaw rate (1) rad/s], [commanded joints (nj) rad]
 The first, fourth and fifth blocks are today's state (mbrl.loop.mpc_loop.model_columns).
 The velocity and command blocks need the env's `object_velocity` / `command_in_obs`
-extras (`PushFeatures.env_kwargs`). Derived inputs are appended by `AugmentedModel`: the
-inner ensemble predicts their deltas too (an auxiliary target) and they are recomputed
-from the predicted state after every step, so the planner's state stays the one above.
+extras (`PushFeatures.env_kwargs`). Derived inputs are added by `AugmentedModel`: state
+features are appended to the inner ensemble's state (it predicts their deltas too, an
+auxiliary target; they are recomputed from the predicted state after every step, so the
+planner's state stays the one above); action features (which depend on u) are appended to
+its action input.
 """
 
 from __future__ import annotations
@@ -35,12 +37,17 @@ class PushFeatures:
         command: add the commanded joint targets the servos track.
         tip_in_object_frame: derived input: tip minus cube centre rotated into the cube's yaw
             frame (3) m, the geometry that decides which face is pushed.
+        commanded_tip: derived action input: where the command q + max_increment * u puts
+            the tip (forward kinematics), minus the cube centre, in the cube's yaw frame (3) m
+            (the env's increment_from="measured"); the network need not learn FK to know
+            whether this tick's motion reaches the cube.
     """
 
     joint_velocities: bool = False
     object_velocity: bool = False
     command: bool = False
     tip_in_object_frame: bool = False
+    commanded_tip: bool = False
 
     def env_kwargs(self) -> dict[str, bool]:
         """The PushEnv extras this state needs (mbrl.sim.tasks.PushEnv)."""
@@ -77,20 +84,37 @@ class PushFeatures:
     def n_derived(self) -> int:
         return 3 if self.tip_in_object_frame else 0
 
-    def derive(self, x: torch.Tensor, nj: int) -> torch.Tensor:
-        """x (..., dx) model state -> (..., n_derived) derived inputs."""
-        if not self.tip_in_object_frame:
-            return x[..., :0]
+    @property
+    def n_action_derived(self) -> int:
+        return 3 if self.commanded_tip else 0
+
+    def _in_object_frame(self, point: torch.Tensor, x: torch.Tensor, nj: int) -> torch.Tensor:
+        """point (..., 3) m -> (point - cube) rotated by -yaw (..., 3)."""
         lay = self.layout(nj)
-        rel = x[..., lay.ee[0] : lay.ee[1]] - x[..., lay.obj[0] : lay.obj[1]]
+        rel = point - x[..., lay.obj[0] : lay.obj[1]]
         s, c = x[..., lay.obj[1]], x[..., lay.obj[1] + 1]
         norm = torch.sqrt(s * s + c * c).clamp_min(1e-6)  # predicted sin/cos drift off the circle
         s, c = s / norm, c / norm
-        # Rotate by -yaw: the tip in the cube's frame.
         return torch.stack(
             [c * rel[..., 0] + s * rel[..., 1], -s * rel[..., 0] + c * rel[..., 1], rel[..., 2]],
             dim=-1,
         )
+
+    def derive(self, x: torch.Tensor, nj: int) -> torch.Tensor:
+        """x (..., dx) model state -> (..., n_derived) derived state inputs."""
+        if not self.tip_in_object_frame:
+            return x[..., :0]
+        lay = self.layout(nj)
+        return self._in_object_frame(x[..., lay.ee[0] : lay.ee[1]], x, nj)
+
+    def derive_action(
+        self, x: torch.Tensor, u: torch.Tensor, nj: int, fk, max_increment: float
+    ) -> torch.Tensor:
+        """x (..., dx), u (..., nj) -> (..., n_action_derived) derived action inputs."""
+        if not self.commanded_tip:
+            return u[..., :0]
+        q = x[..., :nj] + max_increment * u.clamp(-1.0, 1.0)
+        return self._in_object_frame(fk(q.to(fk.dtype)).to(x.dtype), x, nj)
 
 
 class AugmentedModel:
@@ -98,13 +122,25 @@ class AugmentedModel:
 
     Implements what the planners and the evaluation use: `ensemble_size`, `step` (torch,
     TorchDynamics), `predict`, `sample`, `fit`. With no derived inputs it is a pass-through.
-    Not saveable yet (the ROS model files carry plain ensembles).
+    Not saveable yet (the ROS model files carry plain ensembles). `fk` (a
+    mbrl.costs.kinematics.ForwardKinematics) and `max_increment` (rad per unit action) are
+    needed for `commanded_tip`.
     """
 
-    def __init__(self, inner: Any, features: PushFeatures, nj: int) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        features: PushFeatures,
+        nj: int,
+        fk: Any = None,
+        max_increment: float | None = None,
+    ) -> None:
+        if features.commanded_tip and (fk is None or max_increment is None):
+            raise ValueError("PushFeatures.commanded_tip needs fk and max_increment")
         self.inner, self.features, self.nj = inner, features, nj
+        self.fk, self.max_increment = fk, max_increment
         self.dx = inner.dx - features.n_derived
-        self.du = inner.du
+        self.du = inner.du - features.n_action_derived
 
     @property
     def ensemble_size(self) -> int:
@@ -115,14 +151,28 @@ class AugmentedModel:
             return x
         return torch.cat([x, self.features.derive(x, self.nj)], dim=-1)
 
+    def _action(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        if not self.features.n_action_derived:
+            return u
+        extra = self.features.derive_action(x, u, self.nj, self.fk, self.max_increment)
+        return torch.cat([u, extra], dim=-1)
+
     def _augment_np(self, x: np.ndarray) -> np.ndarray:
         xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
         return self._augment(xt).numpy()
 
+    def _action_np(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        ut = torch.as_tensor(np.asarray(u, dtype=np.float64))
+        return self._action(xt, ut).numpy()
+
     def augment_dataset(self, data: TransitionDataset) -> TransitionDataset:
-        """The dataset of z: derived inputs appended to obs and next_obs."""
+        """The dataset of z: derived inputs appended to obs, next_obs and act."""
         return dataclasses.replace(
-            data, obs=self._augment_np(data.obs), next_obs=self._augment_np(data.next_obs)
+            data,
+            obs=self._augment_np(data.obs),
+            next_obs=self._augment_np(data.next_obs),
+            act=self._action_np(data.obs, data.act),
         )
 
     def fit(self, data: TransitionDataset, rng=None, progress: bool = False) -> FitReport:
@@ -130,15 +180,15 @@ class AugmentedModel:
 
     def step(self, x: torch.Tensor, u: torch.Tensor, mode="ts1", generator=None) -> torch.Tensor:
         """x (N, dx), u (N, du) float32 -> (N, dx) next states."""
-        return self.inner.step(self._augment(x), u, mode, generator)[:, : self.dx]
+        return self.inner.step(self._augment(x), self._action(x, u), mode, generator)[:, : self.dx]
 
     def predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, var = self.inner.predict(self._augment_np(x), u)
+        mean, var = self.inner.predict(self._augment_np(x), self._action_np(x, u))
         return mean[:, : self.dx], var[:, : self.dx]
 
     def member_predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, var = self.inner.member_predict(self._augment_np(x), u)
+        mean, var = self.inner.member_predict(self._augment_np(x), self._action_np(x, u))
         return mean[..., : self.dx], var[..., : self.dx]
 
     def sample(self, x: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.inner.sample(self._augment_np(x), u, rng)[:, : self.dx]
+        return self.inner.sample(self._augment_np(x), self._action_np(x, u), rng)[:, : self.dx]
