@@ -2,9 +2,11 @@
 
 The run (`mbrl.ros.demo.learn`, 100 real steps, 2 held-out goals: about 35 s here) starts
 once per session, in its own process, beside the viewer process (`mbrl.ros.viewer.start`,
-as `mbrl demo --view` starts it). While the graph is up, the fixture notes every topic's
-publishers (types and QoS) for the rviz-config test; the browser test watches the view while
-the run goes on; the rosbags test reads the run's episodes when it has finished.
+as `mbrl demo --view` starts it). A headless Chromium opens the page first and the run
+starts only once the page draws the arm, so the browser sees the whole run however slowly
+the viewer's wasm loads on a busy machine. While the graph is up, the fixture notes every
+topic's publishers (types and QoS) for the rviz-config test; the browser test watches the
+view while the run goes on; the rosbags test reads the run's episodes when it has finished.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ LEARN = """
 import sys
 from pathlib import Path
 from mbrl.ros.demo import learn
-learn(Path(sys.argv[1]), budget_steps=100, eval_goals=2, eval_every=1, seed=0, timeout=400)
+learn(Path(sys.argv[1]), budget_steps=100, eval_goals=2, eval_every=1, seed=0, timeout=240)
 """
 # Topics whose publishers the rviz test needs to see before the snapshot is taken.
 WATCHED = ("/joint_states", "/robot_description", "/mbrl/goal", "/mpc_controller/plan",
@@ -42,7 +44,9 @@ def free_port() -> int:
 
 @dataclasses.dataclass
 class LiveRun:
-    """The shared run. publishers: topic -> [(type, rclpy QoSProfile)] seen while it ran."""
+    """The shared run. publishers: topic -> [(type, rclpy QoSProfile)] seen while it ran;
+    browser: the HeadlessChromium showing the page (None without chromium), first: its PNG
+    of the arm before the run started (None if the page never drew it)."""
 
     run_dir: Path
     url: str
@@ -50,8 +54,10 @@ class LiveRun:
     viewer: subprocess.Popen
     log: Path
     publishers: dict
+    browser: object | None
+    first: bytes | None
 
-    def wait(self, timeout: float = 400.0) -> int:
+    def wait(self, timeout: float = 300.0) -> int:
         """Wait for the learning run to finish; its exit code."""
         return self.learner.wait(timeout=timeout)
 
@@ -104,13 +110,17 @@ def live_run(tmp_path_factory) -> Iterator[LiveRun]:
                 if view.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"viewer did not serve: {log.read_text()[-3000:]}") from None
                 time.sleep(0.3)
+        browser, first = _open_browser(viewer_url(web, grpc))
         run_dir = root / "runs" / "tiny"
         learner = subprocess.Popen([sys.executable, "-c", LEARN, str(run_dir)], stdout=out,
                                    stderr=subprocess.STDOUT, env=dict(os.environ))  # fmt: skip
         try:
             publishers = _snapshot_publishers(timeout=90.0)
-            yield LiveRun(run_dir, viewer_url(web, grpc), learner, view, log, publishers)
+            yield LiveRun(run_dir, viewer_url(web, grpc), learner, view, log, publishers,
+                          browser, first)  # fmt: skip
         finally:
+            if browser is not None:
+                browser.close()
             for proc in (learner, view):
                 if proc.poll() is None:
                     proc.terminate()
@@ -119,3 +129,20 @@ def live_run(tmp_path_factory) -> Iterator[LiveRun]:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait()
+
+
+def _open_browser(url: str, timeout: float = 120.0):
+    """(HeadlessChromium on url, PNG once it draws the arm) or (None, None) without chromium;
+    (browser, None) if the arm did not appear within timeout s (the test reports it)."""
+    from headless import HeadlessChromium, arm_pixels, chromium_path, pixels, view3d
+
+    if chromium_path() is None:
+        return None, None
+    browser = HeadlessChromium(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        png = browser.screenshot()
+        if arm_pixels(view3d(pixels(png))) > 800:  # the viewer's wasm runs and drew the arm
+            return browser, png
+    return browser, None

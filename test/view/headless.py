@@ -8,6 +8,7 @@ ask it for screenshots over the DevTools websocket when they choose.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import shutil
@@ -17,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import websocket
 
 # WebGL without a GPU: ANGLE on SwiftShader (software). Chromium 156 refuses SwiftShader for
@@ -113,3 +115,27 @@ class HeadlessChromium:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def pixels(png: bytes) -> np.ndarray:
+    """(H, W, 3) int16 RGB of a PNG."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def view3d(img: np.ndarray) -> np.ndarray:
+    """The 3D view: the left part of the page under the top bar (the blueprint's 3:2 split)."""
+    h, w, _ = img.shape
+    return img[int(0.1 * h) : int(0.9 * h), int(0.02 * w) : int(0.58 * w)]
+
+
+def arm_pixels(region: np.ndarray) -> int:
+    """Pixels of the URDF's 'printed' material (rgba 1.0 0.82 0.12), shaded or not."""
+    r, g, b = region[..., 0], region[..., 1], region[..., 2]
+    return int(np.sum((r > 150) & (g > 0.6 * r) & (g < 0.95 * r) & (b < 0.5 * r)))
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> int:
+    """Pixels that differ by more than 40 in some channel."""
+    return int(np.sum(np.abs(a - b).max(axis=-1) > 40))
