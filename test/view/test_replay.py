@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def _run_dir(tmp_path, rng, steps=(30, 20)):
 
 
 def _rows(rrd) -> dict[str, int]:
-    """Rows per entity path in a .rrd file (static rows included)."""
+    """Rows per entity path in a .rrd file (static rows left out)."""
     rows: dict[str, int] = {}
     for chunk in rr.chunk.RrdReader(rrd).stream():
         if not chunk.is_static:
@@ -82,3 +83,20 @@ def test_viewer_fk_matches_the_planners_fk(rng):
 def test_unknown_ee_link_names_the_links():
     with pytest.raises(ValueError, match="no link 'tool0'.*'ee_tip'"):
         UrdfChain(bundled_urdf().read_text(), "tool0")
+
+
+def test_rerun_reads_our_episode_mcap_on_its_own(tmp_path, rng):
+    """Rerun's own ROS 2 MCAP loader (no mbrl code in the way) decodes every joint state."""
+    run = _run_dir(tmp_path, rng, steps=(25,))
+    rrd = tmp_path / "mcap.rrd"
+    recording = rr.RecordingStream("mbrl-test", recording_id="mcap")
+    recording.save(rrd)
+    rr.log_file_from_path(run / "episodes" / "episode_0000.mcap", recording=recording)
+    recording.flush()
+    deadline = time.monotonic() + 30  # the loader runs in the background
+    while _rows(rrd).get("/joint_states/position", 0) < 25 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        recording.flush()
+    rows = _rows(rrd)
+    assert rows["/joint_states/position"] == 25 and rows["/joint_states/velocity"] == 25, rows
+    assert "/forward_position_controller/commands" in rows and "/mbrl/goal" in rows
