@@ -209,7 +209,8 @@ def start(web_port: int = 9090, grpc_port: int = 9876, output=None):
     atexit.register(stop)
     from mbrl.view.scene import viewer_url
 
-    print(f"[demo] live view (starting): {viewer_url(web_port, grpc_port)}",
+    print(f"[demo] live view (starting): {viewer_url(web_port, grpc_port)}\n"
+          "[demo] it stops with the demo; afterwards `mbrl view runs/<name>` replays the run",
           file=output or sys.stdout, flush=True)  # fmt: skip
     return proc
 
