@@ -100,3 +100,22 @@ def test_rerun_reads_our_episode_mcap_on_its_own(tmp_path, rng):
     rows = _rows(rrd)
     assert rows["/joint_states/position"] == 25 and rows["/joint_states/velocity"] == 25, rows
     assert "/forward_position_controller/commands" in rows and "/mbrl/goal" in rows
+
+
+def test_increment_commands_draw_no_target_and_graph_recordings_come_first(tmp_path, rng):
+    run = _run_dir(tmp_path, rng, steps=(10,))  # the loop's report: run/episodes/
+    path = run / "collector" / "episodes" / "episode_000000.mcap"
+    meta = {"episode_id": "0", "command_units": "normalised joint-position increment"}
+    with EpisodeWriter(path, NAMES, meta) as w:
+        for t in range(12):
+            w.write_joint_state(0.05 * t, rng.uniform(-1, 1, 5))
+            w.write_command(0.05 * t + 0.01, rng.uniform(-1, 1, 5))
+    rrd = tmp_path / "replay.rrd"
+    result = subprocess.run(
+        [sys.executable, "-m", "mbrl", "view", str(run), "--save", str(rrd), "--no-serve"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 episodes, 12 joint states" in result.stdout  # the collector's, not the report's
+    rows = _rows(rrd)
+    assert rows["/arm/joints/shoulder_pan"] == 12 and "/world/target" not in rows

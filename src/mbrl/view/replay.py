@@ -1,11 +1,12 @@
 """Replays: a finished run's MCAP episodes drawn by the live view's Scene, one after another.
 
-Episodes come from `<run>/episodes/` (the report every run writes) or, when that is missing,
-`<run>/collector/episodes/` (the graph's own recording); a directory of episodes or a single
-.mcap file works too. On the scene's timeline the episodes follow each other with a gap of
-GAP seconds, each starting where its own first stamp is. What the files hold is drawn: the
-arm at every recorded joint state, the goal, the commanded end-effector target, the path the
-end effector took. Plans are not drawn: no node records them to disk (the live view shows them).
+Episodes come from `<run>/collector/episodes/` (the graph's own recording, position
+commands) or, when there is none, `<run>/episodes/` (the report every run writes); a
+directory of episodes or a single .mcap file works too. On the scene's timeline the episodes
+follow each other with a gap of GAP seconds, each starting where its own first stamp is.
+What the files hold is drawn: the arm at every recorded joint state, the goal, the path the
+end effector took, and the commanded end-effector target where commands are joint
+positions. Plans are not drawn: no node records them to disk (the live view shows them).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ def episode_files(source: str | Path) -> list[Path]:
     source = Path(source)
     if source.is_file():
         return [source]
-    for folder in (source / "episodes", source / "collector" / "episodes", source):
+    for folder in (source / "collector" / "episodes", source / "episodes", source):
         files = sorted(folder.glob("*.mcap"))
         if files:
             return files
     raise FileNotFoundError(
-        f"no MCAP episodes for {source}: looked in {source}/episodes, "
-        f"{source}/collector/episodes and {source}"
+        f"no MCAP episodes for {source}: looked in {source}/collector/episodes, "
+        f"{source}/episodes and {source}"
     )
 
 
@@ -67,8 +68,11 @@ def _draw_episode(scene, episode: Episode, t0: float) -> float:
     first = min((float(s[0]) for s in stamps if len(s)), default=0.0)
     meta = episode.metadata
     scene.set_time(t0)
+    episode_id = meta.get("episode_id", meta.get("episode", "?"))
+    # Loop reports record normalised increments, not joint positions: no FK target for those.
+    positions = "increment" not in meta.get("command_units", "")
     scene.text(
-        f"episode {meta.get('episode_id', '?')} ({meta.get('mode', meta.get('task', ''))}): "
+        f"episode {episode_id} ({meta.get('mode', meta.get('task', ''))}): "
         f"{len(episode.state_stamps)} joint states, {len(episode.commands)} commands"
         + ("" if episode.complete else " (file cut short)")
     )
@@ -84,12 +88,15 @@ def _draw_episode(scene, episode: Episode, t0: float) -> float:
         while (
             command_i < len(episode.command_stamps) and episode.command_stamps[command_i] <= stamp
         ):
-            target = dict(zip(episode.joint_names, episode.commands[command_i], strict=True))
-            scene.target(scene.chain.ee_position(target))
+            if positions:
+                target = dict(zip(episode.joint_names, episode.commands[command_i], strict=True))
+                scene.target(scene.chain.ee_position(target))
             command_i += 1
         trail.append(scene.arm(episode.joint_names, episode.positions[i]))
         scene.trail(np.array(trail))
-    for command in episode.commands[command_i:]:  # sent after the last recorded state
+    for command in (
+        episode.commands[command_i:] if positions else ()
+    ):  # sent after the last recorded state
         scene.target(scene.chain.ee_position(dict(zip(episode.joint_names, command, strict=True))))
     return last
 
