@@ -89,3 +89,11 @@ def test_an_episode_cut_short_is_left_out_of_the_bag(tmp_path, rng):
 
     assert [name for name, _ in bag["files"]] == ["episode_000001.mcap", "episode_000003.mcap"]
     assert not read_episode(cut).complete  # still recoverable with our own reader
+
+
+def test_a_directory_that_refuses_metadata_keeps_the_episode(tmp_path, rng):
+    (tmp_path / "metadata.yaml").mkdir()  # cannot be replaced by a file
+    with pytest.warns(UserWarning, match="metadata.yaml not written"):
+        _episode(tmp_path / "episode_000001.mcap", 0.0, 5, rng)
+    assert read_episode(tmp_path / "episode_000001.mcap").complete
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["episode_000001.mcap", "metadata.yaml"]

@@ -21,6 +21,7 @@ import json
 import os
 import struct
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,7 +214,10 @@ class EpisodeWriter:
         self._writer.finish()
         self._file.close()
         self._closed = True
-        write_bag_metadata(self.path.parent)
+        try:
+            write_bag_metadata(self.path.parent)
+        except OSError as exc:  # the episode itself is complete and fsynced: warn, keep going
+            warnings.warn(f"{self.path.parent}/{BAG_METADATA} not written: {exc}", stacklevel=2)
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -346,7 +350,8 @@ def write_bag_metadata(directory: str | Path) -> Path:
     Every `*.mcap` file with a summary (a finished episode) is one file of the bag, in name
     order; files cut short by a crash have no summary and are left out (they stay readable
     with `read_episode`). Written atomically (temporary file + rename), so a reader never
-    sees half a file. Returns the path of metadata.yaml.
+    sees half a file. Costs about 0.7 ms per episode in the directory (0.14 s for 200 here),
+    since each file's summary is read again. Returns the path of metadata.yaml.
     """
     directory = Path(directory)
     files, topics = [], {}
@@ -408,6 +413,9 @@ def write_bag_metadata(directory: str | Path) -> Path:
     }
     target = directory / BAG_METADATA
     tmp = directory / f".{BAG_METADATA}.{os.getpid()}.tmp"
-    tmp.write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False))
-    os.replace(tmp, target)
+    try:
+        tmp.write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
