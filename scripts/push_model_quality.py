@@ -166,6 +166,30 @@ def evaluate_config(name: str, train, test, nj: int, seed: int, overrides: dict)
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """The docs/models.md table from the JSON rows this script prints."""
+    head = (
+        "| config | 1-step contact nMSE | rmse mm | predicted / true move mm | captured | "
+        "cov2 | 1-step free nMSE | 10-step contact nMSE | cov2 | 10-step free nMSE |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        c, f = r["one_step"]["contact"], r["one_step"]["free"]
+        tc, tf = r["ten_step"]["contact"], r["ten_step"]["free"]
+        lines.append(
+            f"| {r['config']} | {c['nmse_xy']:.3f} | {c['rmse_mm']:.2f} | "
+            f"{c['mean_pred_move_mm']:.2f} / {c['mean_move_mm']:.2f} | "
+            f"{_fmt(c.get('captured'))} | {c['cover2']:.2f} | {f['nmse_xy']:.3f} | "
+            f"{tc['nmse_xy']:.3f} | {tc['cover2']:.2f} | {tf['nmse_xy']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -173,11 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--action-bound", type=float, help="explorer's action bound (default: the preset's)"
+    )
+    ap.add_argument("--report", help="print the markdown table of a saved JSON-lines output")
     ap.add_argument("--max-epochs", type=int, help="override the preset's fit_max_epochs")
     ap.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden widths")
     args = ap.parse_args(argv)
+    if args.report:
+        with open(args.report) as f:
+            rows = [r for r in map(json.loads, f) if "config" in r]
+        print(markdown(rows))
+        return 0
     torch.set_num_threads(args.threads)
-    bound = preset("mpc", "push")["planner_config"]["action_high"]
+    bound = args.action_bound or preset("mpc", "push")["planner_config"]["action_high"]
     t0 = time.perf_counter()
     train = collect(args.train_episodes, args.seed, bound)
     test = collect(args.test_episodes, args.seed + 10_000, bound)
