@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,22 @@ def test_increment_commands_draw_no_target_and_graph_recordings_come_first(tmp_p
     assert "1 episodes, 12 joint states" in result.stdout  # the collector's, not the report's
     rows = _rows(rrd)
     assert rows["/arm/joints/shoulder_pan"] == 12 and "/world/target" not in rows
+
+
+def test_another_arms_urdf_is_drawn_with_its_own_tool_end(tmp_path):
+    """The live view takes /robot_description, which may be another arm (config/arm_iiwa.yaml)."""
+    import pybullet_data
+
+    from mbrl.view.scene import Scene
+
+    urdf = Path(pybullet_data.getDataPath()) / "kuka_iiwa" / "model.urdf"
+    recording = rr.RecordingStream("mbrl-test", recording_id="iiwa")
+    recording.save(tmp_path / "iiwa.rrd")
+    scene = Scene(urdf.read_text(), recording)  # XML text, as on the topic
+    assert scene.joint_names == [f"lbr_iiwa_joint_{i}" for i in range(1, 8)]
+    assert scene.chain.joints[-1][0] == "lbr_iiwa_joint_7"  # no ee_tip there: deepest link
+    scene.set_time(0.0)
+    ee = scene.arm(scene.joint_names, np.zeros(7))
+    np.testing.assert_allclose(ee[:2], 0.0, atol=1e-9)  # straight up at zero angles
+    assert ee[2] > 1.0
+    scene.close()

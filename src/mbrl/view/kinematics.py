@@ -74,3 +74,20 @@ class UrdfChain:
             elif kind == "prismatic":
                 position = position + rotation @ (axis * q)
         return position
+
+
+def deepest_link(urdf_xml: str) -> str:
+    """The link with the most joints between it and the root: the tool end of a serial arm,
+    used when the configured end-effector link is not in a URDF."""
+    robot = ET.fromstring(urdf_xml)
+    parent = {
+        j.find("child").get("link"): j.find("parent").get("link") for j in robot.findall("joint")
+    }
+
+    def depth(link: str) -> int:
+        n = 0
+        while link in parent:
+            link, n = parent[link], n + 1
+        return n
+
+    return max((link.get("name") for link in robot.findall("link")), key=depth)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mbrl.view.kinematics import UrdfChain
+from mbrl.view.kinematics import UrdfChain, deepest_link
 
 BUNDLED_URDF = "so_arm.urdf"
 APP_ID = "mbrl"
@@ -47,7 +47,8 @@ class Scene:
     Args:
         urdf: path of the arm's URDF file, or its XML text (as on /robot_description).
         recording: a rerun.RecordingStream; the scene logs nothing outside it.
-        ee_link: the link whose origin is the end effector (distance-to-goal trace).
+        ee_link: the link whose origin is the end effector (distance-to-goal trace); a URDF
+            without it uses its deepest link.
     """
 
     def __init__(self, urdf: str | Path, recording, ee_link: str = "ee_tip") -> None:
@@ -64,7 +65,10 @@ class Scene:
         self.tree = self.rr.urdf.UrdfTree.from_file_path(self.urdf_path, entity_path_prefix=ARM)
         self.root_frame = self.tree.root_link().name
         self._joints = {j.name: j for j in self.tree.joints() if j.joint_type != "fixed"}
-        self.chain = UrdfChain(self.urdf_path.read_text(), ee_link)
+        xml = self.urdf_path.read_text()
+        if f'name="{ee_link}"' not in xml and f"name='{ee_link}'" not in xml:
+            ee_link = deepest_link(xml)  # another arm's URDF (e.g. from /robot_description)
+        self.chain = UrdfChain(xml, ee_link)
         self.goal: np.ndarray | None = None
         self.ee: np.ndarray | None = None
         self.tree.log_urdf_to_recording(recording)
