@@ -1,7 +1,7 @@
 """PETS probabilistic ensemble (Chua et al. 2018): E Gaussian MLPs in one batched pass.
 
 Each member e maps the normalised input [x, u] to a diagonal Gaussian over the normalised
-delta (x' - x - mu_d) / sd_d. All members run as one `torch.baddbmm` per layer over weights
+delta (x' - x - mu_d) / sd_d. All members run as one batched GEMM per layer over weights
 of shape (E, d_in, d_out). Log-variances are kept inside learned soft bounds (Chua et al.
 2018, appendix A.1): lv = max - softplus(max - lv); lv = min + softplus(lv - min).
 For the planner's inner loop (`step`) the input/output normalisation is folded into the
