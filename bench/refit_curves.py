@@ -14,6 +14,7 @@ fit's kind, epochs and seconds to runs/refit/<name>/fits.jsonl); nothing else ch
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -98,6 +99,8 @@ def main() -> None:
             )
             summary = json.loads((run / "summary.json").read_text())
             fits = [json.loads(x) for x in (OUT / name / "fits.jsonl").read_text().splitlines()]
+            with open(run / "metrics.csv") as f:
+                curve = [(int(r["env_steps"]), float(r["success_rate"])) for r in csv.DictReader(f)]
             row = dict(
                 bench="refit_run",
                 task=args.task,
@@ -110,12 +113,18 @@ def main() -> None:
                 fit_seconds=round(sum(f["seconds"] for f in fits), 2),
                 last_fit_seconds=fits[-1]["seconds"] if fits else None,
                 cold_fits=sum(f["refit"] == "cold" for f in fits),
+                success_curve=curve,
                 **timing,
             )
             results.append(row)
             print(json.dumps(row), flush=True)
     for mode in args.modes:
         rows = [r for r in results if r["mode"] == mode]
+        steps = [step for step, _ in rows[0]["success_curve"]] if rows else []
+        by_step = {
+            step: statistics.mean(dict(r["success_curve"]).get(step, float("nan")) for r in rows)
+            for step in steps
+        }
         print(
             json.dumps(
                 dict(
@@ -126,6 +135,7 @@ def main() -> None:
                     final_distance_mean=statistics.mean(r["final_distance"] for r in rows),
                     fit_seconds_mean=statistics.mean(r["fit_seconds"] for r in rows),
                     fit_epochs_mean=statistics.mean(r["fit_epochs"] for r in rows),
+                    success_curve_mean=[[k, round(v, 3)] for k, v in by_step.items()],
                 )
             ),
             flush=True,
