@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from mbrl.config import ArmConfig
-from mbrl.control.push_explore import PushExplorer, PushExplorerConfig
+from mbrl.control.push_explore import PushExplorer, PushExplorerConfig, explore_episodes
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.presets import preset
@@ -63,34 +63,14 @@ def collect(n_episodes: int, seed: int, bound: float, steps: int = 100):
         object_velocity=True,
         command_in_obs=True,
     )
-    cfg = env.config
     rng = np.random.default_rng(seed)
-    explorer = PushExplorer(
-        cfg.urdf,
-        cfg.ee_link,
-        tuple(cfg.joint_names),
-        cfg.max_increment,
-        cfg.control_period,
-        rng,
-        PushExplorerConfig(action_bound=bound),
-    )
-    episodes = []
+    explorer = PushExplorer.for_env(env, rng, PushExplorerConfig(action_bound=bound))
+    # Drawn lazily, between episodes, from the explorer's Generator.
+    seeds = (int(rng.integers(2**31)) for _ in range(n_episodes))
     try:
-        for _ in range(n_episodes):
-            obs, _ = env.reset(seed=int(rng.integers(2**31)))
-            explorer.observe_first(obs)
-            observations, actions = [obs], []
-            for _ in range(steps):
-                a = explorer.select_action(obs)
-                obs, _, terminated, truncated, _ = env.step(a)
-                observations.append(obs)
-                actions.append(a)
-                if terminated or truncated:
-                    break
-            episodes.append((np.array(observations, float), np.array(actions, float)))
+        return explore_episodes(env, explorer, seeds)
     finally:
         env.close()
-    return episodes
 
 
 def contact_share(episodes, nj: int) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mbrl.control.push_explore import PushExplorer, PushExplorerConfig
+from mbrl.control.push_explore import PushExplorer, PushExplorerConfig, explore_episodes
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.presets import preset
 from mbrl.models.contact_eval import one_step_contact
@@ -25,32 +25,13 @@ IMPROVED = (PushFeatures(joint_velocities=True, object_velocity=True), "mse")
 
 def _episodes(n: int, seed: int, steps: int = 80):
     env = make_env("push", max_steps=steps, increment_from="measured", object_velocity=True)
-    c = env.config
-    rng = np.random.default_rng(seed)
-    explorer = PushExplorer(
-        c.urdf,
-        c.ee_link,
-        tuple(c.joint_names),
-        c.max_increment,
-        c.control_period,
-        rng,
-        # Long, moderate pushes within the push preset's +-0.35 action bound: many contact
-        # ticks per episode.
-        PushExplorerConfig(action_bound=0.35, push_length=(0.06, 0.14), speed=(0.05, 0.2)),
-    )
-    out = []
-    for k in range(n):
-        obs, _ = env.reset(seed=seed * 1000 + k)
-        explorer.observe_first(obs)
-        observations, actions = [obs], []
-        for _ in range(steps):
-            a = explorer.select_action(obs)
-            obs = env.step(a)[0]
-            observations.append(obs)
-            actions.append(a)
-        out.append((np.array(observations, float), np.array(actions, float)))
-    env.close()
-    return out
+    # Long, moderate pushes within the push preset's +-0.35 action bound: many contact ticks.
+    config = PushExplorerConfig(action_bound=0.35, push_length=(0.06, 0.14), speed=(0.05, 0.2))
+    explorer = PushExplorer.for_env(env, np.random.default_rng(seed), config)
+    try:
+        return explore_episodes(env, explorer, [seed * 1000 + k for k in range(n)])
+    finally:
+        env.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ and needs only what a learner has: the URDF (FK), the observed cube and the goal
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -82,6 +83,19 @@ class PushExplorer:
         self._noise = np.zeros(self.nj)
         self._phase, self._ticks = 0, 0
         self._push: dict[str, np.ndarray | float] = {}
+
+    @classmethod
+    def for_env(
+        cls,
+        env,
+        rng: np.random.Generator,
+        config: PushExplorerConfig = PushExplorerConfig(),  # noqa: B008 - frozen
+    ) -> PushExplorer:
+        """An explorer for a push env (its ArmConfig gives the URDF, joints and scaling)."""
+        c = env.unwrapped.config
+        return cls(
+            c.urdf, c.ee_link, tuple(c.joint_names), c.max_increment, c.control_period, rng, config
+        )
 
     # -- Actor -------------------------------------------------------------------------------
     def observe_first(self, obs: np.ndarray, env=None) -> None:
@@ -162,3 +176,24 @@ class PushExplorer:
     def _jacobian(self, q: np.ndarray) -> np.ndarray:
         qt = torch.as_tensor(q, dtype=torch.float64)
         return torch.func.jacrev(self.fk)(qt).numpy()
+
+
+def explore_episodes(
+    env, explorer: PushExplorer, seeds: Iterable[int]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One episode per reset seed (taken from `seeds` as each episode starts) until the env
+    ends it: [(obs (T+1, dobs), actions (T, nj))]."""
+    episodes = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=int(seed))
+        explorer.observe_first(obs)
+        observations, actions = [obs], []
+        done = False
+        while not done:
+            a = explorer.select_action(obs)
+            obs, _, terminated, truncated, _ = env.step(a)
+            observations.append(obs)
+            actions.append(a)
+            done = terminated or truncated
+        episodes.append((np.array(observations, float), np.array(actions, float)))
+    return episodes

@@ -49,19 +49,18 @@ def direction_agreement(pred_delta: np.ndarray, true_delta: np.ndarray) -> dict[
     }
 
 
-def one_step_contact(
-    model, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, obj: int, threshold: float
+def _scores(
+    mean: np.ndarray,
+    var: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+    moved: np.ndarray,
+    xy: slice,
+    moves: bool,
 ) -> dict[str, dict[str, float]]:
-    """Transitions (N, dx), (N, du), (N, dx); `obj` = state index of the cube x (then y, z).
-
-    Returns {"contact": {...}, "free": {...}} with n, nmse_xy, rmse_mm, zero_nmse_xy (the
-    score of predicting no motion), direction agreement (contact) and calibration of x, y.
-    """
-    mean, var = model.predict(obs, act)
-    xy = slice(obj, obj + 2)
-    true_d = next_obs[:, xy] - obs[:, xy]
-    pred_d = mean[:, xy] - obs[:, xy]
-    moved = np.linalg.norm(true_d, axis=1) > threshold
+    """Predicted mean/var of the end state, true start/end states (N, dx), the contact mask
+    (N,) -> {"contact": ..., "free": ...} scores of the cube's x/y change."""
+    true_d, pred_d = end[:, xy] - start[:, xy], mean[:, xy] - start[:, xy]
     scale = true_d[moved].var(0) if moved.sum() >= 2 else true_d.var(0)
     out = {}
     for name, rows in (("contact", moved), ("free", ~moved)):
@@ -74,14 +73,29 @@ def one_step_contact(
             "nmse_xy": _nmse(p, t, scale),
             "zero_nmse_xy": _nmse(np.zeros_like(t), t, scale),
             "rmse_mm": float(1e3 * np.sqrt(np.mean((p - t) ** 2))),
-            "mean_move_mm": float(1e3 * np.linalg.norm(t, axis=1).mean()),
-            "mean_pred_move_mm": float(1e3 * np.linalg.norm(p, axis=1).mean()),
-            **_calibration(mean[rows][:, xy], var[rows][:, xy], next_obs[rows][:, xy]),
+            **_calibration(mean[rows][:, xy], var[rows][:, xy], end[rows][:, xy]),
         }
-        if name == "contact":
-            entry.update(direction_agreement(p, t))
+        if moves:
+            entry["mean_move_mm"] = float(1e3 * np.linalg.norm(t, axis=1).mean())
+            entry["mean_pred_move_mm"] = float(1e3 * np.linalg.norm(p, axis=1).mean())
+            if name == "contact":
+                entry.update(direction_agreement(p, t))
         out[name] = entry
     return out
+
+
+def one_step_contact(
+    model, obs: np.ndarray, act: np.ndarray, next_obs: np.ndarray, obj: int, threshold: float
+) -> dict[str, dict[str, float]]:
+    """Transitions (N, dx), (N, du), (N, dx); `obj` = state index of the cube x (then y, z).
+
+    Returns {"contact": {...}, "free": {...}} with n, nmse_xy, rmse_mm, zero_nmse_xy (the
+    score of predicting no motion), direction agreement (contact) and calibration of x, y.
+    """
+    mean, var = model.predict(obs, act)
+    xy = slice(obj, obj + 2)
+    moved = np.linalg.norm(next_obs[:, xy] - obs[:, xy], axis=1) > threshold
+    return _scores(mean, var, obs, next_obs, moved, xy, moves=True)
 
 
 def k_step_contact(
@@ -119,19 +133,4 @@ def k_step_contact(
         x = model.sample(x, np.repeat(U[:, j], particles, axis=0), rng)
     cloud = x.reshape(W, particles, -1)
     mean, var = cloud.mean(1), cloud.var(1)
-    true_d, pred_d = xk[:, xy] - x0[:, xy], mean[:, xy] - x0[:, xy]
-    scale = true_d[moved].var(0) if moved.sum() >= 2 else true_d.var(0)
-    out = {}
-    for name, rows in (("contact", moved), ("free", ~moved)):
-        if rows.sum() < 2:
-            out[name] = {"n": int(rows.sum())}
-            continue
-        t, p = true_d[rows], pred_d[rows]
-        out[name] = {
-            "n": int(rows.sum()),
-            "nmse_xy": _nmse(p, t, scale),
-            "zero_nmse_xy": _nmse(np.zeros_like(t), t, scale),
-            "rmse_mm": float(1e3 * np.sqrt(np.mean((p - t) ** 2))),
-            **_calibration(mean[rows][:, xy], var[rows][:, xy], xk[rows][:, xy]),
-        }
-    return out
+    return _scores(mean, var, x0, xk, moved, xy, moves=False)
