@@ -141,6 +141,11 @@ def evaluate_config(name: str, train, test, nj: int, seed: int, overrides: dict)
         "train_transitions": len(data),
         "fit_seconds": round(fit_s, 1),
         "epochs": report.extra.get("epochs"),
+        # The same score on the training transitions: far below the held-out one means more
+        # data would help; close to it, the model (or the state) is the limit.
+        "train_contact_nmse_xy": one_step_contact(
+            model, data.obs, data.act, data.next_obs, obj, THRESHOLD
+        )["contact"]["nmse_xy"],
         "one_step": one,
         "ten_step": ten,
     }
