@@ -57,7 +57,7 @@ def ros_rate(ticks: int) -> tuple[float, float]:
     pub = node.create_publisher(
         Float64MultiArray, "/forward_position_controller/commands", COMMAND_QOS
     )
-    overrides = {"sim": {"mode": "lockstep", "idle_publish_rate_hz": 0.0}}
+    overrides = {"sim": {"timing": "lockstep", "idle_publish_rate_hz": 0.0}}
     try:
         with GraphRunner(get_nodes(["sim"]), overrides=overrides, output=_Quiet()) as runner:
             while not states or pub.get_subscription_count() == 0:

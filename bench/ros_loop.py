@@ -91,7 +91,7 @@ def external_latency(states: list[float], commands: list[float]) -> np.ndarray:
 def run(args: argparse.Namespace) -> dict:
     cfg = ArmConfig()
     lockstep = args.variant == "lockstep"
-    sim = {"mode": "lockstep" if lockstep else "realtime", "seed": 0}
+    sim = {"timing": "lockstep" if lockstep else "realtime", "seed": 0}
     if lockstep:
         sim["idle_publish_rate_hz"] = 1.0
     ctl = {"trigger": "joint_states" if lockstep else args.trigger, "viz_every": 2,

@@ -84,7 +84,7 @@ def block(condition: str, ticks: int, probe: Probe, fk, rng, out) -> dict:
             browser = HeadlessChromium(viewer_url(web, grpc))
     ctl = {"trigger": "timer", "viz_every": 2, "diagnostics_rate_hz": 2.0}
     runner = GraphRunner(get_nodes(["sim", "mpc_controller"]),
-                         overrides={"sim": {"mode": "realtime", "seed": 0},
+                         overrides={"sim": {"timing": "realtime", "seed": 0},
                                     "mpc_controller": ctl}, output=out)  # fmt: skip
     probe.diag = {}
     try:

@@ -111,6 +111,6 @@ def test_real_arm_defaults_are_conservative():
     assert shared["arm"]["max_increment"] * 20.0 <= 1.0  # rad/s before the speed limit
     assert all("arm" not in block["ros__parameters"] for k, block in params.items() if k != "/**")
     experiment = params["experiment"]["ros__parameters"]
-    assert experiment["lockstep"] is False and experiment["reset_service"] == ""
+    assert shared["timing"] == "realtime" and experiment["reset_service"] == ""
     # every block names a node of the real graph (a typo would silently configure nothing)
     assert set(params) - {"/**"} <= {s.name for s in real_arm_graph(with_experiment=True)}

@@ -37,7 +37,7 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
     runner = GraphRunner(
         get_nodes(["sim", "mpc_controller"]),
         overrides={
-            "sim": {"mode": "lockstep", "seed": 0},
+            "sim": {"timing": "lockstep", "seed": 0},
             "mpc_controller": {
                 "trigger": "joint_states",
                 "start_enabled": False,  # lockstep runs at ~1 kHz: enable once all is seen
@@ -45,8 +45,8 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
                 "stale_periods": 100,
                 "goal": GOAL_UNDER_TABLE,
                 "viz_every": 0,
-                "num_samples": 20,  # a small iCEM budget: the test is about the command
-                "iterations": 2,
+                # a small iCEM budget: the test is about the command
+                "agent.params": "{planner_config: {num_samples: 20, iterations: 2}}",
             },
         },
         output=output,

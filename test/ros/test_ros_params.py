@@ -43,7 +43,7 @@ def test_defaults_give_the_default_config(ros_context):
 
 def test_overrides_reach_nested_fields_and_unset_stays_default(ros_context):
     node = _node(
-        ros_context, mode="lockstep", arm__home=[0.1] * 5, arm__servo__noise_std=0.01,
+        ros_context, timing="lockstep", arm__home=[0.1] * 5, arm__servo__noise_std=0.01,
         joints=["wrist_roll", "shoulder_pan"], arm__servo__max_velocity=2.0,
     )  # fmt: skip
     try:
@@ -51,7 +51,7 @@ def test_overrides_reach_nested_fields_and_unset_stays_default(ros_context):
         cfg = read_config_parameters(node)
     finally:
         node.destroy_node()
-    assert cfg.mode == "lockstep" and cfg.arm.home == (0.1,) * 5
+    assert cfg.timing == "lockstep" and cfg.arm.home == (0.1,) * 5
     assert cfg.arm.servo.noise_std == 0.01 and cfg.arm.servo.max_velocity == 2.0
     assert cfg.arm.servo.max_torque is None and cfg.arm.position_lower == ()
     assert cfg.controller_joints == ("wrist_roll", "shoulder_pan")
@@ -77,7 +77,7 @@ def test_descriptors_carry_description_type_and_range(ros_context):
     "overrides, error, match",
     [
         ({"arm__home": [0.0, 0.0]}, ConfigError, r"arm\.home has 2 entries; expected 5"),
-        ({"mode": "fast"}, ConfigError, r"mode must be one of \['realtime', 'lockstep'\]"),
+        ({"timing": "fast"}, ConfigError, r"timing must be one of \['realtime', 'lockstep'\]"),
         ({"joints": ["elbow"]}, ConfigError, r"joints names unknown joint\(s\) \['elbow'\]"),
         ({"controller_name": "a/b"}, ConfigError, "controller_name must be a valid topic"),
         ({"arm__physics_rate_hz": 250.0}, ConfigError, "whole multiple"),

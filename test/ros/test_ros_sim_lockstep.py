@@ -16,7 +16,7 @@ pytestmark = pytest.mark.ros
 
 def test_lockstep_advances_one_period_per_command_on_sim_time(ros_context):
     runner, output = start_sim(
-        {"mode": "lockstep", "use_sim_time": True, "idle_publish_rate_hz": 2.0, "with_cube": True}
+        {"timing": "lockstep", "use_sim_time": True, "idle_publish_rate_hz": 2.0, "with_cube": True}
     )
     client = Client(rclpy.create_node("test_lockstep_client"))
     try:

@@ -31,7 +31,7 @@ VELOCITY_LIMIT = 1.0
 
 @pytest.fixture(scope="module")
 def sim(ros_context):
-    runner, output = start_sim({"mode": "realtime", "arm.servo.max_velocity": VELOCITY_LIMIT})
+    runner, output = start_sim({"timing": "realtime", "arm.servo.max_velocity": VELOCITY_LIMIT})
     try:
         client = Client(rclpy.create_node("test_sim_client"))
         s = Sim(runner, output, client)

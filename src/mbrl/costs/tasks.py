@@ -107,6 +107,17 @@ def next_command(
     return np.clip(command, measured - max_increment, measured + max_increment)
 
 
+def tip_to_object(task: str, obs: np.ndarray, nj: int) -> np.ndarray | None:
+    """obs (..., dobs) -> (...) m from the end effector to the object (push), else None: how
+    close the tip came to the cube, the first thing a pushing policy must learn."""
+    layout = obs_layout(task, nj)
+    if layout.obj is None:
+        return None
+    obs = np.asarray(obs, float)
+    gap = StateLayout.take(obs, layout.ee) - StateLayout.take(obs, layout.obj)
+    return np.linalg.norm(gap, axis=-1)
+
+
 def yaw_of_quaternion(quat: np.ndarray) -> float:
     """Yaw (rad) about z of an (x, y, z, w) quaternion."""
     x, y, z, w = (float(v) for v in quat)

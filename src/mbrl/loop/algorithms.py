@@ -52,6 +52,7 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, algo: str) -> dict[str
             backend.make_actor = lambda stream: OpenLoopActor(
                 MPCActor(config.task, backend.arm, learner.model, params, config.seed, stream)
             )
+            recorder.save_params(params)
             summary, history = run_schedule(backend, config, recorder, explore_episodes=n_random)
             recorder.checkpoint(learner.model, "ensemble_final")
             recorder.save_data(learner.dataset(history))

@@ -189,6 +189,13 @@ class RunRecorder:
                     writer.write_command(stamp, actions[t])
         return path
 
+    def save_params(self, params: dict[str, Any], name: str = "params.json") -> Path:
+        """Write the *effective* parameters of the run (the preset merged with the overrides,
+        not only the overrides config.json holds), so a result can be audited and rerun."""
+        path = self.run_dir / name
+        path.write_text(json.dumps(params, indent=2, default=_jsonable) + "\n")
+        return path
+
     def save_data(self, dataset: Any) -> Path:
         """Write the collected transitions (a TransitionDataset) to data.npz."""
         path = self.run_dir / "data.npz"
@@ -241,9 +248,10 @@ class RunRecorder:
             "curve": self.rows,
             **extra,
         }
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if self.rows:
             self._plot()
+        # summary.json last: its existence says the run is complete (the demo waits on it)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
     def _plot(self) -> None:
@@ -262,6 +270,15 @@ class RunRecorder:
         fig.tight_layout()
         fig.savefig(self.run_dir / "learning_curve.png", dpi=80)
         plt.close(fig)
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON for what configs hold beside plain types: tuples, numpy scalars, dataclasses."""
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 @contextlib.contextmanager

@@ -89,6 +89,7 @@ def run_mpc(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             backend.make_actor = lambda stream: MPCActor(
                 config.task, backend.arm, learner.model, params, config.seed, stream
             )
+            recorder.save_params(params)
             summary, history = run_schedule(
                 backend, config, recorder, explore_episodes=params["random_episodes"]
             )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mbrl.costs.tasks import EVAL_SEED, train_seed
+from mbrl.costs.tasks import EVAL_SEED, tip_to_object, train_seed
 from mbrl.loop.common import ExperimentConfig, RunRecorder
 
 Trajectory = tuple[np.ndarray, np.ndarray]  # obs (T+1, dobs), actions (T, nj)
@@ -56,20 +56,33 @@ class Backend(Protocol):
         ...
 
 
-def evaluate(backend: Backend, n_goals: int, steps: int, mode: str = "control") -> dict[str, Any]:
+def evaluate(
+    backend: Backend, n_goals: int, steps: int, mode: str = "control", task: str = "reach"
+) -> dict[str, Any]:
     """`mode` on the n held-out episodes (seeds EVAL_SEED + i), `steps` ticks each.
 
-    Returns success_rate, final_distance (mean, m) and the per-episode lists.
+    Returns success_rate, final_distance (mean, m), for push final_tip_to_cube (mean m from
+    the tip to the cube at the end), and the per-episode lists.
     """
     outcomes = [backend.run_episode(mode, EVAL_SEED + i, steps, None) for i in range(n_goals)]
     distances = [o.final_distance for o in outcomes]
     successes = [bool(o.success) for o in outcomes]
-    return {
+    out = {
         "success_rate": float(np.mean(successes)),
         "final_distance": float(np.mean(distances)),
         "distances": distances,
         "successes": successes,
     }
+    if task == "push":
+        nj = outcomes[0].actions.shape[1] if len(outcomes[0].actions) else 0
+        tips = [float(tip_to_object(task, o.obs[-1], nj)) for o in outcomes]
+        out["final_tip_to_cube"] = float(np.mean(tips))
+    return out
+
+
+def _scalars(result: dict[str, Any]) -> dict[str, float]:
+    """The per-run scalars of an evaluation (what metrics.csv logs beyond success/distance)."""
+    return {k: v for k, v in result.items() if k == "final_tip_to_cube"}
 
 
 def run_schedule(
@@ -88,9 +101,13 @@ def run_schedule(
     and logged at 0 steps. `extra` goes into the summary (callables are called at the end).
     """
     rng = np.random.default_rng(config.seed)
-    start = evaluate(backend, config.eval_goals, config.episode_steps, mode="explore")
+    task = config.task
+    start = evaluate(backend, config.eval_goals, config.episode_steps, "explore", task)
     recorder.log(
-        env_steps=0, success_rate=start["success_rate"], final_distance=start["final_distance"]
+        env_steps=0,
+        success_rate=start["success_rate"],
+        final_distance=start["final_distance"],
+        **_scalars(start),
     )
     history: list[Trajectory] = []
     steps = 0
@@ -105,12 +122,13 @@ def run_schedule(
         metrics = backend.fit(history, k)
         last = k == config.num_episodes - 1 or steps >= config.budget_steps
         if (k + 1) % config.eval_every == 0 or last:
-            result = evaluate(backend, config.eval_goals, config.episode_steps)
+            result = evaluate(backend, config.eval_goals, config.episode_steps, "control", task)
             recorder.log(
                 env_steps=steps,
                 success_rate=result["success_rate"],
                 final_distance=result["final_distance"],
                 train_final_distance=outcome.final_distance,
+                **_scalars(result),
                 **metrics,
             )
         if last:

@@ -23,6 +23,7 @@ from mbrl.config import ArmConfig, ConfigError
 CONTROL_MODES = ("explore", "mpc", "lqr", "policy")
 COMMAND_INTERFACES = ("position", "trajectory")
 TRIGGERS = ("timer", "joint_states")
+TIMINGS = ("realtime", "lockstep")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +39,15 @@ class MpcControllerConfig:
         command_interface: "position" (Float64MultiArray) or "trajectory" (JointTrajectory).
         start_enabled: publish commands from the start; false on a real arm (enable with
             the ~/enable service).
-        trigger: "timer" (fixed-rate tick at arm.control_rate_hz) or "joint_states" (tick
-            on every new joint state, the timer still runs as the watchdog's heartbeat).
-        deadline_fraction: the planner must finish within this fraction of the period.
+        timing: the graph's timing switch (graph.yaml): "lockstep" ticks on every new joint
+            state and plans each tick to completion (no deadline: the sim waits, so results
+            do not depend on the machine's load); "realtime" ticks as `trigger` says, under
+            the deadline.
+        trigger: realtime only: "timer" (fixed-rate tick at arm.control_rate_hz) or
+            "joint_states" (tick on every new joint state); the timer always runs as the
+            watchdog's heartbeat.
+        deadline_fraction: realtime: the planner must finish within this fraction of the
+            period.
         stale_periods: joint states older than this many periods hold the arm.
         max_velocity: speed limit of the commands, rad/s; 0 takes the URDF velocity limits.
         lqr_horizon / lqr_iterations: the iLQR budget of mode lqr.
@@ -65,6 +72,7 @@ class MpcControllerConfig:
     trajectory_controller_name: str = "joint_trajectory_controller"
     command_interface: str = "position"
     start_enabled: bool = True
+    timing: str = "realtime"
     trigger: str = "timer"
     deadline_fraction: float = 0.6
     stale_periods: int = 3
@@ -88,6 +96,8 @@ class MpcControllerConfig:
                 f"command_interface must be one of {list(COMMAND_INTERFACES)}, "
                 f"got {self.command_interface!r}"
             )
+        if self.timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {list(TIMINGS)}, got {self.timing!r}")
         if self.trigger not in TRIGGERS:
             raise ConfigError(f"trigger must be one of {list(TRIGGERS)}, got {self.trigger!r}")
         if not 0.0 < self.deadline_fraction < 1.0:
@@ -108,6 +118,15 @@ class MpcControllerConfig:
     @property
     def period(self) -> float:
         return self.arm.control_period
+
+    @property
+    def ticks_on_states(self) -> bool:
+        """Tick on each new joint state (lockstep always; realtime if trigger says so)."""
+        return self.timing == "lockstep" or self.trigger == "joint_states"
+
+    def deadline(self, start: float) -> float | None:
+        """The planner's deadline for a tick that started at `start` (None in lockstep)."""
+        return None if self.timing == "lockstep" else start + self.deadline_fraction * self.period
 
 
 class ActorBundle:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from mbrl.agents.config import GRAPH_ALGOS
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, TASKS
 from mbrl.ros.graph import GRAPH
-from mbrl.ros.params import MODES
+from mbrl.ros.params import MODES, TIMINGS
 from mbrl.ros.runner import GraphRunner, NodeDied
 
 # The learner's model, planner and cost come from the agent's preset (mbrl.agents.presets),
@@ -27,6 +27,7 @@ from mbrl.ros.runner import GraphRunner, NodeDied
 # lockstep runs as fast as the nodes answer, so wall-clock command intervals vary a lot: the
 # default 3 x median gap would cut real trajectories into pieces.
 AGENT_NODES = ("model_fitter", "mpc_controller", "experiment")  # nodes with an `agent` block
+TIMED_NODES = ("sim", "mpc_controller", "experiment")  # nodes with a `timing` parameter
 FITTER_OVERRIDES: dict[str, Any] = {
     "max_gap": 100.0,
     "fit_on_new_data": False,
@@ -36,7 +37,7 @@ FITTER_OVERRIDES: dict[str, Any] = {
 
 def learning_overrides(
     run_dir: Path, *, budget_steps: int, episode_steps: int, eval_goals: int, eval_every: int,
-    seed: int, timeout: float, task: str = "reach", algo: str = "mpc",
+    seed: int, timeout: float, task: str = "reach", algo: str = "mpc", timing: str = "lockstep",
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per-node parameter overrides of the lockstep learning run writing to run_dir.
 
@@ -46,7 +47,7 @@ def learning_overrides(
     """
     agent = {"agent.task": task, "agent.algo": algo}
     nodes = {
-        "sim": {"mode": "lockstep", "seed": seed, "with_cube": task == "push"},
+        "sim": {"seed": seed, "with_cube": task == "push"},
         "collector": {"data_dir": str(run_dir / "collector")},
         "model_fitter": {
             **FITTER_OVERRIDES,
@@ -54,17 +55,12 @@ def learning_overrides(
             "seed": seed,
         },  # fmt: skip
         "mpc_controller": {
-            "trigger": "joint_states",  # lockstep: one tick per new joint state
-            # Lockstep waits for the controller, so it may use most of the period to plan
-            # (the 2-core box is shared; a 30 ms deadline cut the planner short there).
-            "deadline_fraction": 0.9,
             "start_enabled": False,
             "mode": "explore",
             "data_dir": str(run_dir / "mpc_controller"),
             "seed": seed,
         },
         "experiment": {
-            "lockstep": True,
             "out_dir": str(run_dir.parent),
             "name": run_dir.name,
             "budget_steps": budget_steps,
@@ -77,6 +73,8 @@ def learning_overrides(
     }
     for name in AGENT_NODES:
         nodes[name].update(agent)
+    for name in TIMED_NODES:  # the graph's one timing switch (graph.yaml `timing`)
+        nodes[name]["timing"] = timing
     return nodes
 
 
@@ -92,6 +90,7 @@ def learn(
     output: TextIO | None = None,
     task: str = "reach",
     algo: str = "mpc",
+    timing: str = "lockstep",
 ) -> dict[str, Any]:
     """Run the learning graph until the experiment node writes run_dir/summary.json.
 
@@ -104,7 +103,7 @@ def learn(
     overrides = learning_overrides(
         run_dir, budget_steps=budget_steps, episode_steps=episode_steps,
         eval_goals=eval_goals, eval_every=eval_every, seed=seed, timeout=timeout, task=task,
-        algo=algo,
+        algo=algo, timing=timing,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     with GraphRunner(GRAPH, overrides=overrides, output=output) as runner:
@@ -120,7 +119,8 @@ def learn(
 def _print_summary(summary: dict[str, Any], wall: float) -> None:
     run_dir = Path(summary["run_dir"]).resolve()
     task = summary.get("task", "reach")
-    print(f"\nmbrl demo: the ROS 2 graph learned {task} from scratch (lockstep sim)")
+    timing = summary.get("timing", "lockstep")
+    print(f"\nmbrl demo: the ROS 2 graph learned {task} from scratch ({timing})")
     print("  evaluation     success      final distance  model")
     for row in summary["curve"]:
         print(
@@ -145,8 +145,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode",
         choices=MODES,
         default="realtime",
-        help="sim timing mode (--scripted only; learning runs in lockstep)",
+        help="sim timing of the scripted motion (--scripted only)",
     )
+    parser.add_argument("--timing", choices=TIMINGS, default="lockstep",
+                        help="learning: lockstep (fast, load-independent) or realtime "
+                        "(nobody waits for the controller, as on a real arm)")  # fmt: skip
     parser.add_argument(
         "--timeout",
         type=float,
@@ -185,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         summary = learn(
             run_dir, budget_steps=args.budget, eval_goals=args.eval_goals, seed=args.seed,
             timeout=1200.0 if args.timeout is None else args.timeout, task=args.task,
-            algo=args.algo,
+            algo=args.algo, timing=args.timing,
         )  # fmt: skip
     except (NodeDied, TimeoutError, FileExistsError) as exc:
         print(f"[demo] FAILED: {exc}", file=sys.stderr)

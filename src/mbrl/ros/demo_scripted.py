@@ -22,6 +22,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from mbrl.config import ArmConfig, from_dict, load_yaml
+from mbrl.ros import topics
 from mbrl.ros.graph import config_dir, get_nodes
 from mbrl.ros.msgs import (
     float64_multiarray,
@@ -66,12 +67,12 @@ class DemoClient:
     def __init__(self, node: Node, runner: GraphRunner, joints: tuple[str, ...], lockstep: bool):
         self.node, self.runner, self.joints, self.lockstep = node, runner, joints, lockstep
         self.states: list[JointState] = []
-        node.create_subscription(JointState, "/joint_states", self.states.append, 200)
+        node.create_subscription(JointState, topics.JOINT_STATES, self.states.append, 200)
         self.commands = node.create_publisher(
-            Float64MultiArray, "/forward_position_controller/commands", COMMAND_QOS
+            Float64MultiArray, topics.command_topic("forward_position_controller"), COMMAND_QOS
         )
         self.trajectory = node.create_publisher(
-            JointTrajectory, "/joint_trajectory_controller/joint_trajectory", COMMAND_QOS
+            JointTrajectory, topics.trajectory_topic("joint_trajectory_controller"), COMMAND_QOS
         )
 
     def spin_until(self, predicate, timeout: float, what: str) -> None:
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
 
     wall = time.monotonic()
     arm = _arm_config()
-    overrides: dict[str, dict[str, Any]] = {"sim": {"mode": args.mode}}
+    overrides: dict[str, dict[str, Any]] = {"sim": {"timing": args.mode}}
     # Ctrl-C must reach Python (and the runner's clean shutdown), not only rclpy's context.
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     fk = SimArm(arm)  # a private, never-stepped copy of the arm: forward kinematics only

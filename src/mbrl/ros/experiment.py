@@ -16,6 +16,7 @@ the run's data. Interface: docs/ros_interface.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -336,10 +337,13 @@ class ExperimentNode(Node):
         recorder = RunRecorder(config)
         self.get_logger().info(f"run report in {recorder.run_dir.resolve()}")
         start = time.monotonic()
+        recorder.save_params(self.params)  # the agent's effective preset, as the loop's
+        recorder.save_params(dataclasses.asdict(self.cfg), "experiment_node.json")
         backend = GraphBackend(self)
         summary, _ = run_schedule(
             backend, config, recorder, explore_episodes=self.params["random_episodes"],
-            extra={"via": "ros", "wall_seconds": lambda: time.monotonic() - start},
+            extra={"via": "ros", "timing": self.cfg.timing,
+                   "wall_seconds": lambda: time.monotonic() - start},
         )  # fmt: skip
         return summary
 

@@ -33,8 +33,9 @@ class ExperimentNodeConfig:
         eval_goals: held-out episodes per evaluation (not in the budget).
         eval_every: evaluate after every N training episodes (and after the last).
         out_dir / name: the run report goes to out_dir/name/ ("" = ros-<algo>-<task>-s<seed>).
-        lockstep: the sim advances one period per command (mbrl.ros.sim_node mode lockstep):
-            after a reset the node sends one hold command so the controller sees a new state.
+        timing: the graph's timing switch (graph.yaml); in "lockstep" the sim advances one
+            period per command, so after a reset the node sends one hold command for the
+            controller to see a new state.
         reset_service: std_srvs/Trigger that puts the arm (and cube) at the episode's start
             ("" = none: a real arm starts each episode where the last one ended).
         sim_node: the node whose reset_q / reset_cube parameters set that start ("" = none).
@@ -56,7 +57,7 @@ class ExperimentNodeConfig:
     eval_every: int = 1
     out_dir: str = "runs"
     name: str = ""
-    lockstep: bool = True
+    timing: str = "realtime"
     reset_service: str = "/sim/reset"
     sim_node: str = "sim"
     controller_node: str = "mpc_controller"
@@ -71,8 +72,14 @@ class ExperimentNodeConfig:
         for name in ("budget_steps", "episode_steps", "eval_goals", "eval_every"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.timing not in ("realtime", "lockstep"):
+            raise ConfigError(f"timing must be realtime or lockstep, got {self.timing!r}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be > 0 s, got {self.timeout}")
+
+    @property
+    def lockstep(self) -> bool:
+        return self.timing == "lockstep"
 
     def experiment_config(self) -> ExperimentConfig:
         """The CLI's run description of this schedule."""

@@ -23,6 +23,7 @@ from std_msgs.msg import Float64MultiArray
 
 from mbrl.real.bridge import HELD, Bridge, FeetechBridgeConfig
 from mbrl.real.feetech_bus import BusError
+from mbrl.ros import topics
 from mbrl.ros.msgs import joint_state_msg
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
@@ -48,9 +49,9 @@ class FeetechBridge(Node):
         self._previous: tuple[float, np.ndarray] | None = None
         self._rejected = 0
         self._last_error = ""
-        self._joint_pub = self.create_publisher(JointState, "/joint_states", STATE_QOS)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        topic = f"/{self.cfg.controller_name}/commands"
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, STATE_QOS)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        topic = topics.command_topic(self.cfg.controller_name)
         self.create_subscription(Float64MultiArray, topic, self._on_command, COMMAND_QOS)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0 / self.cfg.state_rate_hz, self._on_timer, clock=steady)

@@ -28,6 +28,10 @@ class NodeSpec:
         param_files: parameter files, relative to the package's config/ directory.
         launch_parameters: extra parameters only the launch file sets (e.g. features a
             robot_state_publisher takes over when launched with the full ROS install).
+        config: "module:Class" of the frozen dataclass whose fields are the node's
+            parameters (read at start; test/ros/test_topics.py checks every file key is one).
+        runtime_parameters: parameters the node declares beside its config, settable while
+            it runs (e.g. the controller's mode).
     """
 
     name: str
@@ -35,6 +39,8 @@ class NodeSpec:
     executable: str
     param_files: tuple[str, ...] = ()
     launch_parameters: tuple[tuple[str, Any], ...] = ()
+    config: str = ""
+    runtime_parameters: tuple[str, ...] = ()
 
 
 GRAPH: tuple[NodeSpec, ...] = (
@@ -43,6 +49,8 @@ GRAPH: tuple[NodeSpec, ...] = (
         module="mbrl.ros.sim_node",
         executable="sim_node",
         param_files=(SHARED, "sim.yaml"),
+        config="mbrl.ros.params:SimNodeConfig",
+        runtime_parameters=("reset_q", "reset_cube"),
         launch_parameters=(("publish_robot_description", False),),
     ),
     NodeSpec(
@@ -50,24 +58,29 @@ GRAPH: tuple[NodeSpec, ...] = (
         module="mbrl.ros.collector",
         executable="collector",
         param_files=(SHARED, "collector.yaml"),
+        config="mbrl.ros.collector:CollectorConfig",
     ),
     NodeSpec(
         name="model_fitter",
         module="mbrl.ros.model_fitter",
         executable="model_fitter",
         param_files=(SHARED, "model_fitter.yaml"),
+        config="mbrl.ros.model_fitter:ModelFitterConfig",
     ),
     NodeSpec(
         name="mpc_controller",
         module="mbrl.ros.mpc_controller",
         executable="mpc_controller",
         param_files=(SHARED, "mpc_controller.yaml"),
+        config="mbrl.ros.controller_core:MpcControllerConfig",
+        runtime_parameters=("mode", "tick_limit"),
     ),
     NodeSpec(
         name="experiment",
         module="mbrl.ros.experiment",
         executable="experiment",
         param_files=(SHARED, "experiment.yaml"),
+        config="mbrl.ros.experiment_core:ExperimentNodeConfig",
     ),
 )
 

@@ -36,7 +36,11 @@ from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
 from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models, load_checkpoint
 from mbrl.ros.node_main import run_node
-from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.params import (
+    declare_config_parameters,
+    read_config_parameters,
+    write_effective_parameters,
+)
 from mbrl.ros.status import FitterStatus
 from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
@@ -134,6 +138,7 @@ class ModelFitter(Node):
         self.episodes_dir = root / "episodes"
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
         self.store = CheckpointStore(root / "models")
+        write_effective_parameters(root, cfg, agent_preset=self.params)
         self._lock = threading.Lock()
         self._episodes: dict[str, Episode] = {}  # sha256 of the file -> episode
         self._rejected = 0

@@ -45,7 +45,11 @@ from mbrl.ros.controller_support import EpisodeSchedule, TickStats
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
 from mbrl.ros.node_main import MultiThreadedExecutor, run_node
-from mbrl.ros.params import declare_config_parameters, read_config_parameters
+from mbrl.ros.params import (
+    declare_config_parameters,
+    read_config_parameters,
+    write_effective_parameters,
+)
 
 
 class MpcController(OffTickWork, Node):
@@ -106,6 +110,7 @@ class MpcController(OffTickWork, Node):
                 self._policy_error = str(exc)
                 self.get_logger().error(f"{exc}; mode policy will hold the arm")
         self._data_dir = cfg.data_dir or tempfile.mkdtemp(prefix="mbrl-mpc-")
+        write_effective_parameters(self._data_dir, cfg, agent_preset=self.params)
         # Requests from other threads, applied by the tick between ticks (single writer).
         self._pending: ActorBundle | None = None
         self._goal_request: np.ndarray | None = None
@@ -131,7 +136,7 @@ class MpcController(OffTickWork, Node):
         tick_group = MutuallyExclusiveCallbackGroup()
         input_group = MutuallyExclusiveCallbackGroup()
         model_group = MutuallyExclusiveCallbackGroup()
-        state_group = tick_group if cfg.trigger == "joint_states" else input_group
+        state_group = tick_group if cfg.ticks_on_states else input_group
         self.create_subscription(
             JointState, topics.JOINT_STATES, self._on_joint_state, topics.LATEST_STATE_QOS,
             callback_group=state_group,
@@ -176,10 +181,12 @@ class MpcController(OffTickWork, Node):
             callback_group=tick_group,
             clock=steady,
         )
+        tick = "on joint states" if cfg.ticks_on_states else "timer"
+        deadline = "none" if cfg.timing == "lockstep" else f"{cfg.deadline(0.0) * 1e3:.0f} ms"
         self.get_logger().info(
             f"mode {self.mode}, {'enabled' if self.enabled else 'DISABLED (call ~/enable)'}, "
-            f"{cfg.arm.control_rate_hz:g} Hz ({cfg.trigger}), deadline "
-            f"{cfg.deadline_fraction * cfg.period * 1e3:.0f} ms; commands on {topic}"
+            f"{cfg.arm.control_rate_hz:g} Hz ({cfg.timing}, ticks {tick}), deadline "
+            f"{deadline}; commands on {topic}"
         )
 
     # -- inputs (other threads: store only) -----------------------------------------------
@@ -187,7 +194,7 @@ class MpcController(OffTickWork, Node):
         now = time.perf_counter()
         rename_joints(msg, self.cfg.arm.from_driver())  # a driver's `*_joint` names -> ours
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
-        if self.cfg.trigger == "joint_states":
+        if self.cfg.ticks_on_states:
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
             if stamp != self._last_stamp:  # a republished unchanged state is not a new tick
                 self._last_stamp = stamp
@@ -254,7 +261,7 @@ class MpcController(OffTickWork, Node):
 
     # -- the tick -------------------------------------------------------------------------
     def _on_timer(self) -> None:
-        if self.cfg.trigger == "timer":
+        if not self.cfg.ticks_on_states:
             self._tick()
         elif time.perf_counter() - self._last_tick > 1.5 * self.cfg.period:
             # joint_states trigger: the timer is the watchdog's heartbeat when states stop.
@@ -377,7 +384,7 @@ class MpcController(OffTickWork, Node):
             return None, None  # no model yet (push before its first fit): hold
         if self.mode == "lqr":
             return self._lqr_action(bundle, bundle.actor.state(obs))
-        plan = bundle.actor.plan(obs, start + self.cfg.deadline_fraction * self.cfg.period)
+        plan = bundle.actor.plan(obs, self.cfg.deadline(start))
         if plan.iterations == 0:
             self.stats.misses += 1
             # (The planner's IterationBudget halves its estimate on each such refusal, so one

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import json
 import math
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -37,7 +39,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (-1, 2**31 - 1),
 }
 
-MODES = ("realtime", "lockstep")
+# The graph's one timing switch (graph.yaml `timing`): "realtime" (the arm, or the sim on a
+# wall-clock timer, does not wait) or "lockstep" (the sim advances one period per command and
+# the controller plans each tick to completion: the fast, load-independent test path).
+TIMINGS = ("realtime", "lockstep")
+MODES = TIMINGS  # the sim's timing, as `mbrl demo --scripted --mode` names it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +52,9 @@ class SimNodeConfig:
 
     Attributes:
         arm: the simulated arm.
-        mode: "realtime" (the sim steps on a wall-clock timer at arm.control_rate_hz) or
-            "lockstep" (the sim advances one control period per received command).
+        timing: the graph's timing switch (graph.yaml): "realtime" (the sim steps on a
+            wall-clock timer at arm.control_rate_hz) or "lockstep" (the sim advances one
+            control period per received command).
         controller_name: commands arrive on /<controller_name>/commands.
         trajectory_controller_name: trajectories arrive on /<name>/joint_trajectory.
         joints: the controllers' joint order; empty means arm.joint_names.
@@ -61,7 +68,7 @@ class SimNodeConfig:
     """
 
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
-    mode: str = "realtime"
+    timing: str = "realtime"
     controller_name: str = "forward_position_controller"
     trajectory_controller_name: str = "joint_trajectory_controller"
     joints: tuple[str, ...] = ()
@@ -72,8 +79,8 @@ class SimNodeConfig:
     frame_id: str = "world"
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+        if self.timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {list(TIMINGS)}, got {self.timing!r}")
         unknown = [j for j in self.joints if j not in self.arm.joint_names]
         if unknown:
             raise ConfigError(
@@ -201,11 +208,24 @@ def read_config_parameters(node: Node, cls: type[Any] = SimNodeConfig) -> Any:
         raise ConfigError(f"node '{node.get_name()}' parameter error: {exc}") from exc
 
 
+def write_effective_parameters(directory: str | Path, cfg: Any, **extra: Any) -> Path:
+    """Write <directory>/effective_parameters.json: the node's whole config (defaults merged
+    with its parameter files) and `extra` (e.g. the agent's merged preset), so a run can be
+    audited and repeated from its files."""
+    path = Path(directory) / "effective_parameters.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"config": dataclasses.asdict(cfg), **extra}
+    path.write_text(json.dumps(body, indent=2, default=list) + "\n")
+    return path
+
+
 __all__ = [
     "MODES",
+    "TIMINGS",
     "RANGES",
     "ServoConfig",
     "SimNodeConfig",
     "declare_config_parameters",
     "read_config_parameters",
+    "write_effective_parameters",
 ]

@@ -3,7 +3,7 @@
 launch/launch_ros are not on PyPI, so `make demo` starts each node of mbrl.ros.graph with
 `python -m <module> --ros-args --params-file ...`, prefixes its output with the node name,
 stops all of them on exit or Ctrl-C, and fails loudly when one dies.
-Run the graph by hand: `python -m mbrl.ros.runner [--node sim] [-p sim:mode:=lockstep]`.
+Run the graph by hand: `python -m mbrl.ros.runner [--node sim] [-p sim:timing:=lockstep]`.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", action="append", help="start only these nodes (repeatable)")
     parser.add_argument(
         "-p", dest="params", action="append", default=[], type=_parse_override,
-        metavar="NODE:PARAM:=VALUE", help="parameter override, e.g. sim:mode:=lockstep",
+        metavar="NODE:PARAM:=VALUE", help="parameter override, e.g. sim:timing:=lockstep",
     )  # fmt: skip
     args = parser.parse_args(argv)
     overrides: dict[str, dict[str, Any]] = {}

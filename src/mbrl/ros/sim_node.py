@@ -62,7 +62,7 @@ class SimNode(Node):
         self._target = self.arm.set_position_targets(self.arm.joint_positions())
         self._trajectory: tuple[TrajectorySampler, np.ndarray, float] | None = None
         self._cube_home = self.arm.cube_pose()
-        self._sim_time_stamps = cfg.mode == "lockstep" or self.get_parameter("use_sim_time").value
+        self._sim_time_stamps = cfg.timing == "lockstep" or self.get_parameter("use_sim_time").value
         self._command_topic = topics.command_topic(cfg.controller_name)
         self._trajectory_topic = topics.trajectory_topic(cfg.trajectory_controller_name)
 
@@ -73,7 +73,7 @@ class SimNode(Node):
         # /joint_states reliable, volatile, as joint_state_broadcaster. Depth 10 as there, but
         # in lockstep a trajectory publishes one state per period in a burst, and reliable
         # delivery only covers what is still in the writer's history: keep the burst.
-        depth = 10 if cfg.mode == "realtime" else LOCKSTEP_STATE_DEPTH
+        depth = 10 if cfg.timing == "realtime" else LOCKSTEP_STATE_DEPTH
         self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, depth)
         self._clock_pub = (
             self.create_publisher(ClockMsg, topics.CLOCK, 10)
@@ -107,7 +107,7 @@ class SimNode(Node):
         # publish /clock, so a ROS-time timer would never fire.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         period = cfg.arm.control_period
-        if cfg.mode == "realtime":
+        if cfg.timing == "realtime":
             self.create_timer(period, self._tick, callback_group=group, clock=steady)
         elif cfg.idle_publish_rate_hz > 0:
             self.create_timer(
@@ -116,7 +116,7 @@ class SimNode(Node):
             )  # fmt: skip
         self._publish_state()
         self.get_logger().info(
-            f"{cfg.mode} sim of {cfg.arm.urdf} at {cfg.arm.control_rate_hz:g} Hz; joints "
+            f"{cfg.timing} sim of {cfg.arm.urdf} at {cfg.arm.control_rate_hz:g} Hz; joints "
             f"{list(self.joints)}; commands on {self._command_topic}, trajectories on "
             f"{self._trajectory_topic}"
         )
@@ -132,7 +132,7 @@ class SimNode(Node):
             target = self._target.copy()
             target[self._index] = q
             self._apply(target)
-        if self.config.mode == "lockstep":
+        if self.config.timing == "lockstep":
             self._tick()
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
@@ -140,7 +140,7 @@ class SimNode(Node):
             traj = trajectory_to_arrays(msg, self.joints)
         except ValueError as exc:
             self._reject(self._trajectory_topic, exc)
-            if self.config.mode == "lockstep":
+            if self.config.timing == "lockstep":
                 self._tick()
             return
         index = np.array([self.arm.joint_names.index(n) for n in traj.joint_names])
@@ -152,7 +152,7 @@ class SimNode(Node):
             f"following a {len(traj.times)}-point trajectory of {sampler.duration:.2f} s "
             f"for {list(traj.joint_names)}"
         )
-        if self.config.mode == "lockstep":
+        if self.config.timing == "lockstep":
             # A trajectory is a command for many periods: run it to the end at once.
             for _ in range(max(1, math.ceil(sampler.duration / self.config.arm.control_period))):
                 self._tick()

@@ -30,6 +30,11 @@ def trajectory_topic(controller_name: str) -> str:
     return f"/{controller_name}/joint_trajectory"
 
 
+def plan_topic(controller_node: str = "mpc_controller") -> str:
+    """The controller's planned end-effector path for rviz (its private ~/plan)."""
+    return f"/{controller_node}/plan"
+
+
 # -- mbrl's own topics ------------------------------------------------------------------
 GOAL = "/mbrl/goal"
 EPISODES = "/mbrl/episodes"

@@ -23,23 +23,16 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from mbrl.ros import topics
 from mbrl.ros.node_main import run_node
-from mbrl.ros.transport import DIAGNOSTICS_TOPIC, EPISODE_CONTROL_QOS, EPISODE_CONTROL_TOPIC
 
-LATCHED = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-PLAN_TOPIC = "/mpc_controller/plan"
+# The controller's `~/plan` (mbrl.ros.viz) under its node name in the graph.
+PLAN_TOPIC = topics.plan_topic()
 # Keys of /diagnostics values drawn as traces, by status name.
 TRACES = {
     "mbrl/mpc_controller": ("tick_ms_p50", "tick_ms_p99", "model_version"),
@@ -75,13 +68,14 @@ class ViewerNode(Node):
         self._fitter_state = ""
         self._plan_drawn: float | None = None  # viewer time of the last plan drawn
         sub = self.create_subscription
-        sub(JointState, "/joint_states", self._keep("joints"), qos_profile_sensor_data)
-        sub(PointStamped, "/mbrl/goal", self._keep("goal"), LATCHED)
-        sub(PoseStamped, "/cube_pose", self._keep("cube"), qos_profile_sensor_data)
+        # Best effort where only the newest matters: it matches any publisher and never queues.
+        sub(JointState, topics.JOINT_STATES, self._keep("joints"), qos_profile_sensor_data)
+        sub(PointStamped, topics.GOAL, self._keep("goal"), topics.GOAL_QOS)
+        sub(PoseStamped, topics.OBJECT_POSE, self._keep("cube"), topics.OBJECT_QOS)
         sub(MarkerArray, PLAN_TOPIC, self._keep("plan"), 1)
-        sub(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 20)
-        sub(String, EPISODE_CONTROL_TOPIC, self._on_event, EPISODE_CONTROL_QOS)
-        sub(String, "/robot_description", self._on_description, LATCHED)
+        sub(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, 20)
+        sub(String, topics.EPISODE_CONTROL, self._on_event, topics.EPISODE_CONTROL_QOS)
+        sub(String, topics.ROBOT_DESCRIPTION, self._on_description, topics.LATCHED_QOS)
         self.draws = 0
         self.create_timer(1.0 / rate, self._draw)
         self.get_logger().info(f"live view at {self.url}")
