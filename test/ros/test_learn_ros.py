@@ -75,6 +75,8 @@ def test_graph_runs_push_with_the_cube_and_the_tip_learns_to_approach_it(tmp_pat
     recorded = sorted((run_dir / "collector" / "episodes").glob("*.mcap"))
     assert len(recorded) == 2
     episode = read_episode(recorded[0])
-    assert len(episode.object_poses) >= 98 and np.all(np.isfinite(episode.object_poses))
+    # a pose with (nearly) every state: the fitter samples the latest one at each tick
+    assert len(episode.object_poses) >= 0.9 * len(episode.commands) >= 88
+    assert np.all(np.isfinite(episode.object_poses))
     effective = json.loads((run_dir / "model_fitter" / "effective_parameters.json").read_text())
     assert effective["config"]["agent"]["task"] == "push"

@@ -174,9 +174,11 @@ class Collector(Node):
         self.create_subscription(
             PointStamped, topics.GOAL, self._on_goal, topics.GOAL_QOS, callback_group=group
         )
+        # Best effort, so it matches any pose source (a camera tracker publishes best
+        # effort), but with the deep queue: lockstep sends bursts a shallow one would drop.
+        object_qos = QoSProfile(depth=cfg.queue_depth, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(
-            PoseStamped, topics.OBJECT_POSE, self._on_object, topics.OBJECT_QOS,
-            callback_group=group,
+            PoseStamped, topics.OBJECT_POSE, self._on_object, object_qos, callback_group=group,
         )  # fmt: skip
         self._episodes_pub = self.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
         self._status_pub = self.create_publisher(String, topics.STATUS, topics.STATUS_QOS)
