@@ -29,6 +29,8 @@ def _run_dir(tmp_path, rng, steps=(30, 20)):
             for t in range(n):
                 w.write_joint_state(0.05 * t, rng.uniform(-1, 1, 5), np.zeros(5))
                 w.write_command(0.05 * t + 0.01, rng.uniform(-1, 1, 5))
+                if t % 10 == 0:  # the push task's cube
+                    w.write_object_pose(0.05 * t, [0.2, 0.01 * t, 0.015], [0, 0, 0, 1])
     (run / "metrics.csv").write_text("env_steps,success_rate\n50,0.5\n")
     return run
 
@@ -58,6 +60,7 @@ def test_mbrl_view_replays_every_joint_state_of_every_episode(tmp_path, rng):
     assert rows["/plots/distance_to_goal_cm"] == 50
     assert rows["/world/target"] == 50 and rows["/world/trail"] == 50
     assert rows["/log"] == 3  # two episode lines and the evaluation row
+    assert rows["/world/cube"] == 5  # 3 + 2 recorded poses
 
 
 def test_a_run_without_episodes_is_a_clear_error(tmp_path):

@@ -4,7 +4,7 @@ Episodes come from `<run>/collector/episodes/` (the graph's own recording, posit
 commands) or, when there is none, `<run>/episodes/` (the report every run writes); a
 directory of episodes or a single .mcap file works too. On the scene's timeline the episodes
 follow each other with a gap of GAP seconds, each starting where its own first stamp is.
-What the files hold is drawn: the arm at every recorded joint state, the goal, the path the
+What the files hold is drawn: the arm at every recorded joint state, goal, cube, the path the
 end effector took, and the commanded end-effector target where commands are joint
 positions. Plans are not drawn: no node records them to disk (the live view shows them).
 """
@@ -76,7 +76,7 @@ def _draw_episode(scene, episode: Episode, t0: float) -> float:
         f"{len(episode.state_stamps)} joint states, {len(episode.commands)} commands"
         + ("" if episode.complete else " (file cut short)")
     )
-    goal_i, command_i = 0, 0
+    goal_i, command_i, object_i = 0, 0, 0
     trail: list[np.ndarray] = []
     last = t0
     for i, stamp in enumerate(episode.state_stamps):
@@ -85,6 +85,10 @@ def _draw_episode(scene, episode: Episode, t0: float) -> float:
         while goal_i < len(episode.goal_stamps) and episode.goal_stamps[goal_i] <= stamp:
             scene.goal_point(episode.goals[goal_i])
             goal_i += 1
+        while object_i < len(episode.object_stamps) and episode.object_stamps[object_i] <= stamp:
+            pose = episode.object_poses[object_i]  # push task: the cube, (x, y, z, qx, qy, qz, qw)
+            scene.cube(pose[:3], pose[3:])
+            object_i += 1
         while (
             command_i < len(episode.command_stamps) and episode.command_stamps[command_i] <= stamp
         ):
