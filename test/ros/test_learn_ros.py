@@ -80,3 +80,30 @@ def test_graph_runs_push_with_the_cube_and_the_tip_learns_to_approach_it(tmp_pat
     assert np.all(np.isfinite(episode.object_poses))
     effective = json.loads((run_dir / "model_fitter" / "effective_parameters.json").read_text())
     assert effective["config"]["agent"]["task"] == "push"
+
+
+def _improves(summary: dict) -> bool:
+    """The last evaluation beats the starting point (exploration) on the task's measure."""
+    start, end = summary["curve"][0], summary["curve"][-1]
+    key = "final_tip_to_cube" if summary["task"] == "push" else "final_distance"
+    return end[key] < 0.8 * start[key]
+
+
+@pytest.mark.parametrize(
+    "algo, task",
+    [
+        ("alg2", "reach"),
+        pytest.param("alg1", "reach", marks=pytest.mark.expensive),
+        pytest.param("alg1", "push", marks=pytest.mark.expensive),
+        pytest.param("alg2", "push", marks=pytest.mark.expensive),
+    ],
+)
+def test_every_graph_algorithm_runs_through_the_graph_and_improves(tmp_path, algo, task):
+    """Every (algorithm, task) preset the graph hosts (mpc: the tests above) on a tiny
+    budget: Algorithms 1 and 2 plan once per episode with the same learner's model."""
+    run_dir = tmp_path / "runs" / f"ros-{algo}-{task}"
+    summary = learn(run_dir, budget_steps=100, episode_steps=50, eval_goals=3, eval_every=2,
+                    seed=0, timeout=900, task=task, algo=algo)  # fmt: skip
+    assert summary["algo"] == algo and summary["real_steps"] == 100
+    assert _improves(summary), summary["curve"]
+    assert json.loads((run_dir / "params.json").read_text()) == preset(algo, task)

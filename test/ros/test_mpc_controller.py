@@ -184,7 +184,7 @@ def test_model_hot_swap_and_corrupt_models_over_trajectory_interface(ros_context
         assert not g.commands and g.trajectories[-1].joint_names == list(JOINTS)
         data = _ensemble_bytes(tmp_path, 1)
         # what the fitter sends with an mpc/reach model (mbrl.ros.model_fitter)
-        layout = {"algo": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4],
+        layout = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4],
                   "action": "increment", "joint_names": list(JOINTS), "max_increment": 0.1,
                   "action_base": "command"}  # fmt: skip
         g.model_pub.publish(encode_model_msg(data, 1, "ensemble", 5, 5, layout=layout))

@@ -13,7 +13,9 @@ from mbrl.agents.presets import PRESETS, ParamError, preset
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import TASKS
 
-GRAPH_ALGOS = ("mpc",)  # algorithms whose learner and actor the ROS nodes host
+# Algorithms whose learner and actor the ROS nodes host (mbrl.agents.mpc.make_actor): PETS-style
+# MPC and the open-loop Algorithms 1 and 2 on the same learner.
+GRAPH_ALGOS = ("mpc", "alg1", "alg2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,11 @@ class AgentConfig:
         if (self.algo, self.task) not in PRESETS:
             algos = sorted({a for a, _ in PRESETS})
             raise ConfigError(f"agent.algo {self.algo!r} unknown; expected one of {algos}")
+        if self.algo not in GRAPH_ALGOS:
+            raise ConfigError(
+                f"agent.algo {self.algo!r} has no agent the nodes can host yet; the graph runs "
+                f"{list(GRAPH_ALGOS)} (mbrl experiment runs the others)"
+            )
         self.preset()  # unknown or malformed overrides fail here, at start-up
 
     def overrides(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ class MPCLearner:
 
     def layout(self) -> dict[str, Any]:
         """What the artifact's x and u mean (sent with it; the actor checks it agrees)."""
-        return {"algo": "mpc", "task": self.task, "columns": self.columns.tolist(),
+        return {"learner": "mpc", "task": self.task, "columns": self.columns.tolist(),
                 "action": "increment"}  # fmt: skip
 
 
@@ -266,3 +266,71 @@ class MPCActor:
         # reach: the EE moves ~ reach x the joint std; a first-order band
         q_std = np.sqrt(np.maximum(var[:, : self.nj], 0.0))
         return self.arm.fk.reach * np.linalg.norm(q_std, axis=-1) / np.sqrt(self.nj)
+
+
+class OpenLoopActor:
+    """Algorithms 1 and 2 (Levine, CS285 lecture 11): plan once from the first observation of
+    an episode with the MPC actor's planner (the preset's longer horizon and larger budget),
+    then replay the plan blindly; zero increments (hold the last command) after its horizon.
+
+    `plan(obs, deadline)` returns the rest of the episode's plan from this tick on, so a
+    controller that applies `plan.actions[0]` each tick replays it; `reset()` starts a new
+    episode (the next call plans again, without a deadline: an open-loop plan is made once).
+    """
+
+    def __init__(self, actor: MPCActor) -> None:
+        self.actor = actor
+        self.nj = actor.nj
+        self._plan: Plan | None = None
+        self._t = 0
+
+    def __getattr__(self, name: str) -> Any:  # goal, model, cost, state, ee_points, ...
+        return getattr(self.actor, name)
+
+    def reset(self) -> None:
+        self._plan, self._t = None, 0
+        self.actor.reset()
+
+    def plan(self, obs: np.ndarray, deadline: float | None = None) -> Plan:
+        if self._plan is None:
+            self._plan = self.actor.plan(obs, None)
+        t, self._t = self._t, self._t + 1
+        rest = self._plan.actions[t:]
+        if len(rest) == 0:
+            rest = np.zeros((1, self.nj))
+        states = self._plan.states[t:] if self._plan.states is not None else None
+        if states is not None and len(states) != len(rest) + 1:
+            states = None  # past the horizon: nothing left to draw
+        return Plan(rest, states, iterations=max(1, self._plan.iterations))
+
+    def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        return self.plan(obs, deadline).actions[0].copy()
+
+
+OPEN_LOOP_ALGOS = ("alg1", "alg2")
+
+
+def make_actor(
+    algo: str,
+    task: str,
+    arm: ArmModel,
+    model: Any,
+    params: dict[str, Any],
+    seed: int = 0,
+    stream: int = 0,
+    planner_overrides: dict[str, Any] | None = None,
+) -> MPCActor | OpenLoopActor:
+    """The actor of `algo` ("mpc": replan every tick; "alg1" / "alg2": plan once per episode)
+    on `model`: the one factory the loop drivers and the controller node share."""
+    actor = MPCActor(task, arm, model, params, seed, stream, planner_overrides)
+    if algo in OPEN_LOOP_ALGOS:
+        return OpenLoopActor(actor)
+    if algo != "mpc":
+        raise ValueError(f"algo {algo!r} has no MPC actor; expected 'mpc' or {OPEN_LOOP_ALGOS}")
+    return actor
+
+
+def explore_episodes(algo: str, params: dict[str, Any], num_episodes: int) -> int:
+    """How many of the first training episodes explore: all for Algorithm 1 (it never acts
+    with its model while learning), else the preset's random_episodes."""
+    return num_episodes if algo == "alg1" else int(params.get("random_episodes", 1))

@@ -12,45 +12,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from mbrl.agents.mpc import MPCActor, MPCLearner
+from mbrl.agents.mpc import MPCLearner, explore_episodes, make_actor
 from mbrl.loop.common import ExperimentConfig, RunRecorder, torch_threads
 from mbrl.loop.mpc_loop import EnvBackend
 from mbrl.loop.presets import preset
 from mbrl.loop.schedule import run_schedule
 
 
-class OpenLoopActor:
-    """Plans once from the first observation of an episode with the MPC actor's planner,
-    then replays the plan blindly; zero increments (hold) after its horizon."""
-
-    def __init__(self, actor: MPCActor) -> None:
-        self.actor = actor
-        self._plan: np.ndarray | None = None  # (H, nj) actions
-        self._t = 0
-
-    def reset(self) -> None:
-        self._plan, self._t = None, 0
-        self.actor.reset()
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        if self._plan is None:
-            self._plan = self.actor.plan(obs).actions
-        t, self._t = self._t, self._t + 1
-        return self._plan[t].copy() if t < len(self._plan) else np.zeros(self.actor.nj)
-
-
 def _run(config: ExperimentConfig, recorder: RunRecorder, algo: str) -> dict[str, Any]:
     params = preset(algo, config.task, config.algo_params)
-    # Algorithm 1 never acts with the model while learning: every training episode is random.
-    n_random = config.num_episodes if algo == "alg1" else params["random_episodes"]
+    n_random = explore_episodes(algo, params, config.num_episodes)
     with torch_threads(1):
         backend = EnvBackend(config, recorder, params)
         try:
             learner = backend.learner = MPCLearner(config.task, backend.arm.nj, params, config.seed)
-            backend.make_actor = lambda stream: OpenLoopActor(
-                MPCActor(config.task, backend.arm, learner.model, params, config.seed, stream)
+            backend.make_actor = lambda stream: make_actor(
+                algo, config.task, backend.arm, learner.model, params, config.seed, stream
             )
             recorder.save_params(params)
             summary, history = run_schedule(backend, config, recorder, explore_episodes=n_random)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from mbrl.agents.config import AgentConfig
-from mbrl.agents.mpc import MPCActor
+from mbrl.agents.mpc import MPCActor, OpenLoopActor
 from mbrl.config import ArmConfig, ConfigError
 
 CONTROL_MODES = ("explore", "mpc", "lqr", "policy")
@@ -139,7 +139,9 @@ class ActorBundle:
         cfg: controller config (the iLQR budget).
     """
 
-    def __init__(self, actor: MPCActor, version: int, kind: str, cfg: MpcControllerConfig):
+    def __init__(
+        self, actor: MPCActor | OpenLoopActor, version: int, kind: str, cfg: MpcControllerConfig
+    ):
         self.actor, self.version, self.kind = actor, int(version), kind
         self.lqr = actor.feedback_planner(cfg.lqr_horizon, cfg.lqr_iterations)
 

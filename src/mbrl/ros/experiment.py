@@ -38,6 +38,7 @@ from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from mbrl.agents.arm import ArmModel
+from mbrl.agents.mpc import explore_episodes
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, EpisodeSpec, distance, yaw_of_quaternion
 from mbrl.loop.common import RunRecorder
@@ -58,6 +59,7 @@ from mbrl.ros.transport import TransportError, decode_model_msg
 HOLD_LABEL = "experiment_hold"  # marks the lockstep hold command, so it is not recorded
 POLL_S = 0.002
 ROS_MODES = {"explore": "explore", "control": "mpc"}  # schedule mode -> controller mode
+# (controller mode mpc runs the agent's actor: replanning MPC, or Alg. 1/2's open-loop plan)
 
 
 class ScheduleError(RuntimeError):
@@ -340,8 +342,9 @@ class ExperimentNode(Node):
         recorder.save_params(self.params)  # the agent's effective preset, as the loop's
         recorder.save_params(dataclasses.asdict(self.cfg), "experiment_node.json")
         backend = GraphBackend(self)
+        explore = explore_episodes(self.cfg.agent.algo, self.params, config.num_episodes)
         summary, _ = run_schedule(
-            backend, config, recorder, explore_episodes=self.params["random_episodes"],
+            backend, config, recorder, explore_episodes=explore,
             extra={"via": "ros", "timing": self.cfg.timing,
                    "wall_seconds": lambda: time.monotonic() - start},
         )  # fmt: skip

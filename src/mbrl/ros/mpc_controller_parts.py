@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
 
-from mbrl.agents.mpc import MPCActor, model_columns
+from mbrl.agents.mpc import make_actor, model_columns
 from mbrl.costs.tasks import observation
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
@@ -52,9 +52,9 @@ class OffTickWork:
     def _make_bundle(self, model, version: int, kind: str) -> ActorBundle:
         """The agent's actor on `model` (the same MPCActor `mbrl experiment` runs), asked to
         keep its nominal rollout for rviz."""
-        actor = MPCActor(
-            self.task, self.arm, model, self.params, self.cfg.seed, stream=version,
-            planner_overrides={"nominal_rollout": True},
+        actor = make_actor(
+            self.cfg.agent.algo, self.task, self.arm, model, self.params, self.cfg.seed,
+            stream=version, planner_overrides={"nominal_rollout": True},
         )  # fmt: skip
         return ActorBundle(actor, version, kind, self.cfg)
 
@@ -82,7 +82,7 @@ class OffTickWork:
         """What a model's x and u must mean for this controller (the fitter sends its own)."""
         columns = model_columns(self.task, len(self.joints))
         base = self.params.get("env", {}).get("increment_from", "command")
-        return {"algo": self.cfg.agent.algo, "task": self.task, "columns": columns.tolist(),
+        return {"learner": "mpc", "task": self.task, "columns": columns.tolist(),
                 "action": "increment", "joint_names": list(self.joints),
                 "max_increment": self.cfg.arm.max_increment, "action_base": base}  # fmt: skip
 
