@@ -354,6 +354,12 @@ def main() -> int:
     page = report(
         args.out, command.strip(), None if args.report_only else time.perf_counter() - start
     )
+    # keep the section scripts/drivers.py writes (the two drivers side by side)
+    previous = (ROOT / "docs" / "results.md").read_text()
+    begin, end = "<!-- drivers:begin -->", "<!-- drivers:end -->"
+    if begin in previous and end in previous:
+        kept = begin + previous.split(begin, 1)[1].split(end, 1)[0] + end
+        page = page.rstrip() + "\n\n" + kept + "\n"
     (ROOT / "docs" / "results.md").write_text(page)
     print(page)
     return 0

@@ -161,6 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the agent the graph's nodes host")  # fmt: skip
     parser.add_argument("--budget", type=int, default=300, help="real steps for learning")
     parser.add_argument("--eval-goals", type=int, default=10, help="held-out goals per eval")
+    parser.add_argument("--eval-every", type=int, default=1, help="evaluate every N episodes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="runs", help="reports go to OUT_DIR/<name>/")
     parser.add_argument("--name", default="", help="run name (default ros-demo-<time>)")
@@ -186,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
           flush=True)  # fmt: skip
     try:
         summary = learn(
-            run_dir, budget_steps=args.budget, eval_goals=args.eval_goals, seed=args.seed,
+            run_dir, budget_steps=args.budget, eval_goals=args.eval_goals,
+            eval_every=args.eval_every, seed=args.seed,
             timeout=1200.0 if args.timeout is None else args.timeout, task=args.task,
             algo=args.algo, timing=args.timing,
         )  # fmt: skip

@@ -1,0 +1,179 @@
+"""The two drivers side by side: the same agent (mbrl.agents), schedule and seeds run in one
+process (`mbrl experiment`) and through the ROS graph (`mbrl demo`, lockstep), then a table
+and a plot in the marked section of docs/results.md (scripts/results.py keeps that section).
+
+    .venv/bin/python scripts/drivers.py --run            # run what is missing, then report
+    .venv/bin/python scripts/drivers.py                  # report from existing runs
+    .venv/bin/python scripts/drivers.py --out runs/side --seeds 3
+
+Runs go to <out>/loop/mpc-<task>-s<seed>/ and <out>/graph/ros-mpc-<task>-s<seed>/ (a run
+whose summary.json exists is not repeated). Each run is its own process, one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- drivers:begin -->", "<!-- drivers:end -->"
+# task -> (budget_steps, eval_goals, eval_every): what each run may spend
+PLAN = {"reach": (500, 20, 1), "push": (2000, 10, 10)}
+
+
+def commands(out: Path, task: str, seed: int) -> dict[str, list[str]]:
+    budget, goals, every = PLAN[task]
+    common = ["--seed", str(seed), "--eval-goals", str(goals), "--eval-every", str(every)]
+    py = [sys.executable, "-m", "mbrl"]
+    return {
+        "loop": [*py, "experiment", "--algo", "mpc", "--task", task, "--budget-steps",
+                 str(budget), "--out", str(out / "loop"), *common],
+        "graph": [*py, "demo", "--task", task, "--timing", "lockstep", "--budget", str(budget),
+                  "--out-dir", str(out / "graph"), "--name", f"ros-mpc-{task}-s{seed}",
+                  "--timeout", "7200", *common],
+    }  # fmt: skip
+
+
+def run_dir(out: Path, driver: str, task: str, seed: int) -> Path:
+    name = f"mpc-{task}-s{seed}" if driver == "loop" else f"ros-mpc-{task}-s{seed}"
+    return out / driver / name
+
+
+def load(out: Path, seeds: int) -> dict[tuple[str, str], list[dict]]:
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for task in PLAN:
+        for driver in ("loop", "graph"):
+            for seed in range(seeds):
+                path = run_dir(out, driver, task, seed) / "summary.json"
+                if path.exists():
+                    runs.setdefault((task, driver), []).append(json.loads(path.read_text()))
+    return runs
+
+
+def _curve(summary: dict, key: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = summary["curve"]
+    return np.array([r["env_steps"] for r in rows]), np.array([r[key] for r in rows])
+
+
+def plot(runs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in PLAN if any(k[0] == t for k in runs)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for driver, colour in (("loop", "tab:blue"), ("graph", "tab:orange")):
+            for i, summary in enumerate(runs.get((task, driver), [])):
+                steps, success = _curve(summary, "success_rate")
+                label = f"{driver} ({'mbrl experiment' if driver == 'loop' else 'ROS graph'})"
+                ax.plot(
+                    steps, success, "o-", color=colour, alpha=0.6, label=label if i == 0 else None
+                )
+        ax.set(
+            title=f"mpc / {task}", xlabel="real steps", ylabel="success rate", ylim=(-0.05, 1.05)
+        )
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def table(runs: dict, out: Path, seeds: int) -> str:
+    lines = [
+        "| task | budget (real steps) | held-out goals | driver | success per seed | mean | "
+        "final distance m (mean) | wall s/run (mean) |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for task, (budget, goals, _) in PLAN.items():
+        for driver in ("loop", "graph"):
+            group = runs.get((task, driver), [])
+            if not group:
+                continue
+            per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in group)
+            mean = np.mean([s["success_rate"] for s in group])
+            dist = np.mean([s["final_distance"] for s in group])
+            walls = [s["curve"][-1]["wall_seconds"] for s in group if s.get("curve")]
+            name = "`mbrl experiment` (one process)" if driver == "loop" else "ROS graph, lockstep"
+            lines.append(
+                f"| {task} | {budget} | {goals} | {name} | {per_seed} | {mean:.2f} | "
+                f"{dist:.4f} | {np.mean(walls):.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def section(out: Path, seeds: int) -> str:
+    runs = load(out, seeds)
+    image = ROOT / "docs" / "img" / "drivers.png"
+    if runs:
+        plot(runs, image)
+    cmds = []
+    for task in PLAN:
+        for argv in commands(Path("runs/side"), task, 0).values():
+            text = " ".join([".venv/bin/python", *argv[1:]]).replace("--seed 0", "--seed SEED")
+            cmds.append(f"    {text.replace('-s0', '-sSEED')}")
+    cmds = "\n".join(cmds)
+    return f"""{BEGIN}
+## The two drivers side by side (mpc, same agent, schedule, seeds and held-out episodes)
+
+Generated by `scripts/drivers.py` (section kept by scripts/results.py). One agent
+(`mbrl.agents.mpc`), one schedule (`mbrl.loop.schedule`), one episode sampler
+(`mbrl.costs.tasks`): once in one process (`mbrl experiment`), once through the ROS graph
+(five node processes over DDS, `mbrl demo`, lockstep with ideal servos; real time with the
+realistic servo profile is issue 14's). Success as above; push logs also `final_tip_to_cube`.
+
+{table(runs, out, seeds)}
+
+![both drivers' learning curves](img/drivers.png)
+
+Each run (seeds 0, 1, 2; these runs: `{out}`):
+
+{cmds}
+{END}
+"""
+
+
+def update_results_page(text: str) -> None:
+    page_path = ROOT / "docs" / "results.md"
+    page = page_path.read_text()
+    if BEGIN in page:
+        head, rest = page.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1] if END in rest else ""
+        page = head + text.strip() + tail
+    else:
+        page = page.rstrip() + "\n\n" + text.strip() + "\n"
+    page_path.write_text(page)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "side")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--run", action="store_true", help="run the missing runs first")
+    args = parser.parse_args()
+    if args.run:
+        env = dict(os.environ, AMENT_PREFIX_PATH=str(ROOT / ".venv"))
+        for task in PLAN:
+            for seed in range(args.seeds):
+                for driver, argv in commands(args.out, task, seed).items():
+                    if (run_dir(args.out, driver, task, seed) / "summary.json").exists():
+                        continue
+                    print(f"[drivers] {driver} {task} seed {seed}: {' '.join(argv[1:])}",
+                          flush=True)  # fmt: skip
+                    subprocess.run(argv, check=True, env=env)
+    text = section(args.out, args.seeds)
+    update_results_page(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
