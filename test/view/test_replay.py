@@ -44,14 +44,19 @@ def _rows(rrd) -> dict[str, int]:
     return rows
 
 
-def test_mbrl_view_replays_every_joint_state_of_every_episode(tmp_path, rng):
-    run = _run_dir(tmp_path, rng)
-    rrd = tmp_path / "replay.rrd"
+def _mbrl_view(run, rrd):
+    """`mbrl view RUN --save RRD --no-serve` as a user runs it; (completed process, rrd)."""
     result = subprocess.run(
         [sys.executable, "-m", "mbrl", "view", str(run), "--save", str(rrd), "--no-serve"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    return result, rrd
+
+
+def test_mbrl_view_replays_every_joint_state_of_every_episode(tmp_path, rng):
+    run = _run_dir(tmp_path, rng)
+    result, rrd = _mbrl_view(run, tmp_path / "replay.rrd")
     # 2 episodes of 30 and 20 states at 20 Hz: 1.45 s + 1 s between episodes + 0.95 s
     assert "2 episodes, 50 joint states, 3.4 s of replay" in result.stdout
     rows = _rows(rrd)
@@ -114,12 +119,7 @@ def test_increment_commands_draw_no_target_and_graph_recordings_come_first(tmp_p
         for t in range(12):
             w.write_joint_state(0.05 * t, rng.uniform(-1, 1, 5))
             w.write_command(0.05 * t + 0.01, rng.uniform(-1, 1, 5))
-    rrd = tmp_path / "replay.rrd"
-    result = subprocess.run(
-        [sys.executable, "-m", "mbrl", "view", str(run), "--save", str(rrd), "--no-serve"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result, rrd = _mbrl_view(run, tmp_path / "replay.rrd")
     assert "1 episodes, 12 joint states" in result.stdout  # the collector's, not the report's
     rows = _rows(rrd)
     assert rows["/arm/joints/shoulder_pan"] == 12 and "/world/target" not in rows
