@@ -35,8 +35,9 @@ from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.ros.graph import get_nodes
-from mbrl.ros.mpc_controller import GOAL_QOS, GOAL_TOPIC
 from mbrl.ros.runner import GraphRunner
+from mbrl.ros.topics import GOAL as GOAL_TOPIC
+from mbrl.ros.topics import GOAL_QOS
 from mbrl.ros.transport import MODEL_QOS, MODEL_TOPIC, encode_model_msg
 
 COMMANDS = "/forward_position_controller/commands"
