@@ -96,6 +96,7 @@ class MPCLearner:
             max_epochs=params["fit_max_epochs"],
             patience=params["fit_patience"],
             holdout_fraction=params["fit_holdout_fraction"],
+            refit=params.get("fit_refit", "continue"),
         )
         self.model = ProbabilisticEnsemble(
             len(self.columns),

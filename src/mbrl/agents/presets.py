@@ -25,6 +25,10 @@ _ENSEMBLE = {
     # (with 1-5 episodes a held-out episode would cost a fifth to a half of the data).
     "fit_holdout_fraction": 0.0,
     "fit_batches_per_epoch": 0,  # 0: fixed fit_batch_size (see _MPC_PUSH)
+    # How a refit starts (mbrl.models.ensemble_fit.FitConfig.refit): "continue" trains the
+    # previous weights further; "warm" re-expresses them for the new normalisation and runs a
+    # short budget (reach, 3 seeds: no worse, docs/models.md); "cold" starts afresh.
+    "fit_refit": "continue",
 }
 
 # MPC replans on every 20 Hz tick: the iCEM budget of mbrl.control.presets.REALTIME_20HZ

@@ -9,10 +9,8 @@ incomplete. Interface reference: docs/ros_interface.md.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-import re
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,6 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import EpisodeFileError, read_episode
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
@@ -37,6 +34,7 @@ from mbrl.ros.msgs import (
     joint_velocities_by_name,
     trajectory_to_arrays,
 )
+from mbrl.ros.node_configs import CollectorConfig
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import declare_config_parameters, read_config_parameters
 from mbrl.ros.recording import EpisodeRouter
@@ -50,69 +48,6 @@ from mbrl.ros.transport import (
     diagnostics_msg,
     encode_episode_msg,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class CollectorConfig:
-    """Settings of the collector node (parameters of node `collector`).
-
-    Attributes:
-        data_dir: this node's own directory; episodes go to <data_dir>/episodes/.
-        joints: the recorded joints, in the order of every recorded array (read by NAME
-            from /joint_states; the command order of the controllers).
-        driver_joints: the arm driver's names for `joints`, same order (e.g.
-            `shoulder_pan_joint`): /joint_states and trajectories are read under these and
-            recorded under `joints`; empty means `joints` themselves (arm.driver_joint_names).
-        controller_name: position commands are read from /<controller_name>/commands.
-        trajectory_controller_name: trajectories from /<name>/joint_trajectory (the first
-            point is recorded as the command).
-        chunk_bytes: write an MCAP chunk once this many bytes are buffered.
-        flush_period: s, the open chunk reaches the OS at least this often: the most a
-            `kill -9` can lose.
-        republish_on_start: publish every episode file already in data_dir on start.
-        diagnostics_period: s between /diagnostics reports.
-        end_grace: s after an end event to finish its episode when no later joint state
-            and command arrive (see mbrl.ros.recording).
-        queue_depth: history depth of the joint state and command subscriptions: a backlog
-            (lockstep runs faster than real time) waits in DDS instead of being dropped.
-    """
-
-    data_dir: str = "collector_data"
-    joints: tuple[str, ...] = ArmConfig().joint_names
-    driver_joints: tuple[str, ...] = ()
-    controller_name: str = "forward_position_controller"
-    trajectory_controller_name: str = "joint_trajectory_controller"
-    chunk_bytes: int = 64 * 1024
-    flush_period: float = 0.5
-    republish_on_start: bool = True
-    diagnostics_period: float = 1.0
-    end_grace: float = 0.3
-    queue_depth: int = 5000
-
-    def __post_init__(self) -> None:
-        if self.end_grace <= 0 or self.queue_depth < 10:
-            raise ConfigError(
-                f"end_grace must be > 0 s and queue_depth >= 10; got {self.end_grace}, "
-                f"{self.queue_depth}"
-            )
-        if not self.joints or len(set(self.joints)) != len(self.joints):
-            raise ConfigError(f"joints must be non-empty and unique, got {list(self.joints)}")
-        if self.driver_joints and (
-            len(self.driver_joints) != len(self.joints)
-            or len(set(self.driver_joints)) != len(self.driver_joints)
-        ):
-            raise ConfigError(
-                f"driver_joints {list(self.driver_joints)} must name each of joints "
-                f"{list(self.joints)} once, in the same order"
-            )
-        if self.flush_period <= 0 or self.diagnostics_period <= 0 or self.chunk_bytes < 1:
-            raise ConfigError(
-                "flush_period and diagnostics_period must be > 0 s and chunk_bytes >= 1; got "
-                f"{self.flush_period}, {self.diagnostics_period}, {self.chunk_bytes}"
-            )
-        for name in ("controller_name", "trajectory_controller_name"):
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", getattr(self, name)):
-                raise ConfigError(f"{name} must be a topic token, got {getattr(self, name)!r}")
 
 
 def _stamp(info: dict) -> float:

@@ -32,6 +32,7 @@ from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.local_lg import TimeVaryingLinearGaussian
 
+MODEL_KINDS = ("ensemble", "local_lg")  # what a fitter can publish on /mbrl/model
 MANIFEST = "latest.json"
 _CHECKPOINT = re.compile(r"(ensemble|local_lg)_v(\d+)\.npz$")
 

@@ -9,7 +9,6 @@ Interface reference: docs/ros_interface.md.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import sys
@@ -26,15 +25,14 @@ from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.config import AgentConfig
 from mbrl.agents.episodes import task_trajectories
 from mbrl.agents.mpc import MPCLearner
-from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
-from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models, load_checkpoint
+from mbrl.ros.fitting import CheckpointStore, fit_models, load_checkpoint
+from mbrl.ros.node_configs import ModelFitterConfig
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import (
     declare_config_parameters,
@@ -46,7 +44,6 @@ from mbrl.ros.transport import (
     DIAGNOSTICS_TOPIC,
     EPISODES_QOS,
     EPISODES_TOPIC,
-    MODEL_KINDS,
     MODEL_QOS,
     MODEL_TOPIC,
     TransportError,
@@ -54,60 +51,6 @@ from mbrl.ros.transport import (
     diagnostics_msg,
     encode_model_msg,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelFitterConfig:
-    """Settings of the model_fitter node (parameters of node `model_fitter`).
-
-    Attributes:
-        arm: the arm (joint names looked up by name in the episodes, FK, max_increment);
-            the graph's one arm file.
-        agent: which learner runs (algorithm, task, preset overrides; mbrl.agents.config):
-            the same preset `mbrl experiment` uses.
-        seed: seeds the learner (ensemble init and fits) and the local models.
-        data_dir: this node's own directory: episodes/ (received copies), models/.
-        max_gap: a pause of the command stream longer than this many periods (with that
-            many more joint states) cuts a trajectory (TransitionLayout.max_gap).
-        fit_on_new_data: fit when a new episode arrives (else only on ~/fit).
-        min_episodes: episodes needed before the first fit.
-        fit_local_lg: also fit time-varying linear-Gaussian local models.
-        local_lg_min_length: shortest trajectory (ticks) used for them.
-        gmm_components: components of their GMM prior.
-        publish_kind: the model published on /mbrl/model: ensemble | local_lg.
-        torch_threads: threads of the fit (CPU is shared with the controller).
-        republish_on_start: publish the latest checkpoint on start.
-        diagnostics_period: s between /diagnostics reports.
-    """
-
-    arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
-    agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
-    seed: int = 0
-    data_dir: str = "model_fitter_data"
-    max_gap: float = 3.0
-    fit_on_new_data: bool = True
-    min_episodes: int = 1
-    fit_local_lg: bool = True
-    local_lg_min_length: int = 10
-    gmm_components: int = 4
-    publish_kind: str = "ensemble"
-    torch_threads: int = 1
-    republish_on_start: bool = True
-    diagnostics_period: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.publish_kind not in MODEL_KINDS:
-            raise ConfigError(f"publish_kind {self.publish_kind!r}; expected one of {MODEL_KINDS}")
-        if self.publish_kind == "local_lg" and not self.fit_local_lg:
-            raise ConfigError("publish_kind is local_lg but fit_local_lg is false")
-        for name in ("min_episodes", "local_lg_min_length", "gmm_components", "torch_threads"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.max_gap > 1 or self.diagnostics_period <= 0:
-            raise ConfigError("need max_gap > 1 (periods) and diagnostics_period > 0")
-
-    def local_settings(self) -> LocalModelSettings:
-        return LocalModelSettings(self.fit_local_lg, self.local_lg_min_length, self.gmm_components)
 
 
 class ModelFitter(Node):

@@ -22,7 +22,8 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from mbrl.config import ArmConfig, ConfigError, ServoConfig, from_dict
+from mbrl.config import ConfigError, ServoConfig, from_dict
+from mbrl.ros.node_configs import MODES, TIMINGS, SimNodeConfig
 
 # Parameter ranges (inclusive) the descriptors advertise; rclpy rejects values outside them
 # at declaration with an error naming the parameter.
@@ -38,67 +39,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "idle_publish_rate_hz": (0.0, 1000.0),
     "seed": (-1, 2**31 - 1),
 }
-
-# The graph's one timing switch (graph.yaml `timing`): "realtime" (the arm, or the sim on a
-# wall-clock timer, does not wait) or "lockstep" (the sim advances one period per command and
-# the controller plans each tick to completion: the fast, load-independent test path).
-TIMINGS = ("realtime", "lockstep")
-MODES = TIMINGS  # the sim's timing, as `mbrl demo --scripted --mode` names it
-
-
-@dataclasses.dataclass(frozen=True)
-class SimNodeConfig:
-    """Settings of the sim node (parameters of node `sim`, see docs/ros_interface.md).
-
-    Attributes:
-        arm: the simulated arm.
-        timing: the graph's timing switch (graph.yaml): "realtime" (the sim steps on a
-            wall-clock timer at arm.control_rate_hz) or "lockstep" (the sim advances one
-            control period per received command).
-        controller_name: commands arrive on /<controller_name>/commands.
-        trajectory_controller_name: trajectories arrive on /<name>/joint_trajectory.
-        joints: the controllers' joint order; empty means arm.joint_names.
-        with_cube: load the cube of the push task and publish its pose.
-        seed: seed of the simulator's noise; -1 means unseeded.
-        publish_robot_description: publish the URDF on /robot_description (off when a
-            robot_state_publisher does it).
-        idle_publish_rate_hz: in lockstep mode, republish the unchanged joint state at this
-            wall-clock rate so late joiners see the arm (0 = off).
-        frame_id: frame of the published cube pose.
-    """
-
-    arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
-    timing: str = "realtime"
-    controller_name: str = "forward_position_controller"
-    trajectory_controller_name: str = "joint_trajectory_controller"
-    joints: tuple[str, ...] = ()
-    with_cube: bool = False
-    seed: int = -1
-    publish_robot_description: bool = True
-    idle_publish_rate_hz: float = 10.0
-    frame_id: str = "world"
-
-    def __post_init__(self) -> None:
-        if self.timing not in TIMINGS:
-            raise ConfigError(f"timing must be one of {list(TIMINGS)}, got {self.timing!r}")
-        unknown = [j for j in self.joints if j not in self.arm.joint_names]
-        if unknown:
-            raise ConfigError(
-                f"joints names unknown joint(s) {unknown}; expected a subset of "
-                f"arm.joint_names {list(self.arm.joint_names)}"
-            )
-        if len(set(self.joints)) != len(self.joints):
-            raise ConfigError(f"joints has duplicates: {list(self.joints)}")
-        for name in ("controller_name", "trajectory_controller_name"):
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", getattr(self, name)):
-                raise ConfigError(
-                    f"{name} must be a valid topic token, got {getattr(self, name)!r}"
-                )
-
-    @property
-    def controller_joints(self) -> tuple[str, ...]:
-        """The command order of the controllers."""
-        return self.joints or self.arm.joint_names
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
