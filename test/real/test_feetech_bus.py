@@ -65,7 +65,14 @@ def test_connect_sets_up_servos_as_lerobot_and_writes_the_calibration(emulator, 
     assert all(abs(int(t) - 2048) <= 1 for t in ticks), ticks
     goals = [m.range_min + 100 for m in CAL.motors]
     bus.write_goals(goals)
-    assert [emulator.register(m.id, "Goal_Position") for m in CAL.motors] == goals
+    # a sync write has no status reply: wait (bounded) for the emulator to have read it
+    written = []
+    for _ in range(200):
+        written = [emulator.register(m.id, "Goal_Position") for m in CAL.motors]
+        if written == goals:
+            break
+        time.sleep(0.01)
+    assert written == goals
     ticks = None
     for _ in range(500):  # the emulated servos move at ~3,000 ticks/s: well under 1 s
         try:
