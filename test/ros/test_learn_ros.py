@@ -92,7 +92,9 @@ def _improves(summary: dict) -> bool:
 @pytest.mark.parametrize(
     "algo, task",
     [
-        ("alg2", "reach"),
+        # make test stays under 10 minutes: mpc/reach and mpc/push above run there; the
+        # open-loop algorithms here in the expensive tier (alg2/reach: ~90 s under load)
+        pytest.param("alg2", "reach", marks=pytest.mark.expensive),
         pytest.param("alg1", "reach", marks=pytest.mark.expensive),
         pytest.param("alg1", "push", marks=pytest.mark.expensive),
         pytest.param("alg2", "push", marks=pytest.mark.expensive),
