@@ -70,8 +70,7 @@ def test_graph_runs_push_with_the_cube_and_the_tip_learns_to_approach_it(tmp_pat
     summary = learn(run_dir, budget_steps=200, eval_goals=3, eval_every=2, seed=0, timeout=900,
                     task="push")  # fmt: skip
     assert summary["task"] == "push" and summary["real_steps"] == 200
-    start, end = summary["curve"][0], summary["curve"][-1]
-    assert end["final_tip_to_cube"] < 0.6 * start["final_tip_to_cube"], summary["curve"]
+    assert _improves(summary), summary["curve"]  # the tip ends nearer the cube than exploring
     recorded = sorted((run_dir / "collector" / "episodes").glob("*.mcap"))
     assert len(recorded) == 2
     episode = read_episode(recorded[0])
