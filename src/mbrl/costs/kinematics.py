@@ -9,6 +9,7 @@ Shapes: q (..., nj) rad in the caller's joint order -> positions (..., 3) m, bas
 
 from __future__ import annotations
 
+import importlib.util
 from importlib import resources
 from pathlib import Path
 
@@ -27,9 +28,12 @@ def read_urdf(urdf: str) -> str:
     if urdf.startswith(PACKAGE_PREFIX):
         path = Path(str(resources.files("mbrl") / "assets")) / urdf[len(PACKAGE_PREFIX) :]
     elif urdf.startswith(PYBULLET_DATA_PREFIX):
-        import pybullet_data  # a data directory, not the simulator
-
-        path = Path(pybullet_data.getDataPath()) / urdf[len(PYBULLET_DATA_PREFIX) :]
+        # Locate the data package without importing anything of PyBullet's (layering: only
+        # mbrl.sim imports pybullet); the URDFs are plain files in its directory.
+        spec = importlib.util.find_spec("pybullet_data")
+        if spec is None or not spec.submodule_search_locations:
+            raise ValueError(f"URDF {urdf!r}: the pybullet_data package is not installed")
+        path = Path(spec.submodule_search_locations[0]) / urdf[len(PYBULLET_DATA_PREFIX) :]
     elif "://" in urdf:
         raise ValueError(
             f"URDF {urdf!r}: only plain paths, {PACKAGE_PREFIX}<file> and "
