@@ -59,6 +59,12 @@ def model_layout(task: str, nj: int) -> StateLayout:
     return StateLayout(q=(0, nj), ee=(nj, nj + 3), obj=(nj + 3, nj + 6))
 
 
+def increment_base(params: dict[str, Any]) -> str:
+    """What an action's increment is added to, as the preset's env says: "command" (the
+    previous command) or "measured" (the measured joints; mbrl.costs.tasks.next_command)."""
+    return params.get("env", {}).get("increment_from", "command")
+
+
 def known_model(arm: ArmModel) -> KinematicArmModel:
     """The arm's known kinematic model over q: a reach model before any data (version 0)."""
     return KinematicArmModel(arm.lower, arm.upper, arm.velocity, arm.max_increment, arm.period)
@@ -207,7 +213,7 @@ class MPCActor:
     def increment_base(self) -> str:
         """What an action's increment is added to: "command" (the previous command) or
         "measured" (the measured joints), as the preset's env says."""
-        return self.params.get("env", {}).get("increment_from", "command")
+        return increment_base(self.params)
 
     @property
     def action_bounds(self) -> tuple[float, float]:

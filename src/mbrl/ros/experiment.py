@@ -38,7 +38,7 @@ from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.mpc import explore_episodes
+from mbrl.agents.mpc import explore_episodes, increment_base
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, EpisodeSpec, distance, yaw_of_quaternion
 from mbrl.loop.common import RunRecorder
@@ -357,7 +357,7 @@ class GraphBackend:
 
     def __init__(self, node: ExperimentNode) -> None:
         self.node, self.version = node, 0
-        self.action_base = node.params.get("env", {}).get("increment_from", "command")
+        self.action_base = increment_base(node.params)
 
     def run_episode(self, mode: str, seed: int, steps: int, index: int | None) -> EpisodeOutcome:
         node = self.node

@@ -23,7 +23,7 @@ import numpy as np
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
-from mbrl.agents.mpc import MPCLearner
+from mbrl.agents.mpc import MPCLearner, increment_base
 from mbrl.data.dataset import TransitionDataset
 from mbrl.data.episode_transitions import equal_length_trajectories
 from mbrl.data.episodes import Episode
@@ -85,7 +85,7 @@ def fit_models(
         ValueError when the episodes hold no transition.
     """
     phase("dataset")
-    base = learner.params.get("env", {}).get("increment_from", "command")
+    base = increment_base(learner.params)
     trajectories = task_trajectories(episodes, learner.task, arm, base, max_gap)
     dataset = learner.dataset(trajectories)  # raises ValueError without transitions
     periods = [np.median(np.diff(e.command_stamps)) for e in episodes if len(e.command_stamps) > 1]

@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
-from mbrl.agents.mpc import MPCLearner
+from mbrl.agents.mpc import MPCLearner, increment_base
 from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
@@ -70,7 +70,7 @@ class ModelFitter(Node):
         # The agent layer's learner: the object `mbrl experiment` fits, here on a worker
         # thread; it keeps its model between fits (warm start).
         self.learner = MPCLearner(cfg.agent.task, self.arm.nj, self.params, cfg.seed)
-        self.action_base = self.params.get("env", {}).get("increment_from", "command")
+        self.action_base = increment_base(self.params)
         self.layout = {
             **self.learner.layout(),
             "joint_names": list(self.arm.joint_names),

@@ -30,7 +30,7 @@ from visualization_msgs.msg import MarkerArray
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import known_model
+from mbrl.agents.mpc import increment_base, known_model
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import next_command, observation, yaw_of_quaternion
 from mbrl.ros import safety, topics
@@ -347,7 +347,7 @@ class MpcController(OffTickWork, Node):
                 # increment ahead of the measured q (no wind-up against a blocked joint), then
                 # the position and speed limits against the previous command.
                 target = next_command(
-                    u, self._base, status.q, self.cfg.arm.max_increment, self._increment_base()
+                    u, self._base, status.q, self.cfg.arm.max_increment, increment_base(self.params)
                 )
                 command = self.limiter.clamp(target, self._base)
             self._base = command
@@ -359,9 +359,6 @@ class MpcController(OffTickWork, Node):
         done = time.perf_counter()
         self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
-
-    def _increment_base(self) -> str:
-        return self.params.get("env", {}).get("increment_from", "command")
 
     def _action(self, status: safety.SafetyStatus, start: float):
         """(u (nj,) in the action bounds or None to hold, the Plan if one was made)."""

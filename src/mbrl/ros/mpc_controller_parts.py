@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
 
-from mbrl.agents.mpc import make_actor, model_columns
+from mbrl.agents.mpc import increment_base, make_actor, model_columns
 from mbrl.costs.tasks import observation
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
@@ -81,7 +81,7 @@ class OffTickWork:
     def expected_layout(self) -> dict:
         """What a model's x and u must mean for this controller (the fitter sends its own)."""
         columns = model_columns(self.task, len(self.joints))
-        base = self.params.get("env", {}).get("increment_from", "command")
+        base = increment_base(self.params)
         return {"learner": "mpc", "task": self.task, "columns": columns.tolist(),
                 "action": "increment", "joint_names": list(self.joints),
                 "max_increment": self.cfg.arm.max_increment, "action_base": base}  # fmt: skip
