@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
@@ -55,6 +56,11 @@ class ArmModel:
     @property
     def period(self) -> float:
         return self.config.control_period
+
+    def ee(self, q: np.ndarray) -> np.ndarray:
+        """q (..., nj) rad -> end-effector position (..., 3) m, float64, by FK."""
+        with torch.no_grad():
+            return self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
 
     def sampler(self, task: str, init_noise: float = 0.05) -> TaskSampler:
         """The episode sampler of `task` on this arm (mbrl.costs.tasks)."""

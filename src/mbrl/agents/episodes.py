@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from mbrl.agents.arm import ArmModel
 from mbrl.costs.tasks import check_task
@@ -65,9 +64,7 @@ def task_trajectories(
             extra.insert(0, (episode.object_stamps, episode.object_poses))
         for x, u in episode_segments(episode, layout, extra):
             q, qdot = x[:, :nj], x[:, nj : 2 * nj]
-            with torch.no_grad():
-                ee = arm.fk(torch.as_tensor(q, dtype=arm.fk.dtype)).double().numpy()
-            parts = [q, qdot, ee]
+            parts = [q, qdot, arm.ee(q)]
             if task == "push":
                 pose = x[:, 2 * nj : 2 * nj + 7]
                 yaw = _yaw(pose[:, 3:])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.config import AgentConfig
@@ -127,8 +126,7 @@ def episode_arrays(
         )
     previous = q[:-1] if action_base == "measured" else np.vstack([q[:1], commands[:-1]])
     actions = (commands - previous) / arm.max_increment
-    with torch.no_grad():
-        ee = arm.fk(torch.as_tensor(q, dtype=arm.fk.dtype)).double().numpy()
+    ee = arm.ee(q)
     rows = []
     for k in range(len(q)):
         cube, yaw = (cubes[k, :3], float(cubes[k, 3])) if cubes is not None else (None, None)

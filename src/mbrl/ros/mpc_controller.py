@@ -227,8 +227,7 @@ class MpcController(OffTickWork, Node):
             cube = self._cube
         if self._goal is None or (self.task == "push" and cube is None):
             return None
-        with torch.no_grad():
-            ee = self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
+        ee = self.arm.ee(q)
         position, yaw = cube if cube is not None else (None, None)
         return observation(self.task, q, qdot, ee, self._goal, position, yaw)
 
@@ -325,9 +324,7 @@ class MpcController(OffTickWork, Node):
         if not self.enabled or status.q is None:
             return
         if self._goal is None and self.task == "reach":  # no goal: hold the EE where it is
-            with torch.no_grad():
-                ee = self.fk(torch.as_tensor(status.q, dtype=self.fk.dtype)).double().numpy()
-            self._set_goal(ee)
+            self._set_goal(self.arm.ee(status.q))
         plan = None
         if not status.ok:
             command, self._base = self.limiter.hold(status.q), None

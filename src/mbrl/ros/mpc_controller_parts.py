@@ -12,7 +12,6 @@ import json
 import time
 
 import numpy as np
-import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
@@ -42,9 +41,7 @@ class OffTickWork:
         obs = self.observation(q, qdot)
         if obs is None:  # no goal or cube yet: any point will do for timing
             goal = np.zeros(3) if self._goal is None else self._goal
-            with torch.no_grad():
-                ee = self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
-            obs = observation(self.task, q, qdot, ee, goal, np.zeros(3), 0.0)
+            obs = observation(self.task, q, qdot, self.arm.ee(q), goal, np.zeros(3), 0.0)
         bundle.actor.warmup(obs)
         if self._goal is not None:
             bundle.set_goal(self._goal)
