@@ -4,6 +4,7 @@ sampler, test/sim/test_task_sampler.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -13,7 +14,13 @@ import pytest
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.config import AgentConfig
 from mbrl.config import ArmConfig, ConfigError
-from mbrl.ros.experiment_core import ExperimentNodeConfig, episode_arrays
+from mbrl.ros.experiment_core import (
+    ExperimentNodeConfig,
+    ScheduleError,
+    awaited_model,
+    episode_arrays,
+)
+from mbrl.ros.status import FitterStatus
 
 pytestmark = pytest.mark.ros
 
@@ -84,3 +91,17 @@ def test_missing_controller_stops_the_schedule_naming_the_service(tmp_path):
     result = _node(f"out_dir:={tmp_path}", "timeout:=1.0")
     assert result.returncode == 1
     assert "service /mpc_controller/enable not available (disable)" in result.stdout + result.stderr
+
+
+def test_awaited_model_stops_waiting_when_the_fitter_reports_a_failed_fit():
+    idle_failed = FitterStatus(
+        episodes=1, fitting=False, last_error="fit of v1 failed: x", failed_fits=3
+    )
+    assert awaited_model(4, 3, idle_failed, 3, "model_fitter") == 4  # it came
+    assert awaited_model(3, 3, None, 0, "model_fitter") is None  # no status yet: keep waiting
+    assert awaited_model(3, 3, idle_failed, 3, "model_fitter") is None  # an older failure
+    busy = dataclasses.replace(idle_failed, failed_fits=4, fitting=True)
+    assert awaited_model(3, 3, busy, 3, "model_fitter") is None  # a queued fit may succeed
+    failed = dataclasses.replace(idle_failed, failed_fits=4)
+    with pytest.raises(ScheduleError, match="model_fitter's fit failed: fit of v1 failed: x"):
+        awaited_model(3, 3, failed, 3, "model_fitter")

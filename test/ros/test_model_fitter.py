@@ -14,7 +14,7 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from ros_helpers import Output
-from std_msgs.msg import UInt8MultiArray
+from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 from test_collector import JOINTS, Driver
 
@@ -26,10 +26,12 @@ from mbrl.config import ArmConfig, ConfigError
 from mbrl.data.episodes import EpisodeWriter, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble import ProbabilisticEnsemble
+from mbrl.ros import status as mbrl_status
 from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models
 from mbrl.ros.graph import get_nodes
 from mbrl.ros.model_fitter import ModelFitterConfig
 from mbrl.ros.runner import GraphRunner
+from mbrl.ros.topics import STATUS_QOS
 from mbrl.ros.transport import (
     EPISODES_QOS,
     MODEL_QOS,
@@ -120,7 +122,7 @@ def test_bad_parameters_are_named() -> None:
 LATE_SUBSCRIBER = textwrap.dedent(
     """
     import json, sys, numpy as np, rclpy, torch
-    from std_msgs.msg import UInt8MultiArray
+    from std_msgs.msg import String, UInt8MultiArray
     from mbrl.ros.transport import MODEL_QOS, decode_model_msg, load_model_bytes
     torch.set_num_threads(1)
     rclpy.init()
@@ -280,6 +282,48 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         ), output.text()
         assert "starting without a model" not in output.text()
         runner.check()
+    finally:
+        client.node.destroy_node()
+        runner.shutdown()
+
+
+def test_a_failed_fit_is_counted_in_the_status_and_the_node_keeps_its_data(
+    ros_context, tmp_path
+) -> None:
+    """An episode without a usable transition is kept, but a fit on it alone fails: the
+    fitter says so on /mbrl/status (failed_fits, last_error), which is what lets the
+    experiment stop waiting for a model that will not come (experiment_core.awaited_model)."""
+    output = Output()
+    params = {**_fitter_params(tmp_path), "min_episodes": 1, "fit_on_new_data": False}
+    runner = GraphRunner(
+        get_nodes(["model_fitter"]), overrides={"model_fitter": params}, output=output
+    ).start()
+    client = FitterClient("test_failed_fit")
+    statuses: list = []
+
+    def on_status(msg: String) -> None:
+        kind, status = mbrl_status.decode(msg)
+        if kind == "model_fitter":
+            statuses.append(status)
+
+    client.node.create_subscription(String, "/mbrl/status", on_status, STATUS_QOS)
+    try:
+        assert client.spin_until(lambda: client.fit.service_is_ready(), 60), output.text()
+        path = tmp_path / "one_tick.mcap"
+        with EpisodeWriter(path, JOINTS, {"episode_id": "0"}) as w:  # one command: no x'
+            w.write_joint_state(0.0, np.zeros(5), np.zeros(5))
+            w.write_command(0.001, np.full(5, 0.01))
+        client.raw_episodes.publish(encode_episode_msg(path.read_bytes(), 0, 2, True))
+        assert client.spin_until(lambda: statuses and statuses[-1].episodes == 1, 30), output.text()
+        assert statuses[-1].failed_fits == 0
+        assert client.call_fit().success
+        assert client.spin_until(
+            lambda: statuses[-1].failed_fits == 1 and not statuses[-1].fitting, 60
+        ), output.text()
+        assert "no transitions" in statuses[-1].last_error
+        assert statuses[-1].model_version == 0 and statuses[-1].episodes == 1
+        assert len(list((tmp_path / "fitter" / "episodes").glob("episode_*.mcap"))) == 1
+        runner.check()  # still running
     finally:
         client.node.destroy_node()
         runner.shutdown()

@@ -45,7 +45,12 @@ from mbrl.loop.common import RunRecorder
 from mbrl.loop.schedule import EpisodeOutcome, Trajectory, run_schedule
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
-from mbrl.ros.experiment_core import ExperimentNodeConfig, episode_arrays
+from mbrl.ros.experiment_core import (
+    ExperimentNodeConfig,
+    ScheduleError,
+    awaited_model,
+    episode_arrays,
+)
 from mbrl.ros.msgs import (
     float64_multiarray,
     joint_positions_by_name,
@@ -60,10 +65,6 @@ HOLD_LABEL = "experiment_hold"  # marks the lockstep hold command, so it is not 
 POLL_S = 0.002
 ROS_MODES = {"explore": "explore", "control": "mpc"}  # schedule mode -> controller mode
 # (controller mode mpc runs the agent's actor: replanning MPC, or Alg. 1/2's open-loop plan)
-
-
-class ScheduleError(RuntimeError):
-    """Another node did not answer as the schedule needs (names the node and the wait)."""
 
 
 class ExperimentNode(Node):
@@ -318,13 +319,15 @@ class ExperimentNode(Node):
             lambda: (s := self.status("model_fitter")) is not None and s.episodes >= episodes,
             f"{fitter} to report {episodes} episodes on {topics.STATUS}",
         )
+        failed = self.status("model_fitter").failed_fits
         response = self._call(self._fit, Trigger.Request(), "fit")
         if not response.success:
             raise ScheduleError(f"{fitter} refused to fit: {response.message}")
         version = self._wait(
-            lambda: self._model_version if self._model_version > previous else None,
+            lambda: awaited_model(self._model_version, previous, self.status("model_fitter"),
+                                  failed, fitter),
             f"a model newer than version {previous} on {topics.MODEL}",
-        )
+        )  # fmt: skip
         # The controller swaps models between ticks; in lockstep ticks need new states.
         self._wait(
             lambda: (s := self.status("mpc_controller")) is not None and s.model_version >= version,

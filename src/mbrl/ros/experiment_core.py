@@ -16,6 +16,7 @@ from mbrl.agents.config import AgentConfig
 from mbrl.config import ArmConfig, ConfigError
 from mbrl.costs.tasks import observation
 from mbrl.loop.common import ExperimentConfig
+from mbrl.ros.status import FitterStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,28 @@ class ExperimentNodeConfig:
             name=self.name or f"ros-{agent.algo}-{agent.task}-s{self.seed}",
             algo_params=agent.overrides(),
         )
+
+
+class ScheduleError(RuntimeError):
+    """Another node did not answer as the schedule needs (names the node and the wait)."""
+
+
+def awaited_model(
+    seen: int, previous: int, status: FitterStatus | None, failed_before: int, fitter: str
+) -> int | None:
+    """The fit the schedule requested, as far as it has got: the new model's version once
+    one newer than `previous` has been seen, None while it may still come.
+
+    Raises:
+        ScheduleError with the fitter's error once the fitter has counted a failed fit
+        since the request (`failed_before`) and is idle: no model is coming, and waiting
+        for the timeout would only hide why.
+    """
+    if seen > previous:
+        return seen
+    if status is not None and status.failed_fits > failed_before and not status.fitting:
+        raise ScheduleError(f"{fitter}'s fit failed: {status.last_error}")
+    return None
 
 
 def episode_arrays(

@@ -93,6 +93,7 @@ class ModelFitter(Node):
         self._metrics: dict = {}
         self._fitted_on: set[str] = set()
         self._last_error = ""
+        self._failed_fits = 0
         self._worker: threading.Thread | None = None
         self._closing = False
 
@@ -243,6 +244,8 @@ class ModelFitter(Node):
                 self._publish_status()
             except Exception as exc:  # noqa: BLE001 - a failed fit must not kill the node
                 self._error(f"fit of version {version} failed: {type(exc).__name__}: {exc}")
+                with self._lock:
+                    self._failed_fits += 1
             with self._lock:
                 self._phase = "idle"
                 done = not self._pending
@@ -281,8 +284,9 @@ class ModelFitter(Node):
         """The typed status the experiment waits on (latched; on every change and timer)."""
         with self._lock:
             status = FitterStatus(
-                len(self._episodes), self._version, self._fitting, self._last_error
-            )
+                len(self._episodes), self._version, self._fitting, self._last_error,
+                self._failed_fits,
+            )  # fmt: skip
         self._status_pub.publish(mbrl_status.encode("model_fitter", status))
 
     def _report(self) -> None:

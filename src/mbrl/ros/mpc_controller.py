@@ -153,12 +153,13 @@ class MpcController(OffTickWork, Node):
             UInt8MultiArray, topics.MODEL, self._on_model, topics.MODEL_QOS,
             callback_group=model_group,
         )  # fmt: skip
+        command_qos = topics.command_qos(cfg.timing)  # the collector records every command
         if cfg.command_interface == "position":
             topic = topics.command_topic(cfg.controller_name)
-            self._command_pub = self.create_publisher(Float64MultiArray, topic, topics.COMMAND_QOS)
+            self._command_pub = self.create_publisher(Float64MultiArray, topic, command_qos)
         else:
             topic = topics.trajectory_topic(cfg.trajectory_controller_name)
-            self._command_pub = self.create_publisher(JointTrajectory, topic, topics.COMMAND_QOS)
+            self._command_pub = self.create_publisher(JointTrajectory, topic, command_qos)
         self._marker_pub = self.create_publisher(MarkerArray, "~/plan", 1)
         self._path_pub = self.create_publisher(Path, "~/plan_path", 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)

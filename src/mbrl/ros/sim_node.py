@@ -43,8 +43,6 @@ RESET_PARAMETERS = {
     "reset_q": "joint positions (rad, arm order) the next ~/reset puts the arm at; [] = home",
     "reset_cube": "cube [x, y, z (m), yaw (rad)] after the next ~/reset; [] = its start",
 }
-# History of /joint_states in lockstep mode: covers a 10 s trajectory at 20 Hz sent in one burst.
-LOCKSTEP_STATE_DEPTH = 200
 
 
 class SimNode(Node):
@@ -73,7 +71,7 @@ class SimNode(Node):
         # /joint_states reliable, volatile, as joint_state_broadcaster. Depth 10 as there, but
         # in lockstep a trajectory publishes one state per period in a burst, and reliable
         # delivery only covers what is still in the writer's history: keep the burst.
-        depth = 10 if cfg.timing == "realtime" else LOCKSTEP_STATE_DEPTH
+        depth = topics.stream_depth(cfg.timing)
         self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, depth)
         self._clock_pub = (
             self.create_publisher(ClockMsg, topics.CLOCK, 10)
@@ -81,7 +79,7 @@ class SimNode(Node):
             else None
         )
         self._cube_pub = (
-            self.create_publisher(PoseStamped, topics.OBJECT_POSE, 10) if cfg.with_cube else None
+            self.create_publisher(PoseStamped, topics.OBJECT_POSE, depth) if cfg.with_cube else None
         )
         self.create_subscription(
             Float64MultiArray, self._command_topic, self._on_command, COMMAND_QOS,

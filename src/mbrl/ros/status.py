@@ -32,12 +32,15 @@ class CollectorStatus:
 @dataclasses.dataclass(frozen=True)
 class FitterStatus:
     """episodes: episodes held; model_version: the latest published model (0 none);
-    fitting: a fit is running or queued; last_error: the latest error ("" none)."""
+    fitting: a fit is running or queued; last_error: the latest error ("" none);
+    failed_fits: fits that ended in an error since the node started (a waiter compares it
+    with the count before its request)."""
 
     episodes: int = 0
     model_version: int = 0
     fitting: bool = False
     last_error: str = ""
+    failed_fits: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

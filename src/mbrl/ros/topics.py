@@ -45,6 +45,23 @@ DIAGNOSTICS = "/diagnostics"
 
 # Commands and states: reliable, as ros2_control's controllers and broadcaster.
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Publisher history of the streams the collector records (/joint_states, commands,
+# /cube_pose). In lockstep a tick takes milliseconds, so a collector that is busy for 50 ms
+# would lose samples a depth-10 writer already overwrote: the history then covers a 10 s
+# episode at 20 Hz. In real time a backlog would only feed a driver stale commands.
+LOCKSTEP_DEPTH = 200
+
+
+def stream_depth(timing: str) -> int:
+    """History depth of a recorded stream's publisher under `timing` (lockstep|realtime)."""
+    return 10 if timing == "realtime" else LOCKSTEP_DEPTH
+
+
+def command_qos(timing: str) -> QoSProfile:
+    """COMMAND_QOS with the history of stream_depth(timing)."""
+    return QoSProfile(depth=stream_depth(timing), reliability=ReliabilityPolicy.RELIABLE)
+
+
 # The controller only wants the newest joint state: a backlog would make it act on old ones.
 LATEST_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 OBJECT_QOS = qos_profile_sensor_data
