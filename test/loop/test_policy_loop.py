@@ -4,23 +4,19 @@ driver end to end on a tiny budget improves over the untrained policy it started
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
+from mbrl.agents.policy import fixed_point_miss, imagined_cost, train_policy
+from mbrl.agents.policy_nets import MLPPolicy, TargetPolicy, load_policy, sample_goals
+from mbrl.agents.policy_params import PolicyParams
+from mbrl.agents.presets import ParamError, preset
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.costs.reach import ReachCost, StateLayout
 from mbrl.loop.common import ExperimentConfig, RunRecorder
-from mbrl.loop.policy_loop import (
-    PolicyParams,
-    fixed_point_miss,
-    imagined_cost,
-    run_policy,
-    train_policy,
-)
-from mbrl.loop.policy_nets import MLPPolicy, TargetPolicy, sample_goals
+from mbrl.loop.policy_loop import run_policy
+from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble import ProbabilisticEnsemble
 
 
@@ -79,7 +75,7 @@ def test_diverged_model_skips_rollout_steps_without_poisoning_the_policy():
     with torch.no_grad():
         miss0 = float(fixed_point_miss(policy, fk, sample_goals(fk, 64, gen)))
     cost = ReachCost(StateLayout(q=(0, 5), goal=(13, 16)), fk)
-    params = PolicyParams(particles=4, horizon=3, policy_steps=5, fixed_point_steps=20)
+    params = PolicyParams(ensemble_size=2, particles=4, horizon=3, policy_steps=5, fixed_point_steps=20)
     losses = train_policy(model, policy, cost, fk, torch.zeros(10, 13).numpy(), params, gen)
     assert len(losses) == 5 and all(v != v for v in losses)  # every rollout was NaN: skipped
     # Only the rollout gradient reaches the gains; the FK-only fixed-point steps still ran.
@@ -107,8 +103,36 @@ def test_policy_loop_improves_over_its_start_on_reach(tmp_path):
     assert curve[-1]["final_distance"] < 0.5 * curve[0]["final_distance"], curve
     run = tmp_path / "policy-reach-s0"
     assert len(list((run / "episodes").glob("*.mcap"))) == 2
-    assert (run / "checkpoints" / "ensemble_episode002.npz").exists()
+    assert (run / "checkpoints" / "ensemble_final.npz").exists()
+    # the policy artifact in the safe format: it acts as the trained policy did
+    policy = load_policy(run / "checkpoints" / "policy_final.npz")
+    assert isinstance(policy, TargetPolicy) and (policy.dx, policy.du) == (16, 5)
+    with pytest.raises(ParamError, match="unknown parameter 'particels'"):
+        preset("policy", "reach", {"particels": 8})
     with pytest.raises(ValueError, match="multiple of ensemble_size"):
-        PolicyParams.from_config(dataclasses.replace(config, algo_params={"particles": 7}))
+        PolicyParams.from_params(preset("policy", "reach", {"particles": 7}))
     with pytest.raises(ValueError, match="policy_form"):
-        PolicyParams.from_config(dataclasses.replace(config, algo_params={"policy_form": "x"}))
+        PolicyParams.from_params(preset("policy", "reach", {"policy_form": "x"}))
+
+
+def test_policy_files_round_trip_and_bad_ones_are_named(tmp_path):
+    cfg = ArmConfig()
+    fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names)
+    gen = torch.Generator().manual_seed(1)
+    obs = torch.rand(7, 16, generator=gen)
+    for policy in (TargetPolicy(5, (8,), gen, (13, 16), fk.lower, fk.upper),
+                   MLPPolicy(16, 5, (8, 4), gen, (10, 13), (13, 16))):  # fmt: skip
+        policy.set_input_stats(obs.numpy())
+        policy.save(tmp_path / "p.npz")
+        back = load_policy(tmp_path / "p.npz")
+        assert type(back) is type(policy)
+        with torch.no_grad():
+            assert torch.equal(back(obs), policy(obs))
+    with torch.no_grad():
+        back.net[0].weight[0, 0] = float("nan")
+    back.save(tmp_path / "nan.npz")
+    with pytest.raises(ModelFileError, match="nan.npz: the policy has non-finite weights"):
+        load_policy(tmp_path / "nan.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "p.npz").read_bytes()[:200])
+    with pytest.raises(ModelFileError, match="cut.npz"):
+        load_policy(tmp_path / "cut.npz")

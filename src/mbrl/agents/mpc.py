@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mbrl.agents.arm import ArmModel
+from mbrl.agents.registry import explore_episodes  # noqa: F401  (its old home)
 from mbrl.control.anytime import AnytimeMPC
 from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner
@@ -135,8 +136,16 @@ class MPCLearner:
 
     def layout(self) -> dict[str, Any]:
         """What the artifact's x and u mean (sent with it; the actor checks it agrees)."""
-        return {"learner": "mpc", "task": self.task, "columns": self.columns.tolist(),
-                "action": "increment"}  # fmt: skip
+        return layout("mpc", self.task, self.nj)
+
+    def artifacts(self) -> dict[str, Any]:
+        """What a fit produced, by kind (mbrl.agents.registry): the ensemble."""
+        return {"ensemble": self.model}
+
+    def restore(self, artifacts: dict[str, Any]) -> None:
+        """Continue from a checkpoint's ensemble (a restarted fitter)."""
+        if "ensemble" in artifacts:
+            self.model = artifacts["ensemble"]
 
 
 class MPCActor:
@@ -337,7 +346,15 @@ def make_actor(
     return actor
 
 
-def explore_episodes(algo: str, params: dict[str, Any], num_episodes: int) -> int:
-    """How many of the first training episodes explore: all for Algorithm 1 (it never acts
-    with its model while learning), else the preset's random_episodes."""
-    return num_episodes if algo == "alg1" else int(params.get("random_episodes", 1))
+def make_learner(
+    algo: str, task: str, arm: ArmModel, params: dict[str, Any], seed: int
+) -> MPCLearner:
+    """The registry's learner factory: one ensemble learner for MPC and Algorithms 1 and 2."""
+    return MPCLearner(task, arm.nj, params, seed)
+
+
+def layout(algo: str, task: str, nj: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What an MPC agent's ensemble x and u mean: the model-state columns of the task
+    observation and increments (the same for mpc, alg1 and alg2: they share the learner)."""
+    return {"learner": "mpc", "task": task, "columns": model_columns(task, nj).tolist(),
+            "action": "increment"}  # fmt: skip

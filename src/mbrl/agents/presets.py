@@ -10,6 +10,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from mbrl.agents.policy_params import PolicyParams
+
 # The learned model: a small PETS ensemble. ~100-500 transitions are too few for 4x200
 # layers (docs/models.md); 5 x (2 x 128) fits them in a second or two on one core.
 _ENSEMBLE = {
@@ -116,6 +118,8 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("alg1", "push"): _OPEN_LOOP,
     ("alg2", "reach"): {**_OPEN_LOOP, "random_episodes": 1},
     ("alg2", "push"): {**_OPEN_LOOP, "random_episodes": 1},
+    # Algorithm 4 (mbrl.agents.policy); its defaults live in PolicyParams.
+    ("policy", "reach"): PolicyParams().preset(),
 }
 
 

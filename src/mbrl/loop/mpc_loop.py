@@ -70,9 +70,12 @@ class EnvBackend:
 
     def fit(self, trajectories: list[Trajectory], index: int) -> dict[str, float]:
         report = self.learner.fit(trajectories)
+        scalars = {k: float(v) for k, v in report.extra.items()
+                   if isinstance(v, (int, float)) and k != "epochs"}  # fmt: skip
         return {
             "fit_seconds": report.seconds,
             "holdout_mse": float(np.mean(report.extra["holdout_mse"])),
+            **scalars,
         }
 
     def close(self) -> None:

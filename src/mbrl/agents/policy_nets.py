@@ -1,16 +1,26 @@
-"""Policies for Algorithm 4 (mbrl.loop.policy_loop) and the goals they are trained on.
+"""Policies for Algorithm 4 (mbrl.agents.policy) and the goals they are trained on.
 
 `MLPPolicy` maps the observation to an action; `TargetPolicy` servos the joints to a joint
 target an MLP picks from the goal. Observations: the reach layout [q, qdot, ee, goal].
+Both save to and load from the safe model format (mbrl.models.io, kind "policy"): the
+constructor arguments as JSON, the weights and buffers as named arrays; no pickle and no
+TorchScript, so the controller node can run a policy file it received over the network.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.models.base import ModelFileError
+from mbrl.models.io import load_model_file, save_model_file
+
+POLICY_KIND = "policy"
 
 
 def tanh_mlp(sizes: list[int], gen: torch.Generator) -> torch.nn.Sequential:
@@ -47,7 +57,8 @@ class MLPPolicy(torch.nn.Module):
         goal: tuple[int, int],
     ):
         super().__init__()
-        self.ee, self.goal = ee, goal
+        self.ee, self.goal = tuple(ee), tuple(goal)
+        self.dx, self.du, self.hidden = int(dobs), int(du), tuple(int(h) for h in hidden)
         self.net = tanh_mlp([dobs + 3, *hidden, du], gen)
         self.register_buffer("in_mean", torch.zeros(dobs + 3))
         self.register_buffer("in_std", torch.ones(dobs + 3))
@@ -72,6 +83,10 @@ class MLPPolicy(torch.nn.Module):
         with torch.no_grad():
             return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
 
+    def save(self, path: str | Path) -> None:
+        """The safe model file of this policy (save_policy)."""
+        save_policy(self, path)
+
 
 class TargetPolicy(torch.nn.Module):
     """pi(obs (N, dobs)) = tanh(k * (r(goal) - q)) in [-1, 1]^nj: a servo to a joint target.
@@ -94,7 +109,8 @@ class TargetPolicy(torch.nn.Module):
         gain: float = 3.0,
     ):
         super().__init__()
-        self.nj, self.goal = nj, goal
+        self.nj, self.goal = nj, tuple(goal)
+        self.dx, self.du, self.hidden = int(goal[1]), int(nj), tuple(int(h) for h in hidden)
         self.net = tanh_mlp([3, *hidden, nj], gen)
         self.raw_gain = torch.nn.Parameter(torch.full((nj,), float(np.log(np.expm1(gain)))))
         self.register_buffer("lower", lower.float().clone())
@@ -123,6 +139,10 @@ class TargetPolicy(torch.nn.Module):
         with torch.no_grad():
             return self(torch.as_tensor(obs, dtype=torch.float32)[None])[0].double().numpy()
 
+    def save(self, path: str | Path) -> None:
+        """The safe model file of this policy (save_policy)."""
+        save_policy(self, path)
+
 
 def sample_goals(fk: ForwardKinematics, n: int, gen: torch.Generator) -> Tensor:
     """(n, 3) m: FK of uniform joint configurations with the EE >= 2 cm above the table (the
@@ -133,3 +153,46 @@ def sample_goals(fk: ForwardKinematics, n: int, gen: torch.Generator) -> Tensor:
         ee = fk(fk.lower + u * (fk.upper - fk.lower))
         out.append(ee[ee[:, 2] >= 0.02])
     return torch.cat(out)[:n]
+
+
+Policy = MLPPolicy | TargetPolicy
+
+
+def _meta(policy: Policy) -> dict[str, Any]:
+    if isinstance(policy, TargetPolicy):
+        return {"form": "target", "nj": policy.nj, "hidden": list(policy.hidden),
+                "goal": list(policy.goal)}  # fmt: skip
+    return {"form": "mlp", "dobs": policy.dx, "du": policy.du, "hidden": list(policy.hidden),
+            "ee": list(policy.ee), "goal": list(policy.goal)}  # fmt: skip
+
+
+def save_policy(policy: Policy, path: str | Path) -> None:
+    """Write `policy` to `path` in the safe model format (kind "policy")."""
+    arrays = {k: v.detach().cpu().numpy() for k, v in policy.state_dict().items()}
+    save_model_file(path, POLICY_KIND, _meta(policy), arrays)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """A policy written by `save_policy`; ModelFileError names the file and what is wrong
+    (not a policy file, an unknown form, weights of another shape, non-finite weights)."""
+    meta, arrays = load_model_file(path, POLICY_KIND)
+    gen = torch.Generator().manual_seed(0)
+    try:
+        if meta["form"] == "target":
+            nj = int(meta["nj"])
+            zeros = torch.zeros(nj)
+            policy: Policy = TargetPolicy(nj, tuple(meta["hidden"]), gen, tuple(meta["goal"]),
+                                          zeros, zeros)  # fmt: skip
+        elif meta["form"] == "mlp":
+            policy = MLPPolicy(int(meta["dobs"]), int(meta["du"]), tuple(meta["hidden"]), gen,
+                               tuple(meta["ee"]), tuple(meta["goal"]))  # fmt: skip
+        else:
+            raise ModelFileError(f"{path}: unknown policy form {meta['form']!r}")
+        state = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        policy.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, RuntimeError) as exc:  # missing meta, shape mismatch
+        raise ModelFileError(f"{path}: not a loadable policy: {exc}") from exc
+    if not all(bool(torch.isfinite(t).all()) for t in state.values()):
+        raise ModelFileError(f"{path}: the policy has non-finite weights")
+    policy.eval()
+    return policy

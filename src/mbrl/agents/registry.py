@@ -1,0 +1,111 @@
+"""Every agent by algorithm name: its learner, its actor and the artifact between them, the
+one table both drivers read (mbrl.loop's drivers, the fitter and controller nodes).
+
+A *learner* turns task trajectories (mbrl.agents.episodes) into artifacts:
+    fit(trajectories) -> FitReport; artifacts() -> {kind: artifact}; layout() -> dict;
+    restore({kind: artifact}) continues from a checkpoint.
+An *actor* turns an observation into an action each tick:
+    reset(); set_goal(goal); act(obs, deadline) -> u (nj,); warmup(obs);
+    MPC actors also plan(obs, deadline) -> Plan (the controller draws and times plans).
+An *artifact* is what travels from the fitter to the controller: an object with
+save(path) in the safe model format (mbrl.models.io), read back by `load_artifact`.
+
+Modules are imported lazily, so naming an agent never imports torch or another agent's
+dependencies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any
+
+from mbrl.agents.arm import ArmModel
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """Attributes:
+    module: where `make_learner`, `make_actor` and `layout(algo, task, nj)` live.
+    artifact: the artifact kind the fitter publishes and the actor runs.
+    control_mode: the controller node's mode that runs the actor (mbrl.ros).
+    known_start: the actor can run before the first fit on the arm's known kinematic
+        model (reach with MPC); otherwise the controller holds until an artifact arrives.
+    """
+
+    module: str
+    artifact: str
+    control_mode: str
+    known_start: bool = False
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "mpc": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
+    "alg1": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
+    "alg2": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
+    "policy": AgentSpec("mbrl.agents.policy", "policy", "policy"),
+}
+
+# artifact kind -> "module:loader" (loader(path) -> artifact; ModelFileError names the file)
+ARTIFACT_LOADERS: dict[str, str] = {
+    "ensemble": "mbrl.models.ensemble:ProbabilisticEnsemble.load",
+    "local_lg": "mbrl.models.local_lg:TimeVaryingLinearGaussian.load",
+    "policy": "mbrl.agents.policy_nets:load_policy",
+}
+
+
+def spec(algo: str) -> AgentSpec:
+    """The agent of `algo`; ValueError names the known ones."""
+    if algo not in AGENTS:
+        raise ValueError(f"algo {algo!r} has no agent; expected one of {sorted(AGENTS)}")
+    return AGENTS[algo]
+
+
+def _module(algo: str) -> Any:
+    return importlib.import_module(spec(algo).module)
+
+
+def make_learner(algo: str, task: str, arm: ArmModel, params: dict[str, Any], seed: int) -> Any:
+    """The learner of `algo` on `task` with the merged preset `params`."""
+    return _module(algo).make_learner(algo, task, arm, params, seed)
+
+
+def make_actor(
+    algo: str,
+    task: str,
+    arm: ArmModel,
+    artifact: Any,
+    params: dict[str, Any],
+    seed: int = 0,
+    stream: int = 0,
+    planner_overrides: dict[str, Any] | None = None,
+) -> Any:
+    """The actor of `algo` running `artifact` (the kind spec(algo).artifact names)."""
+    return _module(algo).make_actor(
+        algo, task, arm, artifact, params, seed, stream, planner_overrides
+    )
+
+
+def layout(algo: str, task: str, nj: int, params: dict[str, Any]) -> dict[str, Any]:
+    """What the artifact's inputs and outputs mean for `algo` on `task` (the fitter sends it
+    with each artifact; the controller refuses one whose layout differs from its own)."""
+    return _module(algo).layout(algo, task, nj, params)
+
+
+def load_artifact(kind: str, path: str | Path) -> Any:
+    """Read an artifact file of `kind`; ValueError for an unknown kind, ModelFileError
+    (a ValueError) naming the file for a bad one."""
+    if kind not in ARTIFACT_LOADERS:
+        raise ValueError(f"artifact kind {kind!r}; expected one of {sorted(ARTIFACT_LOADERS)}")
+    module, name = ARTIFACT_LOADERS[kind].split(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj(path)
+
+
+def explore_episodes(algo: str, params: dict[str, Any], num_episodes: int) -> int:
+    """How many of the first training episodes explore: all for Algorithm 1 (it never acts
+    with its model while learning), else the preset's random_episodes."""
+    return num_episodes if algo == "alg1" else int(params.get("random_episodes", 1))
