@@ -75,7 +75,9 @@ def test_diverged_model_skips_rollout_steps_without_poisoning_the_policy():
     with torch.no_grad():
         miss0 = float(fixed_point_miss(policy, fk, sample_goals(fk, 64, gen)))
     cost = ReachCost(StateLayout(q=(0, 5), goal=(13, 16)), fk)
-    params = PolicyParams(ensemble_size=2, particles=4, horizon=3, policy_steps=5, fixed_point_steps=20)
+    params = PolicyParams(
+        ensemble_size=2, particles=4, horizon=3, policy_steps=5, fixed_point_steps=20
+    )
     losses = train_policy(model, policy, cost, fk, torch.zeros(10, 13).numpy(), params, gen)
     assert len(losses) == 5 and all(v != v for v in losses)  # every rollout was NaN: skipped
     # Only the rollout gradient reaches the gains; the FK-only fixed-point steps still ran.

@@ -1,5 +1,5 @@
 """The controller's ROS-free parts: the agent layer's actor on the known model and on an
-ensemble, TorchScript policies, the standalone episode schedule, model-layout checks."""
+ensemble, policy artifacts, the standalone episode schedule, model-layout checks."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.mpc import MPCActor, known_model
+from mbrl.agents.policy import PolicyActor
+from mbrl.agents.policy_nets import MLPPolicy, TargetPolicy
 from mbrl.agents.presets import preset
 from mbrl.costs.tasks import observation
 from mbrl.models.ensemble import ProbabilisticEnsemble
-from mbrl.ros.controller_core import ActorBundle, MpcControllerConfig, load_policy, policy_action
+from mbrl.ros.controller_core import ActorBundle, MpcControllerConfig
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats, check_model_payload
 from mbrl.ros.transport import ModelPayload
 
@@ -73,22 +76,31 @@ def test_ensemble_actor_on_the_push_observation(arm):
         MPCActor("push", arm, ProbabilisticEnsemble(NJ, NJ, 5, (8,)), push)
 
 
-class _Gain(torch.nn.Module):
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return -obs[:, :5] * 10.0
-
-
-def test_torchscript_policy_round_trip_and_bad_files(tmp_path):
-    path = tmp_path / "policy.pt"
-    torch.jit.save(torch.jit.script(_Gain()), str(path))
-    policy = load_policy(str(path))
-    u = policy_action(policy, np.array([0.01, -0.01, 0.5, 0.0, 0.0] + [0.0] * 11), 5)
-    np.testing.assert_allclose(u, [-0.1, 0.1, -1.0, 0.0, 0.0], atol=1e-6)  # clipped to [-1, 1]
-    with pytest.raises(ValueError, match="expected 3 finite actions"):
-        policy_action(policy, np.zeros(16), 3)
-    (tmp_path / "junk.pt").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="junk.pt"):
-        load_policy(str(tmp_path / "junk.pt"))
+def test_policy_artifact_runs_as_the_policy_agents_actor(arm, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    policy = TargetPolicy(NJ, (8,), gen, (13, 16), arm.lower, arm.upper)
+    policy.save(tmp_path / "p.npz")
+    loaded = agents.load_artifact("policy", tmp_path / "p.npz")
+    params = preset("policy", "reach")
+    actor = agents.make_actor("policy", "reach", arm, loaded, params)
+    bundle = ActorBundle(actor, 3, "policy", CFG)
+    assert isinstance(actor, PolicyActor) and not bundle.plans and bundle.lqr is None
+    q = (arm.lower + arm.upper) / 2
+    obs = _obs(arm, q, np.array([0.2, 0.0, 0.1]))
+    u = actor.act(obs)
+    with torch.no_grad():
+        expected = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+    np.testing.assert_allclose(u, expected, atol=1e-6)
+    assert np.all(np.abs(u) <= 1.0)
+    bundle.set_goal(np.zeros(3))  # no planner to reset: no error
+    # a policy of another observation or arm is refused before it reaches a tick
+    other = MLPPolicy(20, NJ, (8,), gen, (10, 13), (13, 16))
+    with pytest.raises(ValueError, match="policy maps 20 inputs to 5 actions; reach on this arm"):
+        agents.make_actor("policy", "reach", arm, other, params)
+    with torch.no_grad():
+        policy.net[0].weight.fill_(float("nan"))
+    with pytest.raises(ValueError, match="finite"):  # the controller holds on this
+        PolicyActor(policy).act(obs)
 
 
 def test_episode_schedule_and_tick_stats():
@@ -104,14 +116,21 @@ def test_episode_schedule_and_tick_stats():
     assert values["latency_ms_p50"] == "99.000"
 
 
-def test_model_payload_checks_name_the_version_and_the_differing_keys():
+def test_model_payload_checks_name_the_version_and_the_differing_keys(arm):
     layout = {"task": "reach", "columns": [0, 1, 2, 3, 4], "max_increment": 0.1}
     ok = ModelPayload(1, "x", "ensemble", 5, 5, "", {}, b"", dict(layout))
-    check_model_payload(ok, layout)
-    with pytest.raises(ValueError, match="version 2 is a 'local_lg' model"):
-        check_model_payload(ModelPayload(2, "x", "local_lg", 5, 5, "", {}, b""), layout)
+    check_model_payload(ok, "ensemble", layout)
+    with pytest.raises(ValueError, match="version 2 is a 'local_lg' artifact; this controller's"):
+        check_model_payload(ModelPayload(2, "x", "local_lg", 5, 5, "", {}, b""), "ensemble", layout)
+    with pytest.raises(ValueError, match="version 3 is a 'ensemble' artifact; .* runs 'policy'"):
+        check_model_payload(ok.__class__(3, "x", "ensemble", 5, 5, "", {}, b""), "policy", layout)
     other = ModelPayload(4, "x", "ensemble", 5, 5, "", {}, b"", {**layout, "max_increment": 0.05})
     with pytest.raises(ValueError, match="version 4: layout differs .max_increment: model 0.05"):
-        check_model_payload(other, layout)
+        check_model_payload(other, "ensemble", layout)
     with pytest.raises(ValueError, match="task: model None"):  # a model that says nothing
-        check_model_payload(ModelPayload(5, "x", "ensemble", 5, 5, "", {}, b""), layout)
+        check_model_payload(ModelPayload(5, "x", "ensemble", 5, 5, "", {}, b""), "ensemble", layout)
+    # the fitter's and the controller's layouts are one function: the agents differ
+    mpc = agents.artifact_layout("mpc", "reach", arm, preset("mpc", "reach"))
+    pol = agents.artifact_layout("policy", "reach", arm, preset("policy", "reach"))
+    assert mpc["learner"] == "mpc" and pol["learner"] == "policy" and pol["observation"] == 16
+    assert mpc["joint_names"] == pol["joint_names"] == list(arm.joint_names)

@@ -108,3 +108,23 @@ def test_every_graph_algorithm_runs_through_the_graph_and_improves(tmp_path, alg
     assert summary["algo"] == algo and summary["real_steps"] == 100
     assert _improves(summary), summary["curve"]
     assert json.loads((run_dir / "params.json").read_text()) == preset(algo, task)
+
+
+def test_algorithm_4_learns_in_the_graph_and_its_policy_drives_the_arm(tmp_path):
+    """Alg. 4 through the graph: the fitter fits the ensemble and trains the policy (the
+    learner mbrl.loop runs), publishes the policy in the safe format, the controller runs it
+    in mode policy. A tiny budget and short policy training; docs/results.md has the full
+    one."""
+    run_dir = tmp_path / "runs" / "ros-policy"
+    overrides = "{policy_steps: 60, horizon: 15}"
+    summary = learn(run_dir, budget_steps=200, eval_goals=3, eval_every=2, seed=0, timeout=900,
+                    algo="policy", agent_params=overrides)  # fmt: skip
+    assert summary["algo"] == "policy" and summary["real_steps"] == 200
+    assert _improves(summary), summary["curve"]
+    models = run_dir / "model_fitter" / "models"
+    assert sorted(p.name for p in models.glob("policy_*.npz")) == [
+        "policy_v0001.npz", "policy_v0002.npz",
+    ]  # fmt: skip
+    assert json.loads((run_dir / "params.json").read_text()) == preset(
+        "policy", "reach", {"policy_steps": 60, "horizon": 15}
+    )

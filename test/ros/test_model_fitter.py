@@ -212,7 +212,7 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         assert response.success and "queued behind the running fit of version 1" in response.message
         assert client.spin_until(lambda: client.version() >= 2, 120), output.text()
         fitting = [d for d in client.fitter_diag if d["state"] == "fitting"]
-        assert len(fitting) >= 2 and any(d["phase"] == "ensemble" for d in fitting)
+        assert len(fitting) >= 2 and any(d["phase"] == "learner" for d in fitting)
         last = client.fitter_diag[-1]
         # 75 ticks; a tick whose state reached the collector after its command (the test
         # publishes both back to back, unlike a controller) is dropped, never mis-paired

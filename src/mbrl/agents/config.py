@@ -10,12 +10,12 @@ from typing import Any
 import yaml
 
 from mbrl.agents.presets import PRESETS, ParamError, preset
+from mbrl.agents.registry import AGENTS
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import TASKS
 
-# Algorithms whose learner and actor the ROS nodes host (mbrl.agents.mpc.make_actor): PETS-style
-# MPC and the open-loop Algorithms 1 and 2 on the same learner.
-GRAPH_ALGOS = ("mpc", "alg1", "alg2")
+# Algorithms whose learner and actor the ROS nodes host: every agent of the registry.
+GRAPH_ALGOS = tuple(AGENTS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.registry import explore_episodes  # noqa: F401  (its old home)
+from mbrl.agents.registry import explore_episodes, increment_base  # noqa: F401 (old home)
 from mbrl.control.anytime import AnytimeMPC
 from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner
@@ -58,12 +58,6 @@ def model_layout(task: str, nj: int) -> StateLayout:
     if check_task(task) == "reach":
         return StateLayout(q=(0, nj))
     return StateLayout(q=(0, nj), ee=(nj, nj + 3), obj=(nj + 3, nj + 6))
-
-
-def increment_base(params: dict[str, Any]) -> str:
-    """What an action's increment is added to, as the preset's env says: "command" (the
-    previous command) or "measured" (the measured joints; mbrl.costs.tasks.next_command)."""
-    return params.get("env", {}).get("increment_from", "command")
 
 
 def known_model(arm: ArmModel) -> KinematicArmModel:

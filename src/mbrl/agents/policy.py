@@ -156,7 +156,7 @@ class PolicyLearner:
     """
 
     def __init__(self, task: str, arm: ArmModel, params: dict[str, Any], seed: int) -> None:
-        self.task, self.arm, self.seed = task, arm, int(seed)
+        self.task, self.arm, self.seed, self.params = task, arm, int(seed), params
         self.settings = PolicyParams.from_params(params)
         self.nj = arm.nj
         self._layout = layout("policy", task, self.nj)

@@ -113,8 +113,8 @@ class TargetPolicy(torch.nn.Module):
         self.dx, self.du, self.hidden = int(goal[1]), int(nj), tuple(int(h) for h in hidden)
         self.net = tanh_mlp([3, *hidden, nj], gen)
         self.raw_gain = torch.nn.Parameter(torch.full((nj,), float(np.log(np.expm1(gain)))))
-        self.register_buffer("lower", lower.float().clone())
-        self.register_buffer("upper", upper.float().clone())
+        self.register_buffer("lower", torch.as_tensor(lower, dtype=torch.float32).clone())
+        self.register_buffer("upper", torch.as_tensor(upper, dtype=torch.float32).clone())
         self.register_buffer("in_mean", torch.zeros(3))
         self.register_buffer("in_std", torch.ones(3))
 

@@ -93,6 +93,24 @@ def layout(algo: str, task: str, nj: int, params: dict[str, Any]) -> dict[str, A
     return _module(algo).layout(algo, task, nj, params)
 
 
+def increment_base(params: dict[str, Any]) -> str:
+    """What an action's increment is added to, as the preset's env says: "command" (the
+    previous command) or "measured" (the measured joints; mbrl.costs.tasks.next_command)."""
+    return params.get("env", {}).get("increment_from", "command")
+
+
+def artifact_layout(algo: str, task: str, arm: ArmModel, params: dict[str, Any]) -> dict[str, Any]:
+    """`layout` plus the arm facts an artifact is only valid for: the joints (by name, in
+    order), the action scale and what increments are added to. The fitter sends it with
+    every artifact; the controller computes its own and refuses one that differs."""
+    return {
+        **layout(algo, task, arm.nj, params),
+        "joint_names": list(arm.joint_names),
+        "max_increment": arm.max_increment,
+        "action_base": increment_base(params),
+    }
+
+
 def load_artifact(kind: str, path: str | Path) -> Any:
     """Read an artifact file of `kind`; ValueError for an unknown kind, ModelFileError
     (a ValueError) naming the file for a bad one."""

@@ -1,6 +1,7 @@
 """What the mpc_controller node computes, without ROS: its config and the bundle of the agent
-layer's actor (mbrl.agents.mpc: the model, the task cost and the planners, the very objects
-`mbrl experiment` runs) that is swapped in as one unit, and policy files.
+layer's actor (mbrl.agents.registry: for MPC the model, the task cost and the planners; for
+Algorithm 4 the policy; the very objects `mbrl experiment` runs) that is swapped in as one
+unit.
 
 Actions u (du = nj) are joint-position increments scaled by arm.max_increment rad and added
 to the previous command (or the measured joints, as the agent's preset says), exactly as the
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
-import torch
 
 from mbrl.agents.config import AgentConfig
-from mbrl.agents.mpc import MPCActor, OpenLoopActor
 from mbrl.config import ArmConfig, ConfigError
 
 CONTROL_MODES = ("explore", "mpc", "lqr", "policy")
@@ -57,8 +57,9 @@ class MpcControllerConfig:
             end effector where it is at the first joint state.
         standalone: publish /mbrl/goal and /mbrl/episode_control itself (no experiment node).
         episode_ticks: standalone episode length, ticks.
-        policy_path: TorchScript policy file for mode policy (maps the reach observation
-            (1, 2 nj + 6) to actions (1, nj)); empty: mode policy holds and reports it.
+        policy_path: a policy file in the safe model format (mbrl.agents.policy_nets
+            save_policy; e.g. a run's checkpoints/policy_final.npz) that mode policy runs
+            until the fitter publishes one; empty: mode policy waits for /mbrl/model.
         frame_id: frame of the rviz plan (base of the URDF chain).
         viz_every: publish the plan for rviz every this many ticks (0 = never).
         diagnostics_rate_hz: /diagnostics publishing rate.
@@ -130,20 +131,26 @@ class MpcControllerConfig:
 
 
 class ActorBundle:
-    """The agent's actor on one model version, with its iLQR feedback planner, built off the
-    tick path and swapped in between ticks as one reference.
+    """The agent's actor on one artifact version, with its iLQR feedback planner when the
+    actor plans on a model, built off the tick path and swapped in between ticks as one
+    reference.
 
     Args:
-        actor: an mbrl.agents.mpc.MPCActor (its model must be Linearizable for mode lqr).
-        version: model version (0 = the known kinematic model); kind: "known", "ensemble".
-        cfg: controller config (the iLQR budget).
+        actor: an actor of mbrl.agents.registry (an MPC actor's model must be Linearizable
+            for mode lqr; a policy actor has no planner).
+        version: artifact version (0 = the known kinematic model or a policy file);
+        kind: "known", "ensemble", "policy", ...; cfg: controller config (the iLQR budget).
     """
 
-    def __init__(
-        self, actor: MPCActor | OpenLoopActor, version: int, kind: str, cfg: MpcControllerConfig
-    ):
+    def __init__(self, actor: Any, version: int, kind: str, cfg: MpcControllerConfig):
         self.actor, self.version, self.kind = actor, int(version), kind
-        self.lqr = actor.feedback_planner(cfg.lqr_horizon, cfg.lqr_iterations)
+        planner = getattr(actor, "feedback_planner", None)
+        self.lqr = planner(cfg.lqr_horizon, cfg.lqr_iterations) if planner else None
+
+    @property
+    def plans(self) -> bool:
+        """The actor plans (MPC family: plan(), rviz, deadlines); else it only acts."""
+        return hasattr(self.actor, "plan")
 
     @property
     def mpc(self):
@@ -156,30 +163,10 @@ class ActorBundle:
     def set_goal(self, goal: np.ndarray) -> None:
         """New goal (3,) m: the cost changes, so the warm starts are forgotten."""
         self.actor.set_goal(goal)
-        self.lqr.reset()
+        if self.lqr is not None:
+            self.lqr.reset()
 
     def reset(self) -> None:
         self.actor.reset()
-        self.lqr.reset()
-
-
-def load_policy(path: str) -> torch.jit.ScriptModule:
-    """A TorchScript policy file (torch.jit.save); ValueError names the file if unreadable."""
-    try:
-        policy = torch.jit.load(path, map_location="cpu")
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"policy file {path!r} is not a loadable TorchScript module: {exc}"
-        ) from exc
-    policy.eval()
-    return policy
-
-
-def policy_action(policy: torch.jit.ScriptModule, obs: np.ndarray, du: int) -> np.ndarray:
-    """obs (dx,) -> u (du,) in [-1, 1]; ValueError if the policy's output is not (1, du) finite."""
-    with torch.no_grad():
-        out = policy(torch.as_tensor(obs, dtype=torch.float32)[None])
-    u = np.asarray(out, dtype=float).reshape(-1)
-    if u.shape != (du,) or not np.all(np.isfinite(u)):
-        raise ValueError(f"policy returned {u.tolist()}; expected {du} finite actions")
-    return np.clip(u, -1.0, 1.0)
+        if self.lqr is not None:
+            self.lqr.reset()

@@ -70,18 +70,20 @@ class TickStats:
         }
 
 
-def check_model_payload(payload: ModelPayload, expected: dict[str, Any]) -> None:
-    """Refuse a model the controller cannot plan with; ValueError names version and reason.
+def check_model_payload(payload: ModelPayload, kind: str, expected: dict[str, Any]) -> None:
+    """Refuse an artifact the controller's actor cannot run; ValueError names version and
+    reason.
 
-    Global models ("ensemble") only: a "local_lg" model is time-indexed along one fitted
-    trajectory, and mode lqr linearises the global model in-node instead. The header's layout
-    (algorithm, task, model-state columns, joints, action convention and scale) must be the
-    controller's own, key by key: a model of other x or u would plan nonsense.
+    The kind must be the agent's (mbrl.agents.registry: "ensemble" for the MPC agents,
+    whose mode lqr linearises it in-node; "policy" for Algorithm 4). The header's layout
+    (algorithm, task, model-state columns or observation size, joints, action convention
+    and scale) must be the controller's own, key by key: an artifact of other inputs or
+    outputs would act nonsense.
     """
-    if payload.kind != "ensemble":
+    if payload.kind != kind:
         raise ValueError(
-            f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} model; the "
-            "controller plans on global models ('ensemble'); mode lqr linearises it"
+            f"{MODEL_TOPIC} version {payload.version} is a {payload.kind!r} artifact; this "
+            f"controller's agent runs {kind!r} artifacts"
         )
     layout = payload.layout or {}
     differ = {k: (layout.get(k), v) for k, v in expected.items() if layout.get(k) != v}

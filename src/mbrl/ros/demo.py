@@ -38,14 +38,16 @@ FITTER_OVERRIDES: dict[str, Any] = {
 def learning_overrides(
     run_dir: Path, *, budget_steps: int, episode_steps: int, eval_goals: int, eval_every: int,
     seed: int, timeout: float, task: str = "reach", algo: str = "mpc", timing: str = "lockstep",
+    agent_params: str = "",
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per-node parameter overrides of the lockstep learning run writing to run_dir.
 
     Every node keeps its own files under run_dir/<node>/, so a run starts from scratch and
     the report directory also holds the collector's MCAP episodes. `task` and `algo` are
-    set on every node (graph.yaml's agent block); push loads the cube into the sim.
+    set on every node (graph.yaml's agent block), and so are `agent_params` (YAML overrides
+    of the agent's preset, as `mbrl experiment --set`); push loads the cube into the sim.
     """
-    agent = {"agent.task": task, "agent.algo": algo}
+    agent = {"agent.task": task, "agent.algo": algo, "agent.params": agent_params}
     nodes = {
         "sim": {"seed": seed, "with_cube": task == "push"},
         "collector": {"data_dir": str(run_dir / "collector")},
@@ -91,6 +93,7 @@ def learn(
     task: str = "reach",
     algo: str = "mpc",
     timing: str = "lockstep",
+    agent_params: str = "",
 ) -> dict[str, Any]:
     """Run the learning graph until the experiment node writes run_dir/summary.json.
 
@@ -103,7 +106,7 @@ def learn(
     overrides = learning_overrides(
         run_dir, budget_steps=budget_steps, episode_steps=episode_steps,
         eval_goals=eval_goals, eval_every=eval_every, seed=seed, timeout=timeout, task=task,
-        algo=algo, timing=timing,
+        algo=algo, timing=timing, agent_params=agent_params,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     with GraphRunner(GRAPH, overrides=overrides, output=output) as runner:

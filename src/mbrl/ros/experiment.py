@@ -37,8 +37,8 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.mpc import explore_episodes, increment_base
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, EpisodeSpec, distance, yaw_of_quaternion
 from mbrl.loop.common import RunRecorder
@@ -63,8 +63,6 @@ from mbrl.ros.transport import TransportError, decode_model_msg
 
 HOLD_LABEL = "experiment_hold"  # marks the lockstep hold command, so it is not recorded
 POLL_S = 0.002
-ROS_MODES = {"explore": "explore", "control": "mpc"}  # schedule mode -> controller mode
-# (controller mode mpc runs the agent's actor: replanning MPC, or Alg. 1/2's open-loop plan)
 
 
 class ExperimentNode(Node):
@@ -345,7 +343,7 @@ class ExperimentNode(Node):
         recorder.save_params(self.params)  # the agent's effective preset, as the loop's
         recorder.save_params(dataclasses.asdict(self.cfg), "experiment_node.json")
         backend = GraphBackend(self)
-        explore = explore_episodes(self.cfg.agent.algo, self.params, config.num_episodes)
+        explore = agents.explore_episodes(self.cfg.agent.algo, self.params, config.num_episodes)
         summary, _ = run_schedule(
             backend, config, recorder, explore_episodes=explore,
             extra={"via": "ros", "timing": self.cfg.timing,
@@ -360,12 +358,16 @@ class GraphBackend:
 
     def __init__(self, node: ExperimentNode) -> None:
         self.node, self.version = node, 0
-        self.action_base = increment_base(node.params)
+        self.action_base = agents.increment_base(node.params)
+        self.control_mode = agents.spec(node.cfg.agent.algo).control_mode
 
     def run_episode(self, mode: str, seed: int, steps: int, index: int | None) -> EpisodeOutcome:
         node = self.node
         spec = node.sampler.episode(seed)
-        ep = node.episode(spec, ROS_MODES[mode], index, steps)
+        # schedule mode -> controller mode: explore, or the mode that runs the agent's actor
+        # (mpc: replanning MPC or Alg. 1/2's open-loop plan; policy: Alg. 4's policy)
+        ros_mode = "explore" if mode == "explore" else self.control_mode
+        ep = node.episode(spec, ros_mode, index, steps)
         node.steps_used += ep["ticks"] if index is not None else 0
         cubes = ep["cubes"] if node.task == "push" else None
         obs, actions = episode_arrays(

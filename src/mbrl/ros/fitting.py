@@ -23,18 +23,17 @@ import numpy as np
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
-from mbrl.agents.mpc import MPCLearner, increment_base
+from mbrl.agents.registry import ARTIFACT_LOADERS, increment_base, load_artifact
 from mbrl.data.dataset import TransitionDataset
 from mbrl.data.episode_transitions import equal_length_trajectories
 from mbrl.data.episodes import Episode
 from mbrl.models.base import ModelFileError
-from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.local_lg import TimeVaryingLinearGaussian
 
-MODEL_KINDS = ("ensemble", "local_lg")  # what a fitter can publish on /mbrl/model
+MODEL_KINDS = tuple(ARTIFACT_LOADERS)  # what a fitter can publish on /mbrl/model
 MANIFEST = "latest.json"
-_CHECKPOINT = re.compile(r"(ensemble|local_lg)_v(\d+)\.npz$")
+_CHECKPOINT = re.compile(rf"({'|'.join(MODEL_KINDS)})_v(\d+)\.npz$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +62,7 @@ class FitResult:
 def fit_models(
     episodes: Sequence[Episode],
     arm: ArmModel,
-    learner: MPCLearner,
+    learner: Any,
     local: LocalModelSettings,
     version: int,
     *,
@@ -77,9 +76,10 @@ def fit_models(
     The episodes become task trajectories exactly as the loop driver sees them
     (mbrl.agents.episodes), with the learner's action convention.
     Args:
-        phase: called with "dataset", "ensemble", "local_lg" as the fit proceeds.
+        phase: called with "dataset", "learner", "local_lg" as the fit proceeds.
     Returns:
-        models {"ensemble": ..., "local_lg": ... (if fitted)} and metrics; a local-model
+        models: the learner's artifacts by kind (learner.artifacts(), e.g. "ensemble" or
+        "policy" and its ensemble), plus "local_lg" if fitted; and metrics. A local-model
         failure is reported in metrics["local_lg_error"], never raised.
     Raises:
         ValueError when the episodes hold no transition.
@@ -95,17 +95,21 @@ def fit_models(
         "num_transitions": len(dataset),
         "control_period_s": float(np.median(periods)) if periods else None,
     }
-    phase("ensemble")
+    phase("learner")
     report = learner.fit(trajectories)
-    ensemble = learner.model
-    member_mse = np.asarray(report.extra["holdout_mse"])
-    metrics.update(
-        ensemble_epochs=int(report.extra["epochs"]),
-        ensemble_train_nll=float(report.train_loss[-1]) if report.train_loss else None,
-        ensemble_holdout_mse=float(member_mse[ensemble.elites].mean()),
-        ensemble_fit_seconds=float(report.seconds),
-    )
-    models: dict[str, Any] = {"ensemble": ensemble}
+    metrics["learner_fit_seconds"] = float(report.seconds)
+    models: dict[str, Any] = dict(learner.artifacts())
+    ensemble = models.get("ensemble")
+    if ensemble is not None and "holdout_mse" in report.extra:
+        member_mse = np.asarray(report.extra["holdout_mse"])
+        metrics.update(
+            ensemble_epochs=int(report.extra["epochs"]),
+            ensemble_train_nll=float(report.train_loss[-1]) if report.train_loss else None,
+            ensemble_holdout_mse=float(member_mse[ensemble.elites].mean()),
+            ensemble_fit_seconds=float(report.seconds),
+        )
+    metrics.update({k: float(v) for k, v in report.extra.items()
+                    if isinstance(v, float) and k not in metrics})  # fmt: skip
     if local.enabled:
         phase("local_lg")
         try:
@@ -223,5 +227,4 @@ def _json_default(value: Any) -> Any:
 
 def load_checkpoint(store: CheckpointStore, manifest: dict[str, Any], kind: str) -> Any:
     """The `kind` model of a manifest's version; ModelFileError names a bad file."""
-    loader = {"ensemble": ProbabilisticEnsemble, "local_lg": TimeVaryingLinearGaussian}[kind]
-    return loader.load(store.directory / manifest["files"][kind])
+    return load_artifact(kind, store.directory / manifest["files"][kind])

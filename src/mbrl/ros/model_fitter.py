@@ -24,9 +24,9 @@ from rclpy.node import Node
 from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
-from mbrl.agents.mpc import MPCLearner, increment_base
 from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
@@ -69,14 +69,12 @@ class ModelFitter(Node):
         self.params = cfg.agent.preset()
         # The agent layer's learner: the object `mbrl experiment` fits, here on a worker
         # thread; it keeps its model between fits (warm start).
-        self.learner = MPCLearner(cfg.agent.task, self.arm.nj, self.params, cfg.seed)
-        self.action_base = increment_base(self.params)
-        self.layout = {
-            **self.learner.layout(),
-            "joint_names": list(self.arm.joint_names),
-            "max_increment": self.arm.max_increment,
-            "action_base": self.action_base,
-        }
+        algo, task = cfg.agent.algo, cfg.agent.task
+        self.learner = agents.make_learner(algo, task, self.arm, self.params, cfg.seed)
+        self.action_base = agents.increment_base(self.params)
+        self.layout = agents.artifact_layout(algo, task, self.arm, self.params)
+        # what goes on /mbrl/model: the agent's artifact unless the parameters say otherwise
+        self.publish_kind = cfg.publish_kind or agents.spec(algo).artifact
         root = Path(cfg.data_dir).resolve()
         self.episodes_dir = root / "episodes"
         self.episodes_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +92,7 @@ class ModelFitter(Node):
         self._fitted_on: set[str] = set()
         self._last_error = ""
         self._failed_fits = 0
+        self._models: dict = {}  # the latest fit's artifacts by kind
         self._worker: threading.Thread | None = None
         self._closing = False
 
@@ -130,7 +129,10 @@ class ModelFitter(Node):
                 self._metrics = dict(manifest.get("metrics", {}))
                 self._fitted_on = set(manifest.get("episodes", []))
                 if manifest.get("layout") == self.layout:  # else a fresh learner: other x, u
-                    self.learner.model = load_checkpoint(self.store, manifest, "ensemble")
+                    self.learner.restore({
+                        kind: load_checkpoint(self.store, manifest, kind)
+                        for kind in self.learner.artifacts() if kind in manifest["files"]
+                    })  # fmt: skip
                 else:
                     self.get_logger().warning(
                         f"checkpoint v{manifest['version']} has layout {manifest.get('layout')}"
@@ -239,6 +241,7 @@ class ModelFitter(Node):
                 manifest = self.store.save(version, result, extra)
                 with self._lock:
                     self._version, self._metrics = version, result.metrics
+                    self._models = result.models
                     self._fitted_on = set(episodes)
                 self._publish(version, manifest)
                 self._publish_status()
@@ -257,15 +260,18 @@ class ModelFitter(Node):
                 return
 
     def _publish(self, version: int, manifest: dict) -> None:
-        kind = self.config.publish_kind
+        kind = self.publish_kind
         if kind not in manifest["files"]:
             self._error(f"version {version} has no {kind} model to publish: {manifest['metrics']}")
             return
         data = (self.store.directory / manifest["files"][kind]).read_bytes()
         metrics = manifest["metrics"]
+        artifact = self._models.get(kind)
+        if artifact is None:  # republished from a checkpoint
+            artifact = load_checkpoint(self.store, manifest, kind)
         msg = encode_model_msg(
-            data, version, kind, self.learner.model.dx, self.learner.model.du, metrics,
-            manifest.get("created"), self.layout,
+            data, version, kind, artifact.dx, artifact.du, metrics, manifest.get("created"),
+            self.layout,
         )  # fmt: skip
         self._model_pub.publish(msg)
         self.get_logger().info(

@@ -28,19 +28,16 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import increment_base, known_model
+from mbrl.agents.mpc import known_model
+from mbrl.agents.policy_nets import load_policy
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import next_command, observation, yaw_of_quaternion
+from mbrl.models.base import ModelFileError
 from mbrl.ros import safety, topics
-from mbrl.ros.controller_core import (
-    CONTROL_MODES,
-    ActorBundle,
-    MpcControllerConfig,
-    load_policy,
-    policy_action,
-)
+from mbrl.ros.controller_core import CONTROL_MODES, ActorBundle, MpcControllerConfig
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
@@ -93,22 +90,30 @@ class MpcController(OffTickWork, Node):
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
         self._cube: tuple[np.ndarray, float] | None = None  # push: latest (position, yaw)
-        # Version 0: the arm's known kinematic model (a reach model over q); push has no
-        # model before the first fit, and mode mpc holds until one arrives.
+        self.agent = agents.spec(cfg.agent.algo)
+        # Version 0: MPC on reach starts on the arm's known kinematic model (a reach model
+        # over q), a policy agent on its policy_path file if one is given; otherwise the
+        # actor's modes hold until the fitter's first artifact arrives.
         self.bundle: ActorBundle | None = None
-        if self.task == "reach":
+        self._artifact_note = "waiting for the first artifact on /mbrl/model"
+        if self.agent.known_start and self.task == "reach":
             self.bundle = self._make_bundle(known_model(self.arm), 0, "known")
+        if cfg.policy_path:
+            if self.agent.artifact != "policy":
+                raise ConfigError(
+                    f"policy_path is set but agent.algo {cfg.agent.algo!r} runs "
+                    f"{self.agent.artifact!r} artifacts, not policies (use agent.algo: policy)"
+                )
+            try:
+                self.bundle = self._make_bundle(load_policy(cfg.policy_path), 0, "policy")
+            except (ModelFileError, ValueError) as exc:
+                self._artifact_note = f"policy_path: {exc}"
+                self.get_logger().error(f"{exc}; mode policy holds until /mbrl/model has one")
+        if self.bundle is not None:
             self._warm_up(self.bundle)
         self._explorer = SmoothedRandom(
             len(self.joints), self._rng, self.params["random_smoothing"]
         )
-        self._policy, self._policy_error = None, "no policy_path set"
-        if cfg.policy_path:
-            try:
-                self._policy, self._policy_error = load_policy(cfg.policy_path), ""
-            except ValueError as exc:
-                self._policy_error = str(exc)
-                self.get_logger().error(f"{exc}; mode policy will hold the arm")
         self._data_dir = cfg.data_dir or tempfile.mkdtemp(prefix="mbrl-mpc-")
         write_effective_parameters(self._data_dir, cfg, agent_preset=self.params)
         # Requests from other threads, applied by the tick between ticks (single writer).
@@ -345,7 +350,11 @@ class MpcController(OffTickWork, Node):
                 # increment ahead of the measured q (no wind-up against a blocked joint), then
                 # the position and speed limits against the previous command.
                 target = next_command(
-                    u, self._base, status.q, self.cfg.arm.max_increment, increment_base(self.params)
+                    u,
+                    self._base,
+                    status.q,
+                    self.cfg.arm.max_increment,
+                    agents.increment_base(self.params),
                 )
                 command = self.limiter.clamp(target, self._base)
             self._base = command
@@ -365,18 +374,23 @@ class MpcController(OffTickWork, Node):
         obs = self.observation(status.q, status.qdot)
         if obs is None:
             return None, None  # no goal (push) or no cube pose yet: hold
-        if self.mode == "policy":
-            if self._policy is None or self.task != "reach":
-                return None, None
-            try:
-                return policy_action(self._policy, obs, len(self.joints)), None
-            except (ValueError, RuntimeError) as exc:
-                self._policy, self._policy_error = None, str(exc)
-                self.get_logger().error(f"policy failed: {exc}; holding the arm")
-                return None, None
         bundle = self.bundle
         if bundle is None:
-            return None, None  # no model yet (push before its first fit): hold
+            return None, None  # no artifact yet (push, a policy before its first fit): hold
+        if self.mode == "policy" or not bundle.plans:
+            if self.mode != "policy" or bundle.plans:
+                self.get_logger().warning(
+                    f"mode {self.mode} cannot run a {bundle.kind} artifact (agent "
+                    f"{self.cfg.agent.algo} runs in mode {self.agent.control_mode}): holding",
+                    throttle_duration_sec=5.0,
+                )
+                return None, None
+            try:
+                return bundle.actor.act(obs), None
+            except (ValueError, RuntimeError) as exc:
+                self.bundle, self._artifact_note = None, f"policy failed: {exc}"
+                self.get_logger().error(f"policy failed: {exc}; holding the arm")
+                return None, None
         if self.mode == "lqr":
             return self._lqr_action(bundle, bundle.actor.state(obs))
         plan = bundle.actor.plan(obs, self.cfg.deadline(start))

@@ -16,7 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
 
-from mbrl.agents.mpc import increment_base, make_actor, model_columns
+from mbrl.agents import registry as agents
 from mbrl.costs.tasks import observation
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
@@ -46,11 +46,11 @@ class OffTickWork:
         if self._goal is not None:
             bundle.set_goal(self._goal)
 
-    def _make_bundle(self, model, version: int, kind: str) -> ActorBundle:
-        """The agent's actor on `model` (the same MPCActor `mbrl experiment` runs), asked to
-        keep its nominal rollout for rviz."""
-        actor = make_actor(
-            self.cfg.agent.algo, self.task, self.arm, model, self.params, self.cfg.seed,
+    def _make_bundle(self, artifact, version: int, kind: str) -> ActorBundle:
+        """The agent's actor on `artifact` (the same actor `mbrl experiment` runs; an MPC
+        actor is asked to keep its nominal rollout for rviz)."""
+        actor = agents.make_actor(
+            self.cfg.agent.algo, self.task, self.arm, artifact, self.params, self.cfg.seed,
             stream=version, planner_overrides={"nominal_rollout": True},
         )  # fmt: skip
         return ActorBundle(actor, version, kind, self.cfg)
@@ -59,7 +59,7 @@ class OffTickWork:
         """Decode, hash-check, load and warm up a model here, off the tick path."""
         try:
             payload = decode_model_msg(msg)
-            check_model_payload(payload, self.expected_layout())
+            check_model_payload(payload, self.agent.artifact, self.expected_layout())
             model = load_model_bytes(payload, self._data_dir)
             bundle = self._make_bundle(model, payload.version, payload.kind)
             self._warm_up(bundle)
@@ -76,12 +76,9 @@ class OffTickWork:
         self.get_logger().info(f"model version {payload.version} loaded; swapping at next tick")
 
     def expected_layout(self) -> dict:
-        """What a model's x and u must mean for this controller (the fitter sends its own)."""
-        columns = model_columns(self.task, len(self.joints))
-        base = increment_base(self.params)
-        return {"learner": "mpc", "task": self.task, "columns": columns.tolist(),
-                "action": "increment", "joint_names": list(self.joints),
-                "max_increment": self.cfg.arm.max_increment, "action_base": base}  # fmt: skip
+        """What an artifact's inputs and outputs must mean for this controller (the fitter
+        sends its own; both come from mbrl.agents.registry.artifact_layout)."""
+        return agents.artifact_layout(self.cfg.agent.algo, self.task, self.arm, self.params)
 
     def _lqr_action(self, bundle: ActorBundle, x: np.ndarray):
         """Mode lqr: u = u_t + K_t (x - x_t) of the latest iLQR plan, t ticks after it was
@@ -104,6 +101,8 @@ class OffTickWork:
         status = self.watchdog.status(time.perf_counter())
         if self.mode != "lqr" or not self.enabled or not status.ok or self.bundle is None:
             return
+        if self.bundle.lqr is None:
+            return  # a policy has no model to linearise: mode lqr holds (_lqr_action)
         obs = self.observation(status.q, status.qdot)
         if obs is None:
             return
@@ -157,7 +156,7 @@ class OffTickWork:
             **self.stats.values(),
             "model_version": str(self.model_version),
             "model_kind": self.bundle.kind if self.bundle is not None else "none",
-            "policy": "loaded" if self._policy is not None else self._policy_error,
+            "artifact": "running" if self.bundle is not None else self._artifact_note,
             "period_ms": f"{self.cfg.period * 1e3:.3f}",
         }
 

@@ -164,7 +164,9 @@ class ModelFitterConfig:
         fit_local_lg: also fit time-varying linear-Gaussian local models.
         local_lg_min_length: shortest trajectory (ticks) used for them.
         gmm_components: components of their GMM prior.
-        publish_kind: the model published on /mbrl/model: ensemble | local_lg.
+        publish_kind: the artifact published on /mbrl/model (mbrl.agents.registry
+            ARTIFACT_LOADERS: ensemble | local_lg | policy); "" = the agent's own (what its
+            actor runs: ensemble for mpc/alg1/alg2, policy for policy).
         torch_threads: threads of the fit (CPU is shared with the controller).
         republish_on_start: publish the latest checkpoint on start.
         diagnostics_period: s between /diagnostics reports.
@@ -180,13 +182,13 @@ class ModelFitterConfig:
     fit_local_lg: bool = True
     local_lg_min_length: int = 10
     gmm_components: int = 4
-    publish_kind: str = "ensemble"
+    publish_kind: str = ""
     torch_threads: int = 1
     republish_on_start: bool = True
     diagnostics_period: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.publish_kind not in MODEL_KINDS:
+        if self.publish_kind and self.publish_kind not in MODEL_KINDS:
             raise ConfigError(f"publish_kind {self.publish_kind!r}; expected one of {MODEL_KINDS}")
         if self.publish_kind == "local_lg" and not self.fit_local_lg:
             raise ConfigError("publish_kind is local_lg but fit_local_lg is false")

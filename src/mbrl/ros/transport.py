@@ -154,7 +154,8 @@ class ModelPayload:
     Attributes:
         version: increasing model version of the publishing fitter (1, 2, ...).
         sha256: hex digest of `data` (checked).
-        kind: "ensemble" (ProbabilisticEnsemble) or "local_lg" (TimeVaryingLinearGaussian).
+        kind: an artifact kind (mbrl.agents.registry.ARTIFACT_LOADERS): "ensemble", "local_lg",
+            "policy", ...
         dx, du: state and action dimensions.
         created: ISO-8601 UTC time of the fit.
         metrics: fit metrics (e.g. holdout_mse, num_transitions, fit_seconds).
@@ -257,17 +258,16 @@ def load_model_bytes(payload: ModelPayload, directory: str | Path) -> Any:
     format checks magic, kind and shapes there), are loaded, and the file is removed.
 
     Returns:
-        a ProbabilisticEnsemble ("ensemble") or TimeVaryingLinearGaussian ("local_lg").
+        the artifact (mbrl.agents.registry.load_artifact of payload.kind): a
+        ProbabilisticEnsemble, a TimeVaryingLinearGaussian, a policy, ...
     Raises:
         mbrl.models.base.ModelFileError naming the model version when the file is invalid,
         or TransportError when dx/du in the file differ from the header.
     """
     # imported here so message-only users (collector, tests) do not pay for torch
+    from mbrl.agents.registry import load_artifact
     from mbrl.models.base import ModelFileError
-    from mbrl.models.ensemble import ProbabilisticEnsemble
-    from mbrl.models.local_lg import TimeVaryingLinearGaussian
 
-    loader = {"ensemble": ProbabilisticEnsemble, "local_lg": TimeVaryingLinearGaussian}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"model-v{payload.version}-", suffix=".npz", dir=directory)
@@ -275,7 +275,7 @@ def load_model_bytes(payload: ModelPayload, directory: str | Path) -> Any:
         with os.fdopen(fd, "wb") as f:
             f.write(payload.data)
         try:
-            model = loader[payload.kind].load(name)
+            model = load_artifact(payload.kind, name)
         except ModelFileError as exc:
             raise ModelFileError(f"{MODEL_TOPIC} version {payload.version}: {exc}") from exc
     finally:
