@@ -4,7 +4,9 @@ The node list comes from mbrl.ros.graph (the same list the embedded runner of `m
 starts, with the same parameter files). With a full ROS 2 install this adds
 robot_state_publisher (TF for rviz) and, with `rviz:=true`, rviz2.
 
-Arguments: rviz (false), use_sim_time (false), mode (realtime | lockstep).
+Arguments: rviz (false), use_sim_time (false), timing (realtime | lockstep: the graph's
+one timing switch), algo (the agent: mpc | alg1 | alg2 | policy), task (reach | push; push
+loads the cube into the sim).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from mbrl.ros.graph import GRAPH, PACKAGE, SHARED, param_file_paths
+from mbrl.agents.registry import AGENTS
+from mbrl.costs.tasks import TASKS
+from mbrl.ros.graph import AGENT_NODES, GRAPH, PACKAGE, SHARED, TIMED_NODES, param_file_paths
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -42,18 +46,31 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time", default_value="false", description="all nodes follow /clock"
         ),
         DeclareLaunchArgument(
-            "mode",
+            "timing",
             default_value="realtime",
             choices=["realtime", "lockstep"],
-            description="sim timing: wall-clock timer, or one control period per command",
+            description="wall-clock control ticks, or one sim period per command (fast)",
+        ),
+        DeclareLaunchArgument(
+            "algo", default_value="mpc", choices=list(AGENTS), description="the agent"
+        ),
+        DeclareLaunchArgument(
+            "task", default_value="reach", choices=list(TASKS), description="the task"
         ),
     ]
+    task = LaunchConfiguration("task")
     nodes = []
     for spec in GRAPH:
         parameters: list = [str(p) for p in param_file_paths(spec, Path(config))]
         extra = {"use_sim_time": use_sim_time, **dict(spec.launch_parameters)}
+        if spec.name in TIMED_NODES:
+            extra["timing"] = LaunchConfiguration("timing")
+        if spec.name in AGENT_NODES:
+            extra["agent.algo"] = LaunchConfiguration("algo")
+            extra["agent.task"] = task
         if spec.name == "sim":
-            extra["mode"] = LaunchConfiguration("mode")
+            push = PythonExpression(["'", task, "' == 'push'"])
+            extra["with_cube"] = ParameterValue(push, value_type=bool)
         parameters.append(extra)
         nodes.append(
             Node(

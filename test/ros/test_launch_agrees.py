@@ -42,7 +42,7 @@ def launch_stubs(monkeypatch):
         "launch": {"LaunchDescription": _Recorded},
         "launch.actions": {"DeclareLaunchArgument": _Recorded},
         "launch.conditions": {"IfCondition": _Recorded},
-        "launch.substitutions": {"LaunchConfiguration": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _Recorded, "PythonExpression": _Recorded},
         "launch_ros": {},
         "launch_ros.actions": {"Node": Node},
         "launch_ros.parameter_descriptions": {"ParameterValue": _Recorded},
@@ -89,6 +89,36 @@ def test_sim_launch_starts_the_runners_graph(launch_stubs):
     launched = _run_launch(ROOT / "launch" / "manipulator_sim.launch.py", launch_stubs)
     assert {"sim", "collector", "model_fitter", "mpc_controller", "experiment"} <= set(launched)
     _assert_same_graph(launched, GRAPH)
+
+
+def test_sim_launch_arguments_reach_parameters_the_nodes_declare(launch_stubs):
+    """timing:=, algo:=, task:= set the graph's one switch on every node that has it, and
+    every parameter the launch file sets in-line is one the node declares (a stale name,
+    like the sim's old `mode`, would silently configure nothing)."""
+    from test_topics import _parameters
+
+    from mbrl.ros.graph import AGENT_NODES, TIMED_NODES
+
+    module_calls = _run_launch(ROOT / "launch" / "manipulator_sim.launch.py", launch_stubs)
+    specs = {s.name: s for s in GRAPH}
+    for name, node in module_calls.items():
+        inline = {
+            k: v for p in node.kwargs["parameters"] if isinstance(p, dict) for k, v in p.items()
+        }
+        unknown = set(inline) - _parameters(specs[name])
+        assert not unknown, f"{name}: launch sets undeclared {sorted(unknown)}"
+
+        def arg(key):
+            value = inline.get(key)
+            return value.args[0] if isinstance(value, _Recorded) and value.args else None
+
+        assert (arg("timing") == "timing") == (name in TIMED_NODES), name
+        assert (arg("agent.algo"), arg("agent.task")) == (
+            ("algo", "task") if name in AGENT_NODES else (None, None)
+        ), name
+    assert "with_cube" in [
+        k for p in module_calls["sim"].kwargs["parameters"] if isinstance(p, dict) for k in p
+    ]
 
 
 def test_real_launch_starts_the_runners_real_graph_without_the_sim(launch_stubs):

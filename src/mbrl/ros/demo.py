@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from mbrl.agents.config import GRAPH_ALGOS
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, TASKS
-from mbrl.ros.graph import GRAPH
+from mbrl.ros.graph import AGENT_NODES, GRAPH, TIMED_NODES
 from mbrl.ros.params import MODES, TIMINGS
 from mbrl.ros.runner import GraphRunner, NodeDied
 
@@ -26,8 +26,6 @@ from mbrl.ros.runner import GraphRunner, NodeDied
 # the same as `mbrl experiment`'s. The fitter only fits on the experiment's request, and
 # lockstep runs as fast as the nodes answer, so wall-clock command intervals vary a lot: the
 # default 3 x median gap would cut real trajectories into pieces.
-AGENT_NODES = ("model_fitter", "mpc_controller", "experiment")  # nodes with an `agent` block
-TIMED_NODES = ("sim", "mpc_controller", "experiment")  # nodes with a `timing` parameter
 FITTER_OVERRIDES: dict[str, Any] = {
     "max_gap": 100.0,
     "fit_on_new_data": False,

@@ -15,6 +15,8 @@ from typing import Any
 PACKAGE = "mbrl"
 # Loaded first by every node: the arm and the agent, one description for the whole graph.
 SHARED = "graph.yaml"
+AGENT_NODES = ("model_fitter", "mpc_controller", "experiment")  # nodes with an `agent` block
+TIMED_NODES = ("sim", "mpc_controller", "experiment")  # nodes with a `timing` parameter
 
 
 @dataclasses.dataclass(frozen=True)
