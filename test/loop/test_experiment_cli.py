@@ -48,6 +48,15 @@ def test_usage_errors_exit_2(tmp_path, capsys, extra, message):
     assert message in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("algo", ["mpc", "alg1", "alg2", "policy", "gps", "pilco"])
+def test_a_misspelt_set_key_is_a_usage_error_for_every_algorithm(tmp_path, capsys, algo):
+    argv = ["experiment", "--algo", algo, "--budget-steps", "10", "--out", str(tmp_path)]
+    assert main([*argv, "--set", "horizn=3"]) == 2
+    out = capsys.readouterr().out
+    assert "horizn" in out and "Traceback" not in out
+    assert not list(tmp_path.glob("*/episodes/*.mcap"))  # refused before any step
+
+
 def test_parse_set_nests_and_parses_yaml():
     got = parse_set(["a=1", "b.c=[1, 2]", "d=icem", "b.e=0.5"])
     assert got == {"a": 1, "b": {"c": [1, 2], "e": 0.5}, "d": "icem"}

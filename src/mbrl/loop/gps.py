@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mbrl.agents.presets import ParamError
 from mbrl.control.gps_kl import KLStepConfig, LinearGaussianDynamics, kl_step
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import ExperimentConfig, RunRecorder, evaluate, make_task_env, obs_layout
@@ -136,7 +137,7 @@ def gps_config(task: str, params: dict[str, Any]) -> GPSConfig:
     known = {f.name for f in dataclasses.fields(GPSConfig)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"gps: unknown algo_params {unknown}; expected some of {sorted(known)}")
+        raise ParamError(f"gps: unknown algo_params {unknown}; expected some of {sorted(known)}")
     params = dict(params)
     if "hidden" in params:
         params["hidden"] = tuple(int(h) for h in params["hidden"])

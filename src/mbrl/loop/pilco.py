@@ -24,6 +24,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from mbrl.agents.presets import ParamError
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.costs.saturating import saturating_cost
 from mbrl.data.dataset import TransitionDataset
@@ -87,7 +88,7 @@ class PilcoParams:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(config.algo_params) - known
         if unknown:
-            raise ValueError(f"unknown pilco algo_params {sorted(unknown)}; known {sorted(known)}")
+            raise ParamError(f"unknown pilco algo_params {sorted(unknown)}; known {sorted(known)}")
         kw = dict(config.algo_params)
         if "cost_widths" in kw:
             kw["cost_widths"] = tuple(float(w) for w in kw["cost_widths"])
