@@ -144,8 +144,9 @@ class RunRecorder:
     def __init__(self, config: ExperimentConfig, *, verbose: bool = True) -> None:
         self.config = config
         self.run_dir = Path(config.out_dir) / config.name
-        (self.run_dir / "episodes").mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        # episodes/ and checkpoints/ appear with their first file: a graph run's data are
+        # the collector's and the fitter's (no empty directories that look like lost data)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         self.rows: list[dict[str, float]] = []
         self.verbose = verbose
@@ -173,6 +174,7 @@ class RunRecorder:
                 f"expected (T+1, dobs) and (T, {nj})"
             )
         path = self.run_dir / "episodes" / f"episode_{episode_index:04d}.mcap"
+        path.parent.mkdir(exist_ok=True)
         meta = {
             "episode": episode_index,
             "task": self.config.task,
@@ -230,6 +232,7 @@ class RunRecorder:
     def checkpoint(self, model: Any, tag: str) -> Path:
         """model.save(run_dir/checkpoints/<tag>.npz); returns the path."""
         path = self.run_dir / "checkpoints" / f"{tag}.npz"
+        path.parent.mkdir(exist_ok=True)
         model.save(path)
         return path
 
