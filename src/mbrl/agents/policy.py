@@ -163,7 +163,11 @@ class PolicyLearner:
         obs = obs_layout(task, self.nj)
         self.dm = obs.goal[0]  # model state: everything before the goal
         self.fk = arm.fk
-        self.cost = ReachCost(StateLayout(q=(0, self.nj), goal=obs.goal), self.fk)
+        if self.settings.cost_ee == "model":  # the model's own end effector: no FK anywhere
+            layout_ = StateLayout(q=(0, self.nj), ee=obs.ee, goal=obs.goal)
+            self.cost = ReachCost(layout_, None, lower=arm.lower, upper=arm.upper)
+        else:
+            self.cost = ReachCost(StateLayout(q=(0, self.nj), goal=obs.goal), self.fk)
         self.gen = torch.Generator().manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         s = self.settings
