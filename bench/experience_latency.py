@@ -92,11 +92,20 @@ def run_rule(rule: str, args: argparse.Namespace, root: Path, watcher: Watcher) 
     params = (f"{{fit_refit: {rule}, fit_batches_per_epoch: {args.batches_per_epoch}, "
               f"fit_max_epochs: {args.max_epochs}}}")  # fmt: skip
     overrides = {
-        "model_fitter": {"data_dir": str(fitter_dir), "agent.params": params,
-                         "min_episodes": 1, "fit_local_lg": False, "republish_on_start": False,
-                         "diagnostics_period": 0.5},  # fmt: skip
-        "mpc_controller": {"data_dir": str(root / rule / "controller"), "agent.params": params,
-                           "start_enabled": False, "timing": "realtime"},  # fmt: skip
+        "model_fitter": {
+            "data_dir": str(fitter_dir),
+            "agent.params": params,
+            "min_episodes": 1,
+            "fit_local_lg": False,
+            "republish_on_start": False,
+            "diagnostics_period": 0.5,
+        },  # fmt: skip
+        "mpc_controller": {
+            "data_dir": str(root / rule / "controller"),
+            "agent.params": params,
+            "start_enabled": False,
+            "timing": "realtime",
+        },  # fmt: skip
     }
     nodes = get_nodes(["model_fitter", "mpc_controller"])
     with GraphRunner(nodes, overrides=overrides, output=open(os.devnull, "w")) as runner:
@@ -112,7 +121,9 @@ def run_rule(rule: str, args: argparse.Namespace, root: Path, watcher: Watcher) 
             record(path, rng, args.ticks, args.episodes + r)
             data = path.read_bytes()
             start = time.perf_counter()
-            watcher.episodes.publish(encode_episode_msg(data, args.episodes + r, 2 * args.ticks, True))
+            watcher.episodes.publish(
+                encode_episode_msg(data, args.episodes + r, 2 * args.ticks, True)
+            )
             done = watcher.wait(lambda v=version: watcher.version("mpc_controller") > v,
                                 args.timeout, f"model after episode {r} ({rule})")  # fmt: skip
             runner.check()

@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbrl.data.episode_transitions import transitions_from_episodes
+from mbrl.agents import registry as agents
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.episodes import task_trajectories
 from mbrl.data.episodes import EpisodeWriter, read_episode
-from mbrl.models.ensemble import ProbabilisticEnsemble
-from mbrl.ros.fitting import fit_models
-from mbrl.ros.model_fitter import ModelFitterConfig
+from mbrl.ros.fitting import LocalModelSettings, fit_models
+from mbrl.ros.node_configs import ModelFitterConfig
 from mbrl.ros.transport import decode_episode_msg, encode_episode_msg
 
-JOINTS = ModelFitterConfig().joints
+JOINTS = ModelFitterConfig().arm.joint_names
 
 
 def _record(path: Path, rng: np.random.Generator, ticks: int) -> None:
@@ -70,23 +71,26 @@ def main() -> None:
         }))  # fmt: skip
         episodes = [read_episode(p) for p in paths]
         cfg = ModelFitterConfig()
-        layout, settings = cfg.layout(), cfg.settings()
-        dataset = transitions_from_episodes(episodes, layout)
+        arm, params = ArmModel.from_config(cfg.arm), cfg.agent.preset()
+        algo, task = cfg.agent.algo, cfg.agent.task
 
-        def bare() -> None:
-            ProbabilisticEnsemble(
-                dataset.dx, dataset.du, settings.ensemble_size, settings.hidden,
-                num_elites=settings.num_elites, fit_config=settings.fit, seed=0,
-            ).fit(dataset, rng=np.random.default_rng([0, 1]), progress=False)  # fmt: skip
+        def learner():
+            return agents.make_learner(algo, task, arm, params, seed=0)
 
-        t_bare = _best(bare, 1)
+        trajectories = task_trajectories(episodes, task, arm, agents.increment_base(params))
+        bare = learner()
         start = time.perf_counter()
-        metrics = fit_models(episodes, layout, settings, version=1).metrics
+        bare.fit(trajectories)  # the agent's learner alone on the same trajectories
+        t_bare = time.perf_counter() - start
+        dataset = bare.dataset(trajectories)
+        start = time.perf_counter()
+        metrics = fit_models(episodes, arm, learner(), LocalModelSettings(), version=1).metrics
         t_full = time.perf_counter() - start
+        ensemble = bare.model
         print(json.dumps({
             "bench": "fit", "episodes": args.episodes, "transitions": len(dataset),
-            "ensemble": f"{settings.ensemble_size}x{list(settings.hidden)}",
-            "max_epochs": settings.fit.max_epochs, "bare_ensemble_s": round(t_bare, 2),
+            "ensemble": f"{ensemble.ensemble_size}x{list(params['hidden'])}",
+            "max_epochs": params["fit_max_epochs"], "bare_learner_s": round(t_bare, 2),
             "fitter_fit_s": round(t_full, 2), "ratio_to_bare": round(t_full / t_bare, 2),
             "of_which_ensemble_s": round(metrics["ensemble_fit_seconds"], 2),
             "ensemble_epochs": metrics["ensemble_epochs"],
