@@ -4,6 +4,7 @@ driver end to end on a tiny budget improves over the untrained policy it started
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,12 +140,13 @@ def test_policy_files_round_trip_and_bad_ones_are_named(tmp_path):
         load_policy(tmp_path / "cut.npz")
 
 
-def test_the_objective_reads_the_models_end_effector_unless_told_to_use_fk():
+def test_the_objective_reads_the_models_end_effector_unless_told_to_use_fk(monkeypatch):
     """Shipped default: the imagined cost scores the model-state entries that predict the
-    measured end effector, so moving q under a fixed predicted ee changes only the joint
-    barrier; the known-kinematics variant (cost_ee fk) scores fk(q) instead."""
+    measured end effector (moving q under a fixed predicted ee changes only the joint
+    barrier) and the fixed point is scored by a map learned from the data; the arm's
+    kinematics are not evaluated on any state or target. cost_ee fk scores fk(q)."""
     from mbrl.agents.arm import ArmModel
-    from mbrl.agents.policy import PolicyLearner
+    from mbrl.agents.policy import EEMap, PolicyLearner
 
     arm = ArmModel.from_config(ArmConfig())
     goal = torch.tensor([0.2, 0.05, 0.1])
@@ -152,10 +154,35 @@ def test_the_objective_reads_the_models_end_effector_unless_told_to_use_fk():
     x = torch.cat([q, torch.zeros(5), goal, goal])[None, None]  # predicted ee at the goal
     u = torch.zeros(1, 1, 5)
     learner = PolicyLearner("reach", arm, preset("policy", "reach"), seed=0)
-    assert learner.cost.fk is None  # nothing in the objective can call the kinematics
+    assert learner.cost.fk is None and isinstance(learner.ee_map, EEMap)
     at_goal = float(learner.cost.stage(x, u))
     assert at_goal < 0.01
     fk = PolicyLearner("reach", arm, preset("policy", "reach", {"cost_ee": "fk"}), seed=0)
-    assert float(fk.cost.stage(x, u)) > at_goal + 0.05  # fk(q) is far from the goal
-    with pytest.raises(ValueError, match="goes with cost_ee: fk"):
-        PolicyParams.from_params(preset("policy", "reach", {"fixed_point_weight": 30.0}))
+    assert float(fk.cost.stage(x, u)) > at_goal + 0.05 and fk.ee_map is None
+    # a fit of the default learner: FK may draw training goals (the task's goal
+    # distribution) but is never called on a joint target or a predicted state
+    import mbrl.agents.policy as agent_policy
+
+    sampling, sampled, used = [False], [], []
+    real_fk, real_sample = type(arm.fk).__call__, agent_policy.sample_goals
+
+    def spy_fk(self, q):
+        (sampled if sampling[0] else used).append(tuple(q.shape))
+        return real_fk(self, q)
+
+    def spy_sample(*args, **kwargs):
+        sampling[0] = True
+        try:
+            return real_sample(*args, **kwargs)
+        finally:
+            sampling[0] = False
+
+    monkeypatch.setattr(type(arm.fk), "__call__", spy_fk)
+    monkeypatch.setattr(agent_policy, "sample_goals", spy_sample)
+    small = preset("policy", "reach", {"model_epochs": 3, "policy_steps": 2, "horizon": 2,
+                                       "particles": 10, "fixed_point_goals": 8,
+                                       "fixed_point_steps": 1})  # fmt: skip
+    rng = np.random.default_rng(0)
+    obs = np.hstack([rng.uniform(-1, 1, (21, 10)), rng.uniform(0, 0.3, (21, 6))])
+    PolicyLearner("reach", arm, small, seed=0).fit([(obs, rng.uniform(-1, 1, (20, 5)))])
+    assert sampled and not used, used

@@ -20,7 +20,7 @@ constant in an episode, so it is appended for the policy and the cost only.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.policy_nets import MLPPolicy, Policy, TargetPolicy, sample_goals
+from mbrl.agents.policy_nets import MLPPolicy, Policy, TargetPolicy, sample_goals, tanh_mlp
 from mbrl.agents.policy_params import PolicyParams
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.costs.reach import ReachCost, StateLayout
@@ -67,9 +67,46 @@ def imagined_cost(
     return (torch.stack(stage, 1).sum(1) + terminal).mean(), x
 
 
-def fixed_point_miss(policy: TargetPolicy, fk: ForwardKinematics, goals: Tensor) -> Tensor:
-    """Mean distance (m) from fk(r(goal)), where the arm settles, to goals (N, 3) m."""
-    return (((fk(policy.target(goals)) - goals) ** 2).sum(-1) + 1e-6).sqrt().mean()
+def fixed_point_miss(
+    policy: TargetPolicy, ee_of_q: Callable[[Tensor], Tensor], goals: Tensor
+) -> Tensor:
+    """Mean distance (m) from ee_of_q(r(goal)), where the arm settles, to goals (N, 3) m.
+    ee_of_q: the learned map `EEMap` (shipped default) or the arm's forward kinematics."""
+    return (((ee_of_q(policy.target(goals)) - goals) ** 2).sum(-1) + 1e-6).sqrt().mean()
+
+
+class EEMap(torch.nn.Module):
+    """A learned static map q (N, nj) -> measured end effector (N, 3) m: the part of the
+    learned model that says where a joint configuration puts the tip, fitted on the recorded
+    (q, ee) pairs (MSE, Adam) instead of taken from the URDF's kinematics."""
+
+    def __init__(self, nj: int, gen: torch.Generator, hidden: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.net = tanh_mlp([nj, *hidden, 3], gen)
+        self.register_buffer("q_mean", torch.zeros(nj))
+        self.register_buffer("q_std", torch.ones(nj))
+        self.register_buffer("ee_mean", torch.zeros(3))
+        self.register_buffer("ee_std", torch.ones(3))
+
+    def forward(self, q: Tensor) -> Tensor:
+        z = self.net((q - self.q_mean) / self.q_std)
+        return self.ee_mean + self.ee_std * z
+
+    def fit(self, q: np.ndarray, ee: np.ndarray, steps: int = 500, lr: float = 1e-2) -> float:
+        """Full-batch Adam on (q (N, nj), ee (N, 3)); returns the final RMS error, m."""
+        qt = torch.as_tensor(q, dtype=torch.float32)
+        et = torch.as_tensor(ee, dtype=torch.float32)
+        self.q_mean.copy_(qt.mean(0))
+        self.q_std.copy_(qt.std(0).clamp_min(1e-3))
+        self.ee_mean.copy_(et.mean(0))
+        self.ee_std.copy_(et.std(0).clamp_min(1e-3))
+        opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        for _ in range(steps):
+            loss = ((self(qt) - et) ** 2).sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float(loss.detach().sqrt())
 
 
 def train_policy(
@@ -80,18 +117,23 @@ def train_policy(
     starts: np.ndarray,
     params: PolicyParams,
     gen: torch.Generator,
+    ee_of_q: Callable[[Tensor], Tensor] | None = None,
 ) -> list[float]:
     """Adam (learning rate cosine-annealed from params.lr to 5 % of it) on `imagined_cost`;
     returns the imagined cost per step. A non-finite loss skips its step.
+
+    fk draws the training goals (`sample_goals`: the task's goal distribution); the fixed
+    point is scored with `ee_of_q` (the learned `EEMap`), or with fk when None.
 
     Half the particles start from recorded states `starts` (S, dm) with fresh goals from
     `sample_goals`; the other half continue the previous step's imagined rollouts (final
     states, same goals), so the policy also learns what to do after `horizon` steps (stay
     at the goal) without back-propagating through longer rollouts.
     A `TargetPolicy` also pays fixed_point_weight x `fixed_point_miss` on fresh goals each
-    step, then takes fixed_point_steps steps on that term alone (FK only, ~50x cheaper
-    than a rollout step, so r(goal) gets many more updates).
+    step, then takes fixed_point_steps steps on that term alone (~50x cheaper than a
+    rollout step, so r(goal) gets many more updates).
     """
+    settle = fk if ee_of_q is None else ee_of_q
     opt = torch.optim.Adam(policy.parameters(), lr=params.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, max(params.policy_steps, 1), eta_min=0.05 * params.lr
@@ -116,7 +158,9 @@ def train_policy(
         imagined, x_end = imagined_cost(model, policy, cost, x0, goals, params.horizon, gen)
         loss = imagined
         if weight:
-            fixed = fixed_point_miss(policy, fk, sample_goals(fk, params.fixed_point_goals, gen))
+            fixed = fixed_point_miss(
+                policy, settle, sample_goals(fk, params.fixed_point_goals, gen)
+            )
             loss = loss + weight * fixed
         if descend(loss):
             losses.append(float(imagined.detach()))
@@ -125,7 +169,7 @@ def train_policy(
             x_end = x0
         for _ in range(params.fixed_point_steps if weight else 0):
             goals_fp = sample_goals(fk, params.fixed_point_goals, gen)
-            descend(weight * fixed_point_miss(policy, fk, goals_fp))
+            descend(weight * fixed_point_miss(policy, settle, goals_fp))
         sched.step()
         idx = torch.randint(len(starts_t), (params.particles - half,), generator=gen)
         keep = torch.randperm(params.particles, generator=gen)[:half]
@@ -179,6 +223,8 @@ class PolicyLearner:
             self.policy = MLPPolicy(obs.goal[1], self.nj, s.policy_hidden, self.gen, obs.ee,
                                     obs.goal)  # fmt: skip
         self.model: ProbabilisticEnsemble | None = None
+        # where a joint target puts the tip: learned from the data (cost_ee model) or FK
+        self.ee_map = EEMap(self.nj, self.gen) if s.cost_ee == "model" else None
         self.fits = 0
 
     def dataset(self, trajectories: Sequence[Trajectory]) -> TransitionDataset:
@@ -213,7 +259,13 @@ class PolicyLearner:
             goals = sample_goals(self.fk, len(data), self.gen).numpy()
             self.policy.set_input_stats(np.hstack([data.obs, goals]))
         start = time.perf_counter()
-        losses = train_policy(self.model, self.policy, self.cost, self.fk, data.obs, s, self.gen)
+        if self.ee_map is not None:
+            obs = obs_layout(self.task, self.nj)
+            report.extra["ee_map_rms"] = self.ee_map.fit(
+                data.obs[:, : self.nj], data.obs[:, obs.ee[0] : obs.ee[1]]
+            )
+        losses = train_policy(self.model, self.policy, self.cost, self.fk, data.obs, s, self.gen,
+                              ee_of_q=self.ee_map)  # fmt: skip
         tail = [v for v in losses[-20:] if np.isfinite(v)]
         report.extra["imagined_cost"] = float(np.mean(tail)) if tail else float("nan")
         report.extra["policy_seconds"] = time.perf_counter() - start

@@ -29,14 +29,14 @@ class PolicyParams:
         policy_form: "target" (`TargetPolicy`: u = tanh(k (r(goal) - q)), an MLP maps the
             goal to the joint target r it holds) or "mlp" (`MLPPolicy`, any map of the
             observation).
-        cost_ee: where the imagined cost reads the end effector: "model" (the learned
-            model's prediction of the measured end effector, which the observation carries:
-            the objective owes nothing to the arm's kinematics) or "fk" (forward kinematics
-            of the predicted joints: the known-kinematics variant, reported apart).
-        fixed_point_weight: "target" only: weight of the distance from fk(r(goal)) to the
+        cost_ee: where the objective reads the end effector: "model" (the learned model's
+            prediction of the measured end effector, which the observation carries, and a
+            learned map q -> end effector for the fixed point: the objective owes nothing to
+            the arm's kinematics) or "fk" (forward kinematics of the predicted joints and of
+            the target: the known-kinematics variant, reported apart).
+        fixed_point_weight: "target" only: weight of the distance from ee(r(goal)) to the
             goal, the point the arm settles at after any horizon (docs/pilco.md), on
-            `fixed_point_goals` goals per step; 0 = rollout cost only. It uses the arm's
-            kinematics, so only with cost_ee "fk".
+            `fixed_point_goals` goals per step; 0 = rollout cost only.
         fixed_point_steps: "target" only: extra Adam steps on the fixed-point term alone
             after each rollout step.
     """
@@ -52,7 +52,7 @@ class PolicyParams:
     random_episodes: int = 1
     policy_form: str = "target"
     cost_ee: str = "model"
-    fixed_point_weight: float = 0.0
+    fixed_point_weight: float = 30.0
     fixed_point_goals: int = 256
     fixed_point_steps: int = 10
 
@@ -61,11 +61,6 @@ class PolicyParams:
             raise ValueError(f"policy_form {self.policy_form!r}; expected 'target' or 'mlp'")
         if self.cost_ee not in ("model", "fk"):
             raise ValueError(f"cost_ee {self.cost_ee!r}; expected 'model' or 'fk'")
-        if self.cost_ee == "model" and self.fixed_point_weight > 0:
-            raise ValueError(
-                "fixed_point_weight > 0 scores the policy's target with the arm's forward "
-                "kinematics; it goes with cost_ee: fk (the known-kinematics variant)"
-            )
         if self.particles < 2 or self.particles % self.ensemble_size:
             raise ValueError(
                 f"particles ({self.particles}) must be a multiple of ensemble_size "
