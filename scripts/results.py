@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SB3_PIN = "stable-baselines3==2.9.2"  # needs torch>=2.8,<3: the pinned torch==2.13.0 satisfies it
 
 # (algo, task, budget_steps, episode_steps, eval_goals, eval_every): what each run may spend.
+# An algo may be a variant "algo:label" of VARIANTS (its own rows, runs named algo-label-...).
 PLAN = [
     ("mpc", "reach", 500, 100, 20, 1),
     ("policy", "reach", 500, 100, 20, 2),
+    ("policy:fk", "reach", 500, 100, 20, 2),
     ("pilco", "reach", 500, 100, 20, 2),
     ("alg2", "reach", 500, 100, 20, 2),
     ("alg1", "reach", 500, 100, 20, 2),
@@ -75,17 +77,28 @@ NOTES = """## Budgets
 """
 
 
+# variant -> --set overrides of its algorithm's shipped defaults
+VARIANTS: dict[str, dict[str, str]] = {
+    # Alg. 4 with the arm's forward kinematics in its objective (the shipped default learns
+    # the end effector from the data instead)
+    "policy:fk": {"cost_ee": "fk"},
+}
+
+
 def run_name(algo: str, task: str, seed: int) -> str:
-    return f"{algo}-{task}-s{seed}"
+    return f"{algo.replace(':', '-')}-{task}-s{seed}"
 
 
 def launch(out: Path, algo: str, task: str, seed: int, budget, episode, goals, every) -> str:
     name = run_name(algo, task, seed)
     if (out / name / "summary.json").exists():
         return f"{name}: kept (summary.json exists)"
-    cmd = [sys.executable, "-m", "mbrl", "experiment", "--algo", algo, "--task", task]
+    cmd = [sys.executable, "-m", "mbrl", "experiment", "--algo", algo.split(":")[0]]
+    cmd += ["--task", task, "--name", name]
     cmd += ["--seed", str(seed), "--budget-steps", str(budget), "--episode-steps", str(episode)]
     cmd += ["--eval-goals", str(goals), "--eval-every", str(every), "--out", str(out)]
+    for key, value in VARIANTS.get(algo, {}).items():
+        cmd += ["--set", f"{key}={value}"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     start = time.perf_counter()
     with open(out / f"{name}.log", "w") as log:
@@ -155,7 +168,10 @@ def load_runs(out: Path) -> dict[tuple[str, str], list[dict]]:
             s = {**config, **curve[-1], "curve": curve, "partial": True}
         else:
             continue
-        groups.setdefault((s["algo"], s["task"]), []).append(s)
+        # a variant's rows are its own: the label is the run name without task and seed
+        label = s["name"].removesuffix(f"-{s['task']}-s{s['seed']}")
+        label = s["algo"] if label == s["algo"] else f"{s['algo']}:{label[len(s['algo']) + 1 :]}"
+        groups.setdefault((label, s["task"]), []).append(s)
     return groups
 
 
