@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +66,11 @@ class Watcher:
         self.episodes = self.node.create_publisher(UInt8MultiArray, EPISODES_TOPIC, EPISODES_QOS)
 
     def _on_status(self, msg: String) -> None:
-        kind, status = mbrl_status.decode(msg)
+        try:
+            kind, status = mbrl_status.decode(msg)
+        except mbrl_status.StatusError as exc:  # another graph on this ROS domain
+            print(f"ignored a foreign status: {exc}", file=sys.stderr)
+            return
         self.status[kind] = status
 
     def wait(self, predicate, timeout: float, what: str) -> float:

@@ -14,7 +14,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     if "MBRL_TEST_DOMAIN_ID" not in os.environ:
-        os.environ["MBRL_TEST_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 100))
+        # 1..232: the domains Fast DDS maps to valid UDP ports (7400 + 250 d + ...); the
+        # wider the range, the rarer two concurrent runs share one (1 in 232 per pair)
+        os.environ["MBRL_TEST_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 232))
     os.environ["ROS_DOMAIN_ID"] = os.environ["MBRL_TEST_DOMAIN_ID"]
 
 
