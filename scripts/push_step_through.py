@@ -4,8 +4,9 @@ model's predicted move for the action taken, and the action; then where each epi
 
     .venv/bin/python scripts/push_step_through.py runs/i12/mpc-push-s0 --goals 0 1 2 [--ticks]
 
-Uses the run's params.json and checkpoints/ensemble_final.npz (MPC with the run's preset and
-seed, on the same held-out episodes as the run's evaluation).
+Uses the run's params.json and checkpoints/ensemble_final.npz, or --model (a graph run's
+model_fitter/models/ensemble_vNNNN.npz): MPC with the run's preset and seed on the run's
+held-out episodes (the planner's random draws differ from the run's evaluation).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from mbrl.models.ensemble import ProbabilisticEnsemble
 CONTACT = 0.002  # m of cube motion in one tick
 
 
-def step_through(run: Path, goal: int, steps: int, show_ticks: bool) -> dict:
+def step_through(
+    run: Path, goal: int, steps: int, show_ticks: bool, model_path: Path | None = None
+) -> dict:
     params = json.loads((run / "params.json").read_text())
-    config = json.loads((run / "config.json").read_text())
-    model = ProbabilisticEnsemble.load(run / "checkpoints" / "ensemble_final.npz")
+    config_path = run / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    model = ProbabilisticEnsemble.load(model_path or run / "checkpoints" / "ensemble_final.npz")
     env = make_task_env("push", int(config.get("seed", 0)), max_steps=steps, **params["env"])
     arm = ArmModel.from_config(env.unwrapped.config)
     lay = obs_layout("push", arm.nj)
@@ -98,10 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--goals", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--ticks", action="store_true", help="print every tick")
+    ap.add_argument(
+        "--model", type=Path, help="an ensemble file (e.g. a graph run's model_fitter/models/)"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     for goal in args.goals:
-        print(json.dumps(step_through(args.run, goal, args.steps, args.ticks)), flush=True)
+        print(
+            json.dumps(step_through(args.run, goal, args.steps, args.ticks, args.model)), flush=True
+        )
     return 0
 
 
