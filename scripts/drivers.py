@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from results import PUSH_BOUNDS  # scripts/results.py: the push ceiling and floor
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- drivers:begin -->", "<!-- drivers:end -->"
@@ -116,6 +117,9 @@ def table(runs: dict, out: Path, seeds: int) -> str:
                 f"| {task} | {budget} | {goals} | {name} | {per_seed} | {mean:.2f} | "
                 f"{dist:.4f} | {np.mean(walls):.0f} |"
             )
+        if task == "push" and any(t == "push" for t, _ in runs):
+            lines += [f"| push | (no learning) | {goals} | {what} | {success} | | {dist} | {wall} |"
+                      for what, success, dist, wall in PUSH_BOUNDS]  # fmt: skip
     return "\n".join(lines)
 
 

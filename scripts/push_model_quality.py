@@ -53,14 +53,19 @@ CONFIGS: dict[str, tuple[PushFeatures, str, bool]] = {
 }
 
 
-def collect(n_episodes: int, seed: int, bound: float, steps: int = 100):
+def collect(
+    n_episodes: int, seed: int, bound: float, steps: int = 100, velocity_source: str = "difference"
+):
     """Explorer episodes: list of (obs (T+1, dobs), actions (T, nj)); the env has every extra
-    on (each configuration picks its columns). Reset seeds are drawn from `seed`."""
+    on (each configuration picks its columns). Reset seeds are drawn from `seed`. The cube
+    velocity is the pose difference of consecutive ticks (what the shipped push agent sees)
+    or Bullet's ("bullet", what the first measurements here used)."""
     env = make_env(
         "push",
         max_steps=steps,
         increment_from="measured",
         object_velocity=True,
+        velocity_source=velocity_source,
         command_in_obs=True,
     )
     rng = np.random.default_rng(seed)
@@ -185,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--action-bound", type=float, help="explorer's action bound (default: the preset's)"
     )
+    ap.add_argument("--velocity-source", default="difference", choices=["difference", "bullet"])
     ap.add_argument("--report", help="print the markdown table of a saved JSON-lines output")
     ap.add_argument("--max-epochs", type=int, help="override the preset's fit_max_epochs")
     ap.add_argument("--hidden", type=int, nargs="+", help="override the preset's hidden widths")
@@ -197,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     bound = args.action_bound or preset("mpc", "push")["planner_config"]["action_high"]
     t0 = time.perf_counter()
-    train = collect(args.train_episodes, args.seed, bound)
-    test = collect(args.test_episodes, args.seed + 10_000, bound)
+    source = args.velocity_source
+    train = collect(args.train_episodes, args.seed, bound, velocity_source=source)
+    test = collect(args.test_episodes, args.seed + 10_000, bound, velocity_source=source)
     nj = train[0][1].shape[1]
     print(
         json.dumps(
             {
                 "data": "explorer",
                 "action_bound": bound,
+                "velocity_source": source,
                 "train_episodes": len(train),
                 "test_episodes": len(test),
                 "contact_share_train": contact_share(train, nj),

@@ -32,7 +32,9 @@ def test_model_state_and_fit_on_push():
     try:
         params = preset("mpc", "push", {"fit_max_epochs": 3})
         learner = MPCLearner("push", 5, params, seed=0)
-        assert list(model_columns("push", 5)) == [0, 1, 2, 3, 4, *range(10, 18)]
+        # q, qdot, ee, cube, sin/cos yaw and (after the goal) the cube velocity and yaw rate
+        assert list(model_columns("push", 5)) == [*range(0, 18), *range(21, 25)]
+        assert learner.model.fit_config.loss == "mse"
         obs, _ = env.reset(seed=2)
         rng = np.random.default_rng(0)
         obs_list, acts = [obs], []
@@ -40,7 +42,7 @@ def test_model_state_and_fit_on_push():
             acts.append(rng.uniform(-1, 1, 5))
             obs_list.append(env.step(acts[-1])[0])
         report = learner.fit([(np.array(obs_list), np.array(acts))])
-        assert report.num_transitions == 10 and learner.model.dx == 13
+        assert report.num_transitions == 10 and learner.model.dx == 22
         arm = ArmModel.from_config(env.unwrapped.config)
         actor = MPCActor("push", arm, learner.model, params)
         plan = actor.plan(obs)

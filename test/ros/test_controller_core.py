@@ -32,7 +32,8 @@ def arm() -> ArmModel:
 
 def _obs(arm: ArmModel, q: np.ndarray, goal: np.ndarray, task: str = "reach") -> np.ndarray:
     ee = arm.fk(torch.as_tensor(q, dtype=torch.float32)).double().numpy()
-    cube = (np.array([0.2, 0.0, 0.02]), 0.3) if task == "push" else (None, None)
+    velocity = np.array([0.1, -0.05, 0.0, 0.5])  # the cube sliding (m/s) and turning (rad/s)
+    cube = (np.array([0.2, 0.0, 0.02]), 0.3, velocity) if task == "push" else (None,) * 3
     return observation(task, q, np.zeros(NJ), ee, goal, *cube)
 
 
@@ -58,21 +59,23 @@ def test_known_model_bundle_plans_toward_the_goal(arm):
 
 def test_ensemble_actor_on_the_push_observation(arm):
     push = preset("mpc", "push")
-    model = ProbabilisticEnsemble(NJ + 8, NJ, ensemble_size=5, hidden=(16,), seed=0)
+    model = ProbabilisticEnsemble(2 * NJ + 12, NJ, ensemble_size=5, hidden=(16,), seed=0)
     goal = np.array([0.25, 0.05, 0.02])
     actor = MPCActor("push", arm, model, push, planner_overrides={"nominal_rollout": True})
     q = (arm.lower + arm.upper) / 2
     obs = _obs(arm, q, goal, "push")
     x = actor.state(obs)
     np.testing.assert_allclose(x[:NJ], q, atol=1e-6)
-    np.testing.assert_allclose(x[NJ + 3 : NJ + 6], [0.2, 0.0, 0.02], atol=1e-6)  # the cube
+    # the push model state: q, qdot, ee, the cube, sin/cos yaw, the cube's velocity
+    np.testing.assert_allclose(x[2 * NJ + 3 : 2 * NJ + 6], [0.2, 0.0, 0.02], atol=1e-6)
+    np.testing.assert_allclose(x[-4:], [0.1, -0.05, 0.0, 0.5], atol=1e-6)
     plan = actor.plan(obs, None)
     spread = actor.ee_spread(plan.states, plan.actions)
     assert spread.shape == (push["planner_config"]["horizon"],) and np.all(spread >= 0)
     low, high = actor.action_bounds
     assert (low, high) == (-0.35, 0.35) and np.all(np.abs(plan.actions) <= 0.35 + 1e-6)
     assert actor.increment_base == "measured"  # the push preset's convention, in the graph too
-    with pytest.raises(ValueError, match="needs dx=13, du=5"):
+    with pytest.raises(ValueError, match="needs dx=22, du=5"):
         MPCActor("push", arm, ProbabilisticEnsemble(NJ, NJ, 5, (8,)), push)
 
 

@@ -40,12 +40,16 @@ def test_episode_arrays_have_the_cli_layout_and_increments(arm):
     np.testing.assert_allclose(obs[:, 10:13], arm.sampler("reach").ee(q), atol=1e-6)
     np.testing.assert_allclose(obs[:, 13:], np.tile(goal, (3, 1)))
     # push, increments from the measured q: (c_t - q_t) / 0.1, the cube in the observation
-    cubes = np.tile([0.2, 0.0, 0.02, np.pi / 2], (3, 1))
+    # and its velocity estimated from the poses of consecutive ticks (zero at the first)
+    cubes = np.array([[0.2, 0.0, 0.02, np.pi / 2], [0.2, 0.0, 0.02, np.pi / 2],
+                      [0.205, 0.0, 0.02, np.pi / 2 + 0.01]])  # fmt: skip
     obs, actions = episode_arrays(arm, "push", q, np.zeros_like(q), commands, goal, cubes,
                                   "measured")  # fmt: skip
-    assert obs.shape == (3, 21)
+    assert obs.shape == (3, 25)
     np.testing.assert_allclose(actions, [[1.0] * 5, [1.0] * 5])
     np.testing.assert_allclose(obs[0, 13:18], [0.2, 0.0, 0.02, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(obs[:2, 21:], 0.0)
+    np.testing.assert_allclose(obs[2, 21:], [0.1, 0.0, 0.0, 0.2], atol=1e-9)  # m/s, rad/s
     with pytest.raises(ValueError, match=r"expected \(T\+1, nj\)"):
         episode_arrays(arm, "reach", q, np.zeros_like(q), commands[:1], goal)
 

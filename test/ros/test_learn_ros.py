@@ -13,8 +13,10 @@ import json
 import numpy as np
 import pytest
 
+from mbrl.agents.mpc import model_columns
 from mbrl.agents.presets import preset
 from mbrl.data.episodes import read_episode
+from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.ros.demo import learn
 
 pytestmark = pytest.mark.ros
@@ -79,6 +81,10 @@ def test_graph_runs_push_with_the_cube_and_the_tip_learns_to_approach_it(tmp_pat
     assert np.all(np.isfinite(episode.object_poses))
     effective = json.loads((run_dir / "model_fitter" / "effective_parameters.json").read_text())
     assert effective["config"]["agent"]["task"] == "push"
+    # The fitter's model is the loop's push model: its state holds qdot and the cube velocity
+    # estimated from the recorded /cube_pose (mbrl.agents.episodes), fitted by MSE.
+    model = ProbabilisticEnsemble.load(run_dir / "model_fitter" / "models" / "ensemble_v0001.npz")
+    assert model.dx == len(model_columns("push", 5)) == 22 and model.fit_config.loss == "mse"
 
 
 def _improves(summary: dict) -> bool:

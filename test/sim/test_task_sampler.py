@@ -29,8 +29,10 @@ def test_env_reset_is_the_sampler_episode(task):
                 assert yaw_of_quaternion(quat) == pytest.approx(spec.cube_yaw, abs=1e-4)
                 # the env's observation and the ROS-free builder agree on the layout
                 q, qd, ee = obs[:5], obs[5:10], obs[10:13]
-                rebuilt = observation(task, q, qd, ee, spec.goal, pos, yaw_of_quaternion(quat))
-                np.testing.assert_allclose(rebuilt, obs[: len(rebuilt)], atol=1e-5)
+                # (the cube was just placed: its velocity estimate is zero)
+                yaw = yaw_of_quaternion(quat)
+                rebuilt = observation(task, q, qd, ee, spec.goal, pos, yaw, np.zeros(4))
+                np.testing.assert_allclose(rebuilt, obs, atol=1e-5)
                 assert distance(task, obs, 5) == pytest.approx(np.linalg.norm(pos - spec.goal))
         # held-out episodes are a fixed list, different from each other
         goals = np.array([s.goal for s in sampler.held_out(5)])

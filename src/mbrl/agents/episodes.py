@@ -4,6 +4,9 @@ learners consume: (obs (T+1, dobs), actions (T, nj)) in the layout of mbrl.costs
 The joint states, the object pose and the goal are sampled at every command tick
 (mbrl.data.episode_transitions); the end effector comes from FK of the measured joints, so a
 controller that builds its observation from /joint_states sees exactly what was learned.
+The cube velocity (push) is the difference of the cube poses sampled at consecutive ticks
+over the control period (mbrl.costs.tasks.cube_velocities), zero at a segment's first tick:
+what the controller estimates live from /cube_pose at its ticks, and what the env observes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mbrl.agents.arm import ArmModel
-from mbrl.costs.tasks import check_task
+from mbrl.costs.tasks import check_task, cube_velocities
 from mbrl.data.episode_transitions import TransitionLayout, episode_segments
 from mbrl.data.episodes import OBJECT_TOPIC, Episode
 
@@ -64,11 +67,12 @@ def task_trajectories(
             extra.insert(0, (episode.object_stamps, episode.object_poses))
         for x, u in episode_segments(episode, layout, extra):
             q, qdot = x[:, :nj], x[:, nj : 2 * nj]
-            parts = [q, qdot, arm.ee(q)]
+            parts, after = [q, qdot, arm.ee(q)], []
             if task == "push":
                 pose = x[:, 2 * nj : 2 * nj + 7]
                 yaw = _yaw(pose[:, 3:])
                 parts += [pose[:, :3], np.sin(yaw)[:, None], np.cos(yaw)[:, None]]
+                after = [cube_velocities(pose[:, :3], yaw, arm.period)]
             parts.append(x[:, -3:] if has_goal else np.full((len(x), 3), np.nan))  # the goal
-            out.append((np.hstack(parts), u))
+            out.append((np.hstack([*parts, *after]), u))
     return out

@@ -6,7 +6,11 @@ ROS-free and simulator-free on purpose: the PyBullet envs (mbrl.sim.tasks) and t
 experiment node (mbrl.ros) draw the same episode from the same seed here, so "held-out goal
 i" means the same goal in `mbrl experiment` and through the ROS graph.
 Observation (dobs,): reach [q, qdot, ee (3), goal (3)]; push [q, qdot, ee (3), cube (3),
-sin/cos cube yaw (2), goal (3)]; q rad, qdot rad/s, positions m, in the arm's base frame.
+sin/cos cube yaw (2), goal (3), cube velocity (3), cube yaw rate (1)]; q rad, qdot rad/s,
+positions m, velocities m/s and rad/s, in the arm's base frame. The cube velocity is
+estimated by differencing the cube pose between control ticks (`CubeVelocity`), the same
+in the sim env, in recorded episodes and on the ROS controller: a camera or a pose topic
+gives only poses.
 """
 
 from __future__ import annotations
@@ -47,8 +51,71 @@ def obs_layout(task: str, nj: int) -> StateLayout:
     )
 
 
+OBJECT_VELOCITY_SIZE = 4  # push: cube velocity (3) m/s and yaw rate (1) rad/s, after the goal
+
+
 def obs_size(task: str, nj: int) -> int:
-    return 2 * nj + (6 if check_task(task) == "reach" else 11)
+    return 2 * nj + (6 if check_task(task) == "reach" else 11 + OBJECT_VELOCITY_SIZE)
+
+
+def object_velocity_span(nj: int) -> tuple[int, int]:
+    """(start, stop) of the cube velocity block in the push observation."""
+    return (2 * nj + 11, 2 * nj + 11 + OBJECT_VELOCITY_SIZE)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (np.asarray(angle, float) + np.pi) % (2 * np.pi) - np.pi
+
+
+def cube_velocities(
+    positions: np.ndarray, yaws: np.ndarray, period: float, first: np.ndarray | None = None
+) -> np.ndarray:
+    """Cube poses sampled at consecutive control ticks -> the velocity estimate at each tick.
+
+    Args:
+        positions: (T, 3) m; yaws: (T,) rad; period: s between ticks (the nominal control
+            period, not message stamps: lockstep wall-clock intervals are irregular).
+        first: (4,) the estimate at row 0 (default zeros: nothing seen before it).
+    Returns:
+        (T, 4): [(p_k - p_{k-1}) / period, wrap(yaw_k - yaw_{k-1}) / period], m/s and rad/s.
+    """
+    if not period > 0:
+        raise ValueError(f"the cube velocity needs a control period > 0 s, got {period}")
+    positions = np.asarray(positions, float).reshape(-1, 3)
+    yaws = np.asarray(yaws, float).reshape(-1)
+    out = np.zeros((len(positions), OBJECT_VELOCITY_SIZE))
+    if first is not None and len(out):
+        out[0] = first
+    out[1:, :3] = np.diff(positions, axis=0) / period
+    out[1:, 3] = _wrap(np.diff(yaws)) / period
+    return out
+
+
+class CubeVelocity:
+    """The live form of `cube_velocities`: one pose per control tick in, the estimate out.
+
+    `reset()` at an episode start (the cube was just placed: the first tick reads zero).
+    """
+
+    def __init__(self, period: float) -> None:
+        if not period > 0:
+            raise ValueError(f"the cube velocity needs a control period > 0 s, got {period}")
+        self.period = float(period)
+        self.last: tuple[np.ndarray, float] | None = None
+
+    def reset(self) -> None:
+        self.last = None
+
+    def update(self, position: np.ndarray, yaw: float) -> np.ndarray:
+        """The cube pose at this tick (position (3,) m, yaw rad) -> (4,) velocity estimate."""
+        position = np.asarray(position, float).copy()
+        out = np.zeros(OBJECT_VELOCITY_SIZE)
+        if self.last is not None:
+            out = cube_velocities(
+                np.stack([self.last[0], position]), [self.last[1], yaw], self.period
+            )[1]
+        self.last = (position, float(yaw))
+        return out
 
 
 def observation(
@@ -59,15 +126,25 @@ def observation(
     goal: np.ndarray,
     cube: np.ndarray | None = None,
     cube_yaw: float | None = None,
+    cube_velocity: np.ndarray | None = None,
 ) -> np.ndarray:
     """The task observation (dobs,) float64 from measured q, qdot (nj,), ee (3,), goal (3,)
-    and, for push, the cube position (3,) m and yaw (rad)."""
+    and, for push, the cube position (3,) m, yaw (rad) and velocity estimate (4,) (m/s,
+    rad/s; `CubeVelocity`)."""
     parts = [np.asarray(q, float), np.asarray(qdot, float), np.asarray(ee, float)]
+    after = []
     if check_task(task) == "push":
-        if cube is None or cube_yaw is None:
-            raise ValueError("the push observation needs the cube position and yaw")
+        if cube is None or cube_yaw is None or cube_velocity is None:
+            raise ValueError("the push observation needs the cube position, yaw and velocity")
+        velocity = np.asarray(cube_velocity, float).reshape(-1)
+        if velocity.shape != (OBJECT_VELOCITY_SIZE,):
+            raise ValueError(
+                f"cube_velocity has {velocity.size} values; expected {OBJECT_VELOCITY_SIZE} "
+                "(vx, vy, vz m/s, yaw rate rad/s)"
+            )
         parts += [np.asarray(cube, float), np.array([np.sin(cube_yaw), np.cos(cube_yaw)])]
-    return np.concatenate([*parts, np.asarray(goal, float)])
+        after = [velocity]
+    return np.concatenate([*parts, np.asarray(goal, float), *after])
 
 
 def distance(task: str, obs: np.ndarray, nj: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.config import AgentConfig
 from mbrl.config import ArmConfig, ConfigError
-from mbrl.costs.tasks import observation
+from mbrl.costs.tasks import cube_velocities, observation
 from mbrl.loop.common import ExperimentConfig
 from mbrl.ros.status import FitterStatus
 
@@ -150,8 +150,11 @@ def episode_arrays(
     previous = q[:-1] if action_base == "measured" else np.vstack([q[:1], commands[:-1]])
     actions = (commands - previous) / arm.max_increment
     ee = arm.ee(q)
+    # the cube velocity as the controller and the recorded episodes estimate it
+    velocity = None if cubes is None else cube_velocities(cubes[:, :3], cubes[:, 3], arm.period)
     rows = []
     for k in range(len(q)):
         cube, yaw = (cubes[k, :3], float(cubes[k, 3])) if cubes is not None else (None, None)
-        rows.append(observation(task, q[k], qdot[k], ee[k], goal, cube, yaw))
+        v = velocity[k] if velocity is not None else None
+        rows.append(observation(task, q[k], qdot[k], ee[k], goal, cube, yaw, v))
     return np.array(rows), actions

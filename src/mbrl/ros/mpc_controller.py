@@ -34,7 +34,7 @@ from mbrl.agents.explore import SmoothedRandom
 from mbrl.agents.mpc import known_model
 from mbrl.agents.policy_nets import load_policy
 from mbrl.config import ConfigError
-from mbrl.costs.tasks import next_command, observation, yaw_of_quaternion
+from mbrl.costs.tasks import CubeVelocity, next_command, observation, yaw_of_quaternion
 from mbrl.models.base import ModelFileError
 from mbrl.ros import safety, topics
 from mbrl.ros.controller_core import CONTROL_MODES, ActorBundle, MpcControllerConfig
@@ -90,6 +90,10 @@ class MpcController(OffTickWork, Node):
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
         self._cube: tuple[np.ndarray, float] | None = None  # push: latest (position, yaw)
+        # push: the cube at the last tick (position, yaw, velocity estimated from the poses
+        # of consecutive ticks, as the env and the recorded episodes estimate it)
+        self._cube_velocity = CubeVelocity(self.arm.period)
+        self._cube_tick: tuple[np.ndarray, float, np.ndarray] | None = None
         self.agent = agents.spec(cfg.agent.algo)
         # Version 0: MPC on reach starts on the arm's known kinematic model (a reach model
         # over q), a policy agent on its policy_path file if one is given; otherwise the
@@ -228,14 +232,24 @@ class MpcController(OffTickWork, Node):
 
     def observation(self, q: np.ndarray, qdot: np.ndarray) -> np.ndarray | None:
         """The task observation (mbrl.costs.tasks) from measured q, qdot (nj,), the goal and
-        (push) the latest cube pose; None while the goal or the cube is unknown."""
-        with self._lock:
-            cube = self._cube
+        (push) the cube at the last tick; None while the goal or the cube is unknown."""
+        cube = self._cube_tick
         if self._goal is None or (self.task == "push" and cube is None):
             return None
         ee = self.arm.ee(q)
-        position, yaw = cube if cube is not None else (None, None)
-        return observation(self.task, q, qdot, ee, self._goal, position, yaw)
+        position, yaw, velocity = cube if cube is not None else (None, None, None)
+        return observation(self.task, q, qdot, ee, self._goal, position, yaw, velocity)
+
+    def _sample_cube(self, restart: bool) -> None:
+        """Push: this tick's cube pose and velocity estimate (mbrl.costs.tasks.CubeVelocity);
+        the first tick after a (re)start reads zero, as an env episode's first does."""
+        with self._lock:
+            cube = self._cube
+        if self.task != "push" or cube is None:
+            return
+        if restart:
+            self._cube_velocity.reset()
+        self._cube_tick = (cube[0], cube[1], self._cube_velocity.update(*cube))
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response):
         with self._lock:
@@ -331,6 +345,7 @@ class MpcController(OffTickWork, Node):
             return
         if self._goal is None and self.task == "reach":  # no goal: hold the EE where it is
             self._set_goal(self.arm.ee(status.q))
+        self._sample_cube(restart=self._base is None)
         plan = None
         if not status.ok:
             command, self._base = self.limiter.hold(status.q), None

@@ -41,7 +41,9 @@ class OffTickWork:
         obs = self.observation(q, qdot)
         if obs is None:  # no goal or cube yet: any point will do for timing
             goal = np.zeros(3) if self._goal is None else self._goal
-            obs = observation(self.task, q, qdot, self.arm.ee(q), goal, np.zeros(3), 0.0)
+            obs = observation(
+                self.task, q, qdot, self.arm.ee(q), goal, np.zeros(3), 0.0, np.zeros(4)
+            )
         bundle.actor.warmup(obs)
         if self._goal is not None:
             bundle.set_goal(self._goal)

@@ -19,7 +19,14 @@ import numpy as np
 
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.tasks import CUBE_SIZE, MIN_GOAL_HEIGHT, EpisodeSpec, TaskSampler, next_command
+from mbrl.costs.tasks import (
+    CUBE_SIZE,
+    MIN_GOAL_HEIGHT,
+    CubeVelocity,
+    EpisodeSpec,
+    TaskSampler,
+    next_command,
+)
 from mbrl.sim.arm import SimArm
 
 __all__ = ["CUBE_SIZE", "MIN_GOAL_HEIGHT", "PushEnv", "ReachEnv", "TASKS", "make_env"]
@@ -31,6 +38,7 @@ class _TaskState:
     goal_q: np.ndarray | None
     steps: int
     rng_state: dict
+    task: Any = None  # the task's own state (push: the cube pose of the last tick)
 
 
 class _ArmTaskEnv(gymnasium.Env):
@@ -135,6 +143,12 @@ class _ArmTaskEnv(gymnasium.Env):
     def _extra_obs(self) -> list[np.ndarray]:
         return []  # after the goal, so the layout up to the goal is the same with or without
 
+    def _task_state(self) -> Any:
+        return None
+
+    def _restore_task_state(self, state: Any) -> None:
+        pass
+
     def _extra_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return [], []
 
@@ -196,7 +210,11 @@ class _ArmTaskEnv(gymnasium.Env):
         state_id = self.arm.save_state()
         goal_q = None if self.goal_q is None else self.goal_q.copy()
         self._saved[state_id] = _TaskState(
-            self.goal.copy(), goal_q, self._steps, self.np_random.bit_generator.state
+            self.goal.copy(),
+            goal_q,
+            self._steps,
+            self.np_random.bit_generator.state,
+            self._task_state(),
         )
         return state_id
 
@@ -209,6 +227,7 @@ class _ArmTaskEnv(gymnasium.Env):
         self.goal, self._steps = saved.goal.copy(), saved.steps
         self.goal_q = None if saved.goal_q is None else saved.goal_q.copy()
         self.np_random.bit_generator.state = saved.rng_state
+        self._restore_task_state(saved.task)
 
     def discard_state(self, state_id: int) -> None:
         """Free a snapshot from `save_state` (planners that snapshot every tick call this)."""
@@ -249,20 +268,27 @@ class ReachEnv(_ArmTaskEnv):
         return distance, -distance
 
 
+VELOCITY_SOURCES = ("difference", "bullet")
+
+
 class PushEnv(_ArmTaskEnv):
     """Push a 4 cm cube across the table to a goal; success when the cube is within 3 cm.
 
     The cube starts in front of the arm at 40-60 % of its reach; the goal lies 4-10 cm from
     it on the table (kept inside 30-70 % of the reach).
-    Observation (2 nj + 11,) float32: q, qdot, ee_pos (3), cube_pos (3), sin/cos cube yaw (2),
-    goal (3). Reward: -||cube - goal|| - reach_weight ||ee - cube|| - action_cost ||a||^2.
+    Observation (2 nj + 15,) float32: q, qdot, ee_pos (3), cube_pos (3), sin/cos cube yaw (2),
+    goal (3), cube velocity (4) (2 nj + 11 without `object_velocity`).
+    Reward: -||cube - goal|| - reach_weight ||ee - cube|| - action_cost ||a||^2.
 
     Optional extras, appended after the goal in this order (so every index up to the goal is
     the same with or without them):
-    - `object_velocity=True`: the cube's linear velocity (3) m/s and yaw rate (1) rad/s, as
-      Bullet holds them at the end of the tick. A cube that is already sliding keeps moving
-      with no contact; without its velocity the state does not say so. (On a real arm this
-      would be estimated by differencing the tracked pose.)
+    - `object_velocity=True` (the default; part of the task observation of
+      mbrl.costs.tasks): the cube's linear velocity (3) m/s and yaw rate (1) rad/s. A cube
+      that is already sliding keeps moving with no contact; without its velocity the state
+      does not say so. `velocity_source="difference"` (default) estimates it from the
+      observed poses of this tick and the last (mbrl.costs.tasks.CubeVelocity), as the ROS
+      controller does from /cube_pose and a real arm must; "bullet" reads the simulator's
+      velocity at the end of the tick (for comparisons).
     - `command_in_obs=True`: the commanded joint positions (nj) rad the servos track (the
       arm's `position_target`), which the measured q does not determine when increments add
       to the previous command or the servo has latency.
@@ -276,14 +302,21 @@ class PushEnv(_ArmTaskEnv):
         config: ArmConfig | None = None,
         *,
         reach_weight: float = 0.5,
-        object_velocity: bool = False,
+        object_velocity: bool = True,
+        velocity_source: str = "difference",
         command_in_obs: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("success_threshold", 0.03)
+        if velocity_source not in VELOCITY_SOURCES:
+            raise ValueError(
+                f"velocity_source {velocity_source!r}; expected one of {list(VELOCITY_SOURCES)}"
+            )
         self.reach_weight = float(reach_weight)
         self.object_velocity, self.command_in_obs = bool(object_velocity), bool(command_in_obs)
+        self.velocity_source = velocity_source
         super().__init__(config, with_cube=True, **kwargs)
+        self._cube_velocity = CubeVelocity(self.config.control_period)
 
     def extras_layout(self) -> dict[str, tuple[int, int]]:
         """Where the optional extras sit in the observation: name -> (start, stop)."""
@@ -298,9 +331,13 @@ class PushEnv(_ArmTaskEnv):
 
     def _extra_obs(self) -> list[np.ndarray]:
         out = []
-        if self.object_velocity:
+        if self.object_velocity and self.velocity_source == "bullet":
             linear, angular = self.arm.client.getBaseVelocity(self.arm.cube)
             out.append(np.array([*linear, angular[2]]))
+        elif self.object_velocity:
+            pos, quat = self.arm.cube_pose()
+            yaw = self.arm.client.getEulerFromQuaternion(quat)[2]
+            out.append(self._cube_velocity.update(pos, yaw))
         if self.command_in_obs:
             out.append(self.arm.position_target)
         return out
@@ -315,6 +352,13 @@ class PushEnv(_ArmTaskEnv):
             low.append(self.arm.lower)  # commands are clamped to the joint limits
             high.append(self.arm.upper)
         return low, high
+
+    def _task_state(self) -> Any:
+        last = self._cube_velocity.last
+        return None if last is None else (last[0].copy(), last[1])
+
+    def _restore_task_state(self, state: Any) -> None:
+        self._cube_velocity.last = None if state is None else (state[0].copy(), state[1])
 
     def _n_points(self) -> int:
         return 2
@@ -332,6 +376,7 @@ class PushEnv(_ArmTaskEnv):
         self.arm.set_cube_pose(cube, self.arm.client.getQuaternionFromEuler((0, 0, yaw)))
         goal = options.get("goal")
         self.goal = spec.goal if goal is None else _as_point(goal, "options['goal']")
+        self._cube_velocity.reset()  # the cube was just placed: the first tick reads zero
 
     def _task_obs(self) -> list[np.ndarray]:
         pos, quat = self.arm.cube_pose()
@@ -360,7 +405,8 @@ def make_env(task: str, config: ArmConfig | None = None, **kwargs) -> gymnasium.
 
     kwargs go to the env: max_steps, action_cost, success_threshold, init_noise,
     render_mode, seed (measurement-noise seed before the first reset), increment_from
-    ("command" or "measured"), reach_weight, object_velocity, command_in_obs (push).
+    ("command" or "measured"), reach_weight, object_velocity, velocity_source,
+    command_in_obs (push).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
