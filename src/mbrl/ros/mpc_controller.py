@@ -84,8 +84,14 @@ class MpcController(OffTickWork, Node):
         lower, upper, velocity = self.arm.lower, self.arm.upper, self.arm.velocity
         self._limits = (lower, upper)
         max_velocity = velocity if cfg.max_velocity == 0 else np.minimum(velocity, cfg.max_velocity)
-        self.limiter = safety.CommandLimiter(lower, upper, max_velocity, cfg.period)
-        self.watchdog = safety.JointStateWatchdog(self.joints, cfg.stale_periods * cfg.period)
+        stale_after = cfg.stale_periods * cfg.period
+        # Real time: a command moves at most the speed limit x the time since the last one;
+        # lockstep: each command is one period of the sim's time.
+        self.limiter = safety.CommandLimiter(
+            lower, upper, max_velocity, cfg.period, timed=cfg.timing == "realtime"
+        )
+        plausible = safety.Plausibility(lower, upper, velocity, cfg.period, stale_after)
+        self.watchdog = safety.JointStateWatchdog(self.joints, stale_after, plausible)
         self._lock = threading.Lock()  # guards what other threads hand to the tick
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
@@ -202,9 +208,14 @@ class MpcController(OffTickWork, Node):
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
         if self.cfg.ticks_on_states:
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            if stamp != self._last_stamp:  # a republished unchanged state is not a new tick
-                self._last_stamp = stamp
-                self._tick()
+            if stamp == self._last_stamp:  # a republished unchanged state is not a new tick
+                return
+            # Real time: the tick rate must not follow whoever publishes joint states (a
+            # second publisher, a 100 Hz driver): at most one tick per half period.
+            if self.cfg.timing == "realtime" and now - self._last_tick < 0.5 * self.cfg.period:
+                return
+            self._last_stamp = stamp
+            self._tick()
 
     def _on_goal(self, msg: PointStamped) -> None:
         goal = np.array([msg.point.x, msg.point.y, msg.point.z])
@@ -300,6 +311,11 @@ class MpcController(OffTickWork, Node):
         if enable is not None and enable != self.enabled:
             self.enabled, self._base = enable, None
             self._sent_since_enable = 0
+            # Starting to command: the next command is rate-limited from where the arm is
+            # measured now (a sim reset between episodes moved it while disabled).
+            self.limiter.forget()
+            if enable:
+                self.watchdog.rebase()
 
     @property
     def model_version(self) -> int:
@@ -333,22 +349,26 @@ class MpcController(OffTickWork, Node):
             self._set_goal(self.arm.ee(status.q))
         plan = None
         if not status.ok:
-            command, self._base = self.limiter.hold(status.q), None
+            # Hold the last command sent (never the measured position: a crafted or jumped
+            # state must not become a command); nothing sent since enable: send nothing.
+            command, self._base = self.limiter.hold_command(start), None
             self.stats.holds += 1
         else:
-            if self._base is None:  # (re)start from the measured position, no jump
+            if self._base is None:  # (re)start from the measured position
                 self._base = self.limiter.hold(status.q)
                 if self.bundle is not None:
                     self.bundle.reset()
             u, plan = self._action(status, start)
             if u is None:
-                command = self.limiter.hold(status.q)
+                command = self.limiter.hold_command(start)
+                if command is None:
+                    command = self.limiter.command(status.q, status.q, start)
                 self.stats.holds += 1
             else:
                 # The env's rule (mbrl.costs.tasks.next_command): the increment on the previous
                 # command (or the measured q, as the agent's preset says), never more than one
                 # increment ahead of the measured q (no wind-up against a blocked joint), then
-                # the position and speed limits against the previous command.
+                # the position limits and the speed limit against the last command SENT.
                 target = next_command(
                     u,
                     self._base,
@@ -356,12 +376,15 @@ class MpcController(OffTickWork, Node):
                     self.cfg.arm.max_increment,
                     agents.increment_base(self.params),
                 )
-                command = self.limiter.clamp(target, self._base)
+                command = self.limiter.command(target, status.q, start)
             self._base = command
+        if command is None:
+            return
         self._publish_command(command)
         self._sent_since_enable += 1
         if self.tick_limit and self._sent_since_enable >= self.tick_limit:
             self.enabled, self._base = False, None
+            self.limiter.forget()
             self.get_logger().info(f"tick_limit {self.tick_limit} reached: controller disabled")
         done = time.perf_counter()
         self.stats.record(done - start, done - status.received)
