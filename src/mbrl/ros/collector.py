@@ -25,9 +25,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from mbrl.data.episodes import EpisodeFileError, read_episode
+from mbrl.data.episodes import EpisodeFileError, check_episode_dir, read_episode
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
+from mbrl.ros.boundary import truncate
 from mbrl.ros.msgs import (
     command_to_array,
     joint_positions_by_name,
@@ -47,6 +48,7 @@ from mbrl.ros.transport import (
     EPISODES_TOPIC,
     diagnostics_msg,
     encode_episode_msg,
+    header_int,
 )
 
 
@@ -124,6 +126,13 @@ class Collector(Node):
         # ended episode would wait for traffic to be finished.
         self.create_timer(cfg.flush_period / 2, self._on_timer, callback_group=group, clock=steady)
         self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
+        # Own files first made readable: a corrupt one moved aside, one cut by kill -9
+        # repaired (mbrl.data.episodes.check_episode_dir); never a reason not to start.
+        for line in check_episode_dir(self.episodes_dir):
+            if "corrupt" in line:
+                self._error(line)
+            else:
+                self.get_logger().warning(line)
         if cfg.republish_on_start:
             self._republish_existing()
         self.get_logger().info(
@@ -137,11 +146,18 @@ class Collector(Node):
     def _on_control(self, msg: String, info: dict) -> None:
         try:
             event = json.loads(msg.data)
-            kind, episode_id = event["event"], int(event["episode_id"])
+            if not isinstance(event, dict):
+                raise ValueError("not a JSON object")
+            kind = event.get("event")
+            episode_id = header_int(event, "episode_id", EPISODE_CONTROL_TOPIC)
             if kind not in ("start", "end"):
-                raise ValueError(f"event {kind!r}; expected 'start' or 'end'")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            self._error(f"ignored {EPISODE_CONTROL_TOPIC} message {msg.data!r}: {exc}")
+                raise ValueError(f"event {truncate(repr(kind), 80)}; expected 'start' or 'end'")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            self._error(
+                f"ignored {EPISODE_CONTROL_TOPIC} message {truncate(repr(msg.data), 200)}: "
+                f"{truncate(str(exc))}",
+                throttle=True,
+            )
             return
         stamp = _stamp(info)
         if kind == "end":
@@ -161,6 +177,9 @@ class Collector(Node):
             "task": str(event.get("task", "")),
             "mode": str(event.get("mode", "")),
             "command_topic": self._command_topic,
+            # layout facts the fitter checks against its own arm
+            "max_increment": repr(float(self.config.arm.max_increment)),
+            "control_rate_hz": repr(float(self.config.arm.control_rate_hz)),
         }
         try:
             rec = self.router.start(episode_id, stamp, meta)

@@ -1,7 +1,8 @@
 """The shared `main()` of every mbrl node: init, build, spin, and shut down in try/finally.
 
 A node that cannot be built from its parameters exits with code 2 and a message naming the
-parameter, which the embedded runner and launch report as a configuration error.
+parameter, which the embedded runner and launch report as a configuration error. Once built,
+every callback is guarded (mbrl.ros.boundary): an exception is counted and logged, never fatal.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rclpy.executors import (
 from rclpy.node import Node
 
 from mbrl.config import ConfigError
+from mbrl.ros.boundary import guard_node
 
 # What building a node from bad parameters raises: our config checks, rclpy's declaration
 # checks (ranges, types), and files named by parameters that cannot be read.
@@ -94,6 +96,7 @@ def run_node(
         except CONFIG_ERRORS as exc:
             print(f"{name}: invalid parameters: {exc}", file=sys.stderr)
             return 2
+        guard_node(node)  # no exception escapes a callback (mbrl.ros.boundary)
         spinner.add_node(node)
         spinner.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
