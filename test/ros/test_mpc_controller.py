@@ -189,8 +189,10 @@ def test_model_hot_swap_and_corrupt_models_over_trajectory_interface(ros_context
         # what the fitter sends with an mpc/reach model (mbrl.ros.model_fitter)
         layout = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4],
                   "action": "increment", "joint_names": list(JOINTS), "max_increment": 0.1,
-                  "action_base": "command"}  # fmt: skip
-        g.model_pub.publish(encode_model_msg(data, 1, "ensemble", 5, 5, layout=layout))
+                  "action_base": "command", "control_rate_hz": 20.0}  # fmt: skip
+        g.model_pub.publish(
+            encode_model_msg(data, 1, "ensemble", 5, 5, {"num_transitions": 100}, layout=layout)
+        )
         g.wait(lambda: g.diag().get("model_version") == "1", what="model version 1 in use")
         assert "model version 1 (ensemble) swapped in at tick" in g.output.text()
         # Loaded in another thread, swapped between ticks: no tick went without a command

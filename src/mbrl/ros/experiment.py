@@ -326,12 +326,23 @@ class ExperimentNode(Node):
                                   failed, fitter),
             f"a model newer than version {previous} on {topics.MODEL}",
         )  # fmt: skip
-        # The controller swaps models between ticks; in lockstep ticks need new states.
-        self._wait(
-            lambda: (s := self.status("mpc_controller")) is not None and s.model_version >= version,
-            f"{ctrl} to run model version {version}",
+        # The controller swaps models between ticks; in lockstep ticks need new states. Its
+        # model gate may refuse the model: the schedule goes on with the running one.
+        status = self._wait(
+            lambda: (
+                (s := self.status("mpc_controller")) is not None
+                and (s.model_version >= version or s.refused_version >= version)
+                and s
+            ),
+            f"{ctrl} to run (or its model gate to refuse) model version {version}",
             tick=self._hold,
         )
+        if status.model_version < version:
+            self.get_logger().warning(
+                f"{ctrl}'s model gate refused model version {version} (see its /diagnostics "
+                f"gate_last); going on with version {status.model_version}"
+            )
+            return status.model_version
         return version
 
     def run(self) -> dict[str, Any]:

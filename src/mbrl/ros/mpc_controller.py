@@ -31,7 +31,7 @@ from visualization_msgs.msg import MarkerArray
 from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import known_model
+from mbrl.agents.mpc import known_model, model_columns
 from mbrl.agents.policy_nets import load_policy
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import next_command, observation, yaw_of_quaternion
@@ -39,6 +39,7 @@ from mbrl.models.base import ModelFileError
 from mbrl.ros import safety, topics
 from mbrl.ros.controller_core import CONTROL_MODES, ActorBundle, MpcControllerConfig
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats
+from mbrl.ros.model_gate import GateConfig, ModelGate
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
 from mbrl.ros.node_main import MultiThreadedExecutor, run_node
@@ -92,6 +93,15 @@ class MpcController(OffTickWork, Node):
         )
         plausible = safety.Plausibility(lower, upper, velocity, cfg.period, stale_after)
         self.watchdog = safety.JointStateWatchdog(self.joints, stale_after, plausible)
+        # The model gate (mbrl.ros.model_gate): the controller's own recent transitions
+        # and the checks a new model must pass before it replaces the running one.
+        self.gate = ModelGate(
+            GateConfig(
+                cfg.model_min_transitions, cfg.model_gate_margin, cfg.model_gate_min_check,
+                window=max(400, cfg.model_gate_min_check),
+            )
+        )  # fmt: skip
+        self._columns = model_columns(cfg.agent.task, len(self.joints))
         self._lock = threading.Lock()  # guards what other threads hand to the tick
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
@@ -308,6 +318,8 @@ class MpcController(OffTickWork, Node):
             self.get_logger().info(f"mode {self.mode} -> {mode}")
             self.mode = mode
             self._base = None
+        if mode is not None or enable is not None:
+            self.gate.interrupt()
         if enable is not None and enable != self.enabled:
             self.enabled, self._base = enable, None
             self._sent_since_enable = 0
@@ -353,6 +365,7 @@ class MpcController(OffTickWork, Node):
             # state must not become a command); nothing sent since enable: send nothing.
             command, self._base = self.limiter.hold_command(start), None
             self.stats.holds += 1
+            self.gate.interrupt()
         else:
             if self._base is None:  # (re)start from the measured position
                 self._base = self.limiter.hold(status.q)
@@ -364,6 +377,7 @@ class MpcController(OffTickWork, Node):
                 if command is None:
                     command = self.limiter.command(status.q, status.q, start)
                 self.stats.holds += 1
+                self.gate.interrupt()
             else:
                 # The env's rule (mbrl.costs.tasks.next_command): the increment on the previous
                 # command (or the measured q, as the agent's preset says), never more than one
@@ -377,6 +391,7 @@ class MpcController(OffTickWork, Node):
                     agents.increment_base(self.params),
                 )
                 command = self.limiter.command(target, status.q, start)
+                self._observe_transition(status, command)
             self._base = command
         if command is None:
             return
@@ -389,6 +404,25 @@ class MpcController(OffTickWork, Node):
         done = time.perf_counter()
         self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
+
+    def _observe_transition(self, status: safety.SafetyStatus, command: np.ndarray) -> None:
+        """Hand the gate this tick's model state and the action actually sent (the command's
+        increment on its base, as the fitter labels it from the recorded commands)."""
+        obs = self.observation(status.q, status.qdot)
+        if obs is None:
+            self.gate.interrupt()
+            return
+        base = self._base if agents.increment_base(self.params) == "command" else status.q
+        self.gate.observe(obs[self._columns], (command - base) / self.cfg.arm.max_increment)
+
+    def check_model(self, payload, model) -> None:
+        """The model gate for a received `model` (raises ModelRefused, a ValueError, with
+        the reason); compared with the running learned model (not the known one)."""
+        bundle = self.bundle
+        running = getattr(bundle.actor, "model", None) if bundle is not None else None
+        running = None if bundle is None or bundle.kind == "known" else running
+        figures = self.gate.check(payload.version, payload.metrics, model, running)
+        self.get_logger().info(f"model version {payload.version} passed the gate: {figures}")
 
     def _action(self, status: safety.SafetyStatus, start: float):
         """(u (nj,) in the action bounds or None to hold, the Plan if one was made)."""

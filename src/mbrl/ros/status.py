@@ -46,12 +46,14 @@ class FitterStatus:
 @dataclasses.dataclass(frozen=True)
 class ControllerStatus:
     """model_version: the model the actor runs (-1 none, 0 the known model); mode;
-    enabled; ticks: commands sent since start."""
+    enabled; ticks: commands sent since start; refused_version: the newest model version the
+    model gate refused (0 none): a waiter for that version stops waiting."""
 
     model_version: int = -1
     mode: str = ""
     enabled: bool = False
     ticks: int = 0
+    refused_version: int = 0
 
 
 KINDS: dict[str, type] = {
