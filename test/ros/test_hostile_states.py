@@ -136,3 +136,28 @@ def test_joint_state_flood_does_not_drive_the_command_rate(ros_context):
             assert moved <= MAX_VELOCITY * 0.5 * 1.15 + STEP, f"{moved:.4f} rad in 0.5 s"
     finally:
         g.close()
+
+
+def test_lockstep_sim_does_not_wedge_on_a_huge_trajectory(ros_context):
+    """One trajectory with time_from_start 1e9 s: refused (named), and the next command steps
+    the lockstep sim as usual (before: it stepped 2e10 periods, for ever)."""
+    from ros_helpers import Client, Sim, start_sim
+
+    from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, to_seconds
+
+    runner, output = start_sim({"timing": "lockstep", "idle_publish_rate_hz": 5.0})
+    client = Client(rclpy.create_node("test_huge_trajectory_client"))
+    try:
+        sim = Sim(runner, output, client)
+        sim.wait_ready()
+        sim.trajectory.publish(joint_trajectory_msg(list(JOINTS), [1e9], GOOD[None]))
+        assert client.spin_until(lambda: "trajectory lasts 1e+09 s" in output.text(), 20.0)
+        t0 = to_seconds(client.states[-1].header.stamp)
+        sim.commands.publish(float64_multiarray(GOOD))
+        assert client.spin_until(
+            lambda: to_seconds(client.states[-1].header.stamp) > t0, timeout=10.0
+        ), output.text()[-2000:]
+        runner.check()
+    finally:
+        client.node.destroy_node()
+        runner.shutdown()

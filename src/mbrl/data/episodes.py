@@ -16,6 +16,7 @@ before it from the unfinished file (`Episode.complete` is False for such a file)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -136,6 +137,7 @@ class EpisodeWriter:
         self.num_messages = 0
         self.flushed_messages = 0  # messages certainly in the OS (survive kill -9)
         self._closed = False
+        self.counts: collections.Counter[str] = collections.Counter()  # messages per topic
 
     def _check(self, what: str, values: np.ndarray | None) -> np.ndarray:
         arr = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
@@ -152,6 +154,7 @@ class EpisodeWriter:
         t_ns = int(round(stamp * 1e9))
         self._writer.write_message(topic, self._schemas[schema], msg, log_time=t_ns)
         self.num_messages += 1
+        self.counts[topic] += 1
         now = self._clock()
         if now - self._last_flush >= self._flush_period:
             self.flush()
@@ -386,15 +389,15 @@ def repair_episode(path: str | Path) -> bool:
 CORRUPT_SUFFIX = ".corrupt"
 
 
-def move_aside(path: str | Path) -> Path:
-    """Rename a bad file to `<name>.corrupt` (or `.corrupt.1`, ...) beside it, so it is kept
+def move_aside(path: str | Path, suffix: str = CORRUPT_SUFFIX) -> Path:
+    """Rename a bad file to `<name><suffix>` (or `<suffix>.1`, ...) beside it, so it is kept
     for inspection but never read again as an episode; returns the new path."""
     path = Path(path)
-    target = path.with_name(path.name + CORRUPT_SUFFIX)
+    target = path.with_name(path.name + suffix)
     k = 0
     while target.exists():
         k += 1
-        target = path.with_name(f"{path.name}{CORRUPT_SUFFIX}.{k}")
+        target = path.with_name(f"{path.name}{suffix}.{k}")
     os.replace(path, target)
     return target
 

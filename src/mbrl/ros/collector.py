@@ -25,7 +25,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from mbrl.data.episodes import EpisodeFileError, check_episode_dir, read_episode
+from mbrl.data.episodes import EpisodeFileError, check_episode_dir, move_aside, read_episode
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
 from mbrl.ros.boundary import truncate
@@ -87,6 +87,7 @@ class Collector(Node):
             chunk_bytes=cfg.chunk_bytes, flush_period=cfg.flush_period,
         )  # fmt: skip
         self._published = 0
+        self._rejected_episodes = 0  # finished without joint states or commands
         self._rejected = 0
         self._last_error = ""
 
@@ -199,6 +200,21 @@ class Collector(Node):
             return
         for rec in done:
             w = rec.writer
+            streams = (("joint states", topics.JOINT_STATES), ("commands", w.command_topic))
+            missing = [name for name, topic in streams if not w.counts[topic]]
+            if missing:  # not a usable episode: the experiment runs it again
+                self._rejected_episodes += 1
+                try:
+                    kept = f"; kept as {move_aside(w.path, '.rejected').name}"
+                except OSError as exc:
+                    kept = f"; could not move it aside: {exc}"
+                what = " and no ".join(missing)
+                self._error(
+                    f"episode {rec.episode_id} rejected, not published: no {what} recorded "
+                    f"({dict(w.counts)}){kept}"
+                )
+                self._publish_status()
+                continue
             self._publish_file(rec.episode_id, w.path, w.num_messages, rec.complete)
 
     def _publish_file(self, episode_id: int, path: Path, num_messages: int, complete: bool) -> None:
@@ -303,8 +319,9 @@ class Collector(Node):
         rec = self.router.recordings[-1] if self.router.recordings else None
         recording = rec is not None and rec.end is None
         status = CollectorStatus(
-            recording, rec.episode_id if rec is not None else self._last_id, self._published
-        )
+            recording, rec.episode_id if rec is not None else self._last_id, self._published,
+            self._rejected_episodes,
+        )  # fmt: skip
         self._status_pub.publish(mbrl_status.encode("collector", status))
 
     def _report(self) -> None:
@@ -318,6 +335,7 @@ class Collector(Node):
             "flushed_messages": rec.writer.flushed_messages if rec else 0,
             "episodes_published": self._published,
             "rejected_messages": self._rejected,
+            "rejected_episodes": self._rejected_episodes,
             "data_dir": str(self.episodes_dir.parent),
             "last_error": self._last_error,
         }

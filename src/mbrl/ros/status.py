@@ -22,11 +22,14 @@ class StatusError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class CollectorStatus:
     """recording: an episode file is open; episode_id: the open (or last) episode, -1 none;
-    published: finished episodes published on /mbrl/episodes since start."""
+    published: finished episodes published on /mbrl/episodes since start; rejected:
+    finished episodes not published because a stream was missing (no joint states or no
+    commands), since start."""
 
     recording: bool = False
     episode_id: int = -1
     published: int = 0
+    rejected: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
