@@ -25,12 +25,18 @@ LAYOUT = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4], "action
           "control_rate_hz": 20.0}  # fmt: skip
 
 
-def _ensemble(seed: int, bias: float = 0.0) -> ProbabilisticEnsemble:
+def _ensemble(seed: int, bias: float = 0.0, zero: bool = False) -> ProbabilisticEnsemble:
+    """A real ensemble file's model: random weights; `zero`: every weight 0, so it predicts
+    x' = x (no motion); `bias`: its mean of x' shifted far off."""
     model = ProbabilisticEnsemble(5, 5, ensemble_size=2, hidden=(16,), seed=seed)
-    if bias:
-        with torch.no_grad():
-            model.net.state_dict()["biases.1"][..., :5] += bias  # mean of x' far off
-        model._refresh_cache()
+    with torch.no_grad():
+        if zero:
+            for name, value in model.net.state_dict().items():
+                if name.startswith(("weights", "biases")):
+                    value.zero_()
+        if bias:
+            model.net.state_dict()["biases.1"][..., :5] += bias
+    model._refresh_cache()
     return model
 
 
@@ -43,31 +49,35 @@ def _feed(gate: ModelGate, truth, n: int, rng) -> None:
 
 
 def test_gate_checks_data_finiteness_and_recent_error() -> None:
-    truth = known_model(ArmModel.from_config(ArmConfig()))  # the arm's own kinematics
+    arm = ArmModel.from_config(ArmConfig())
+    truth = known_model(arm)  # the arm's own kinematics: what the recent transitions follow
+    off = known_model(ArmModel.from_config(ArmConfig(max_increment=0.07)))  # wrong step size
     gate = ModelGate(GateConfig(min_transitions=30, margin=0.5, min_check=40))
-    good = _ensemble(1)
     # too little data: the issue's five tiny episodes (5-19 transitions)
     for n in (None, 5, 19, 29.5, True):
         with pytest.raises(ModelRefused, match=f"fitted on {n!r} transitions"):
-            gate.check(3, {"num_transitions": n}, good, None)
+            gate.check(3, {"num_transitions": n}, truth, None)
     assert gate.refused == 5 and gate.refused_version == 3
     # no recent data yet: enough data suffices
-    assert gate.check(4, {"num_transitions": 30}, good, None) == {"num_transitions": 30}
+    assert gate.check(4, {"num_transitions": 30}, off, None) == {"num_transitions": 30}
     _feed(gate, truth, 100, np.random.default_rng(0))
     x, u, x_next = gate.recent()
     assert x.shape == (99, 5) and u.shape == (99, 5)
-    # far worse than the running model on the recent transitions: refused with the numbers
+    # worse than predicting no motion (well-formed random weights): refused, with numbers
+    with pytest.raises(ModelRefused, match="worse than predicting no motion"):
+        gate.check(5, {"num_transitions": 500}, _ensemble(2, bias=3.0), None)
+    # better than no motion but far worse than the running model: refused by the margin
     with pytest.raises(ModelRefused, match="worse than the running model's .* margin"):
-        gate.check(5, {"num_transitions": 500}, _ensemble(2, bias=3.0), good)
-    # as good (here: the same model) passes; no running learned model: no comparison
-    figures = gate.check(6, {"num_transitions": 500}, good, good)
-    assert figures["mse"] == figures["running_mse"] and figures["recent"] == 99
-    assert "running_mse" not in gate.check(7, {"num_transitions": 500}, good, None)
+        gate.check(6, {"num_transitions": 500}, off, truth)
+    # as good as the running one passes; no running learned model: no comparison
+    figures = gate.check(7, {"num_transitions": 500}, truth, off)
+    assert figures["mse"] <= figures["running_mse"] and figures["recent"] == 99
+    assert "running_mse" not in gate.check(8, {"num_transitions": 500}, off, None)
     # a hold interrupts the chain: no transition spans it
     gate.interrupt()
     gate.observe(np.ones(5), np.zeros(5))
     assert len(gate.recent()[0]) == 99
-    assert gate.values()["gate_refused"] == "6" and "accepted" in gate.values()["gate_last"]
+    assert gate.values()["gate_refused"] == "7" and "accepted" in gate.values()["gate_last"]
 
 
 def _publish(g: Graph, model: ProbabilisticEnsemble, version: int, n: int, tmp_path) -> None:
@@ -89,13 +99,13 @@ def test_controller_refuses_tiny_and_worse_models(ros_context, tmp_path) -> None
         g.wait(lambda: g.diag().get("gate_refused") == "1", what="the tiny model refused")
         assert "fitted on 12 transitions; at least 30 required" in g.diag()["last_reject"]
         assert g.diag()["model_version"] == "0"
-        _publish(g, _ensemble(1), 2, 400, tmp_path)
+        _publish(g, _ensemble(1, zero=True), 2, 400, tmp_path)  # predicts no motion: passes
         g.wait(lambda: g.diag().get("model_version") == "2", what="model 2 running")
         g.wait(lambda: int(g.diag()["gate_recent_transitions"]) >= 60, what="recent transitions")
         _publish(g, _ensemble(3, bias=3.0), 3, 5000, tmp_path)  # plenty of data, but wrong
         g.wait(lambda: g.diag().get("gate_refused") == "2", what="the worse model refused")
         d = g.diag()
-        assert "worse than the running model" in d["last_reject"] and d["model_version"] == "2"
+        assert "worse than predicting no motion" in d["last_reject"] and d["model_version"] == "2"
         assert f"rejected model from {MODEL_TOPIC}" in g.output.text()
         g.runner.check()
     finally:

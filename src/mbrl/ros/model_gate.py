@@ -1,6 +1,7 @@
 """The controller's model gate (issue 16, part 3), ROS-free: a new model replaces the running
-one only if it was fitted on enough data, predicts finite values, and predicts the controller's
-own recent transitions no worse than the running learned model, by a stated margin.
+one only if it was fitted on enough data, predicts finite values, predicts the controller's own
+recent transitions better than "no motion" does, and no worse than the running learned model,
+by a stated margin.
 
 Shapes: dx model state, du = nj actions; x (N, dx), u (N, du) as the model sees them
 (mbrl.agents.mpc model columns; u = the command's increment / max_increment).
@@ -32,6 +33,7 @@ class GateConfig:
         the data and finiteness checks).
     window: recent transitions kept (the newest; a ring buffer).
     tol: absolute slack of the held-out check (MSE units of the model state).
+    floor: absolute slack of the no-motion check (rad^2 for reach: 0.01 rad rms).
     """
 
     min_transitions: int = 30
@@ -39,6 +41,7 @@ class GateConfig:
     min_check: int = 40
     window: int = 400
     tol: float = 1e-6
+    floor: float = 1e-4
 
     def __post_init__(self) -> None:
         if self.min_transitions < 0 or self.min_check < 1 or self.window < self.min_check:
@@ -138,7 +141,19 @@ class ModelGate:
                 "transitions"
             )
         figures.update(recent=len(x), mse=round(new, 8))
-        if running is None or len(x) < cfg.min_check:
+        if len(x) < cfg.min_check:
+            return figures
+        # Worse than predicting no motion at all is no model of this arm (a well-formed file
+        # of random weights; the known kinematic model needs no such comparison to lose).
+        still = float(np.mean((x_next - x) ** 2))
+        figures["no_motion_mse"] = round(still, 8)
+        if new > still + cfg.floor:
+            raise ModelRefused(
+                f"model version {version} refused: one-step MSE {new:.3g} on the {len(x)} most "
+                f"recent transitions, worse than predicting no motion ({still:.3g} + "
+                f"{cfg.floor:g})"
+            )
+        if running is None:
             return figures
         old = one_step_mse(running, x, u, x_next)
         figures["running_mse"] = round(old, 8)
