@@ -7,6 +7,8 @@ Figures behind the choices are in docs/loops.md and docs/results.md.
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -138,7 +140,10 @@ def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any], what
     out = copy.deepcopy(dict(defaults))
     for key, value in overrides.items():
         if key not in out:
-            raise ParamError(f"{what}: unknown parameter {key!r}; known: {sorted(out)}")
+            close = difflib.get_close_matches(str(key), sorted(out), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ParamError(f"{what}: unknown parameter {key!r}{hint} (known: {sorted(out)})")
+        _check_type(out[key], value, f"{what}.{key}")
         if isinstance(out[key], dict) and isinstance(value, Mapping):
             out[key] = merge_params(out[key], value, f"{what}.{key}")
         else:
@@ -146,8 +151,85 @@ def merge_params(defaults: Mapping[str, Any], overrides: Mapping[str, Any], what
     return out
 
 
+def _check_type(default: Any, value: Any, what: str) -> None:
+    """An override has its default's kind: a number for a number (an int for a float is
+    fine), a bool for a bool, a list for a list, a mapping for a mapping, a string for a
+    string; None defaults take anything."""
+    if default is None:
+        return
+    number = (int, float)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, number) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        list: isinstance(value, list),
+        dict: isinstance(value, Mapping),
+    }.get(type(default), True)
+    if not ok:
+        raise ParamError(
+            f"{what} = {value!r}: expected a {type(default).__name__} like {default!r}"
+        )
+
+
+# (low, high) inclusive bounds of numeric preset keys (nested: "planner_config.horizon").
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "ensemble_size": (1, 1000), "num_elites": (1, 1000), "fit_batch_size": (1, 10**7),
+    "fit_max_epochs": (1, 10**6), "fit_patience": (1, 10**6), "fit_batches_per_epoch": (0, 10**6),
+    "fit_weight_decay": (0.0, 1.0), "random_episodes": (0, 10**6),
+    "planner_config.horizon": (1, 1000), "planner_config.num_samples": (1, 10**6),
+    "planner_config.num_elites": (1, 10**6), "planner_config.iterations": (1, 1000),
+    "planner_config.particles": (1, 10**4),
+}  # fmt: skip
+_CHOICES = {"fit_refit": ("continue", "warm", "cold"),
+            "env.increment_from": ("command", "measured")}  # fmt: skip
+
+
+def check_values(params: Mapping[str, Any], what: str) -> None:
+    """Ranges of a merged preset; ParamError names the key and the allowed range."""
+
+    def get(path: str) -> Any:
+        node: Any = params
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    for key, (low, high) in _BOUNDS.items():
+        value = get(key)
+        if value is not None and not (low <= value <= high):
+            raise ParamError(f"{what}: {key} = {value!r}; expected {low} <= {key} <= {high}")
+    for key, allowed in _CHOICES.items():
+        value = get(key)
+        if value is not None and value not in allowed:
+            raise ParamError(f"{what}: {key} = {value!r}; expected one of {list(allowed)}")
+    lr = get("fit_lr")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ParamError(f"{what}: fit_lr = {lr!r}; the learning rate must be > 0")
+    hidden = get("hidden")
+    if hidden is not None and not (
+        hidden and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden)
+    ):
+        raise ParamError(f"{what}: hidden = {hidden!r}; expected a non-empty list of widths >= 1")
+    holdout = get("fit_holdout_fraction")
+    if holdout is not None and not 0.0 <= holdout < 1.0:
+        raise ParamError(f"{what}: fit_holdout_fraction = {holdout!r}; expected in [0, 1)")
+    smoothing = get("random_smoothing")
+    if smoothing is not None and not 0.0 <= smoothing < 1.0:
+        raise ParamError(f"{what}: random_smoothing = {smoothing!r}; expected in [0, 1)")
+    elites, size = get("num_elites"), get("ensemble_size")
+    if elites is not None and size is not None and elites > size:
+        raise ParamError(f"{what}: num_elites = {elites} > ensemble_size = {size}")
+
+
 def preset(algo: str, task: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The shipped parameters of `algo` on `task`, with `overrides` (config.algo_params)."""
+    """The shipped parameters of `algo` on `task`, with `overrides` (config.algo_params);
+    ParamError names an unknown key (with a close match), a wrongly typed or an out-of-range
+    value."""
     if (algo, task) not in PRESETS:
         raise ParamError(f"no preset for algo {algo!r} on task {task!r}; have {sorted(PRESETS)}")
-    return merge_params(PRESETS[(algo, task)], overrides or {}, f"{algo}/{task}")
+    what = f"{algo}/{task}"
+    params = merge_params(PRESETS[(algo, task)], overrides or {}, what)
+    check_values(params, what)
+    return params

@@ -101,13 +101,15 @@ def increment_base(params: dict[str, Any]) -> str:
 
 def artifact_layout(algo: str, task: str, arm: ArmModel, params: dict[str, Any]) -> dict[str, Any]:
     """`layout` plus the arm facts an artifact is only valid for: the joints (by name, in
-    order), the action scale and what increments are added to. The fitter sends it with
-    every artifact; the controller computes its own and refuses one that differs."""
+    order), the action scale, what increments are added to and the control rate. The fitter
+    sends it with every artifact; the controller computes its own and refuses one that
+    differs."""
     return {
         **layout(algo, task, arm.nj, params),
         "joint_names": list(arm.joint_names),
         "max_increment": arm.max_increment,
         "action_base": increment_base(params),
+        "control_rate_hz": float(arm.config.control_rate_hz),  # one action = one such tick
     }
 
 

@@ -16,6 +16,7 @@ before it from the unfinished file (`Episode.complete` is False for such a file)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -41,6 +42,7 @@ GOAL_TOPIC = "/mbrl/goal"
 OBJECT_TOPIC = "/cube_pose"  # geometry_msgs/PoseStamped of the pushed object (push task)
 DEFAULT_COMMAND_TOPIC = "/forward_position_controller/commands"
 METADATA_NAME = "mbrl_episode"
+REPAIRED_NAME = "mbrl_repaired"  # metadata record of a file rewritten by repair_episode
 BAG_METADATA = "metadata.yaml"
 # rosbag2 metadata version 9 is what Jazzy's rosbag2 writes (QoS profiles as YAML mappings).
 BAG_VERSION = 9
@@ -135,6 +137,7 @@ class EpisodeWriter:
         self.num_messages = 0
         self.flushed_messages = 0  # messages certainly in the OS (survive kill -9)
         self._closed = False
+        self.counts: collections.Counter[str] = collections.Counter()  # messages per topic
 
     def _check(self, what: str, values: np.ndarray | None) -> np.ndarray:
         arr = np.asarray([] if values is None else values, dtype=np.float64).reshape(-1)
@@ -151,6 +154,7 @@ class EpisodeWriter:
         t_ns = int(round(stamp * 1e9))
         self._writer.write_message(topic, self._schemas[schema], msg, log_time=t_ns)
         self.num_messages += 1
+        self.counts[topic] += 1
         now = self._clock()
         if now - self._last_flush >= self._flush_period:
             self.flush()
@@ -268,7 +272,7 @@ def read_episode(path: str | Path) -> Episode:
     schemas: dict[int, Schema] = {}
     channels: dict[int, Channel] = {}
     decoders = DecoderFactory()
-    complete = False
+    complete = repaired = False
     with open(path, "rb") as f:
         head = f.read(8)
         if head[:5] != b"\x89MCAP":
@@ -285,6 +289,8 @@ def read_episode(path: str | Path) -> Episode:
                     channels[record.id] = record
                 elif isinstance(record, Metadata) and record.name == METADATA_NAME:
                     metadata = dict(record.metadata)
+                elif isinstance(record, Metadata) and record.name == REPAIRED_NAME:
+                    repaired = True
                 elif isinstance(record, Message):
                     channel = channels[record.channel_id]
                     decode = decoders.decoder_for(
@@ -303,16 +309,124 @@ def read_episode(path: str | Path) -> Episode:
                         commands.append((t, list(msg.data)))
                 elif isinstance(record, Footer):
                     complete = True
-        except (McapError, EOFError, ValueError, KeyError, struct.error) as exc:
+        except Exception as exc:  # noqa: BLE001 - any codec/parser error names the file
+            # (mcap, zstd/lz4 decompression and CDR decoding raise their own exception types;
+            # a file cut by kill -9 ends in any of them). Keep what came before the damage.
             if metadata is None:
-                raise EpisodeFileError(f"{path} is not a readable MCAP episode: {exc}") from exc
+                raise EpisodeFileError(
+                    f"{path} is not a readable MCAP episode: {type(exc).__name__}: {exc}"
+                ) from exc
+            complete = False
     if metadata is None or "joint_names" not in metadata:
         raise EpisodeFileError(f"{path} holds no '{METADATA_NAME}' metadata: not an mbrl episode")
-    names = tuple(json.loads(metadata["joint_names"]))
-    episode = _to_episode(path, names, states, commands, goals, metadata, complete)
+    complete = complete and not repaired  # a repaired file was cut short: incomplete
+    try:
+        names = tuple(str(n) for n in json.loads(metadata["joint_names"]))
+        episode = _to_episode(path, names, states, commands, goals, metadata, complete)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise EpisodeFileError(f"{path}: malformed episode content: {exc}") from exc
     episode.object_stamps = np.array([o[0] for o in objects])
     episode.object_poses = np.array([o[1] for o in objects]).reshape(len(objects), 7)
     return episode
+
+
+def repair_episode(path: str | Path) -> bool:
+    """Rewrite an episode file cut short (kill -9: no summary, no footer) as a complete MCAP
+    holding every record before the cut, so third-party readers (mcap, rosbags) open it.
+
+    Returns True if the file was repaired, False if it was finished already. The new file
+    replaces the old one atomically; `read_episode` still reports it incomplete (a metadata
+    record says it was repaired). Raises EpisodeFileError naming the file when not even
+    the episode's metadata can be read.
+    """
+    from mcap.writer import Writer as McapWriter
+
+    path = Path(path)
+    read_episode(path)  # raises EpisodeFileError if not even the metadata is readable
+    records, finished = [], False
+    with open(path, "rb") as f:
+        try:
+            for record in StreamReader(f).records:
+                if isinstance(record, (Schema, Channel, Metadata, Message)):
+                    records.append(record)
+                finished = finished or isinstance(record, Footer)
+        except Exception:  # noqa: BLE001 - the cut: keep what came before it
+            finished = False
+    if finished:
+        return False
+    tmp = path.with_name(path.name + ".repair")
+    with open(tmp, "wb") as out:
+        writer = McapWriter(out)
+        writer.start(profile="ros2", library="mbrl repair_episode")
+        schema_ids: dict[int, int] = {}
+        channel_ids: dict[int, int] = {}
+        for record in records:
+            if isinstance(record, Schema):
+                schema_ids[record.id] = writer.register_schema(
+                    record.name, record.encoding, record.data
+                )
+            elif isinstance(record, Channel) and record.schema_id in schema_ids:
+                channel_ids[record.id] = writer.register_channel(
+                    record.topic, record.message_encoding, schema_ids[record.schema_id],
+                    dict(record.metadata),
+                )  # fmt: skip
+            elif isinstance(record, Metadata):
+                writer.add_metadata(record.name, dict(record.metadata))
+            elif isinstance(record, Message) and record.channel_id in channel_ids:
+                writer.add_message(
+                    channel_ids[record.channel_id], record.log_time, record.data,
+                    record.publish_time, record.sequence,
+                )  # fmt: skip
+        # Readers of this module still see the recording as incomplete (no "end" event).
+        writer.add_metadata(REPAIRED_NAME, {"reason": "cut short; rewritten by repair_episode"})
+        writer.finish()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return True
+
+
+CORRUPT_SUFFIX = ".corrupt"
+
+
+def move_aside(path: str | Path, suffix: str = CORRUPT_SUFFIX) -> Path:
+    """Rename a bad file to `<name><suffix>` (or `<suffix>.1`, ...) beside it, so it is kept
+    for inspection but never read again as an episode; returns the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + suffix)
+    k = 0
+    while target.exists():
+        k += 1
+        target = path.with_name(f"{path.name}{suffix}.{k}")
+    os.replace(path, target)
+    return target
+
+
+def check_episode_dir(directory: str | Path, pattern: str = "episode_*.mcap") -> list[str]:
+    """Make a node's own episode directory readable before the node uses it: a file that is
+    not a readable episode is moved aside (`move_aside`), a file cut short by kill -9 is
+    repaired (`repair_episode`), and a leftover temporary file of an interrupted write is
+    removed. Returns one line per action, naming the file (for the node's log); never raises
+    for a bad file, so one corrupt file is never a reason not to start."""
+    lines = []
+    directory = Path(directory)
+    for tmp in sorted(directory.glob(pattern.replace(".mcap", ".mcap.tmp"))):
+        tmp.unlink(missing_ok=True)
+        lines.append(f"removed {tmp}: an interrupted write")
+    for path in sorted(directory.glob(pattern)):
+        try:
+            if repair_episode(path):
+                lines.append(f"repaired {path}: cut short (kill -9?); rewritten complete")
+        except (EpisodeFileError, OSError) as exc:
+            try:
+                moved = move_aside(path)
+            except OSError as move_exc:
+                lines.append(f"corrupt episode file {path} ({exc}); cannot move it: {move_exc}")
+                continue
+            lines.append(f"corrupt episode file {path} moved aside to {moved.name}: {exc}")
+    if any(not line.startswith("removed") for line in lines):
+        write_bag_metadata(directory)  # the bag's file list and counts changed
+    return lines
 
 
 def _to_episode(path, names, states, commands, goals, metadata, complete) -> Episode:

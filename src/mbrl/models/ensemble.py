@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -419,6 +420,7 @@ class ProbabilisticEnsemble:
     def load(cls, path: str | Path) -> ProbabilisticEnsemble:
         """Inverse of `save`; ModelFileError names the file and any mismatch."""
         meta, arrays = load_model_file(path, "ProbabilisticEnsemble")
+        _check_size(path, meta, arrays)
         try:
             model = cls(
                 meta["dx"],
@@ -450,8 +452,40 @@ class ProbabilisticEnsemble:
         model._hold_ids = {int(i) for i in arrays.get("split.hold_ids", ())}
         if len(model.elites) != model.num_elites:
             raise ModelFileError(f"{path}: {len(model.elites)} elites; expected {model.num_elites}")
+        elites = np.asarray(model.elites)
+        if (
+            elites.ndim != 1
+            or len(set(elites.tolist())) != len(elites)
+            or (elites.size and not (0 <= elites.min() and elites.max() < model.ensemble_size))
+        ):
+            raise ModelFileError(
+                f"{path}: elites {elites.tolist()[:20]} must be distinct members in "
+                f"[0, {model.ensemble_size})"
+            )
+        bad = [k for k, v in arrays.items() if v.dtype.kind == "f" and not np.all(np.isfinite(v))]
+        if bad:  # a NaN weight plans NaN forever (the arm would freeze while "running")
+            raise ModelFileError(f"{path}: non-finite values in {sorted(bad)[:10]}")
         model._refresh_cache()
         return model
+
+
+def _check_size(path, meta: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse metadata that would build a network larger than the file's arrays (a crafted
+    `hidden: [10**9]` must fail here, not allocate gigabytes)."""
+    try:
+        dims = [int(meta["dx"]) + int(meta["du"]), *(int(h) for h in meta["hidden"])]
+        dims.append(2 * int(meta["dx"]))
+        members = int(meta["ensemble_size"])
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise ModelFileError(f"{path}: bad ensemble metadata ({e})") from e
+    if members < 1 or min(dims) < 1:
+        raise ModelFileError(f"{path}: ensemble_size and layer widths must be >= 1")
+    needed = members * sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:], strict=True))
+    stored = sum(int(v.size) for v in arrays.values())
+    if needed > stored:
+        raise ModelFileError(
+            f"{path}: metadata describes {needed} weights, the file stores {stored} numbers"
+        )
 
 
 def _t(a: np.ndarray) -> Tensor:

@@ -25,9 +25,10 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from mbrl.data.episodes import EpisodeFileError, read_episode
+from mbrl.data.episodes import EpisodeFileError, check_episode_dir, move_aside, read_episode
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
+from mbrl.ros.boundary import truncate
 from mbrl.ros.msgs import (
     command_to_array,
     joint_positions_by_name,
@@ -47,6 +48,7 @@ from mbrl.ros.transport import (
     EPISODES_TOPIC,
     diagnostics_msg,
     encode_episode_msg,
+    header_int,
 )
 
 
@@ -85,6 +87,7 @@ class Collector(Node):
             chunk_bytes=cfg.chunk_bytes, flush_period=cfg.flush_period,
         )  # fmt: skip
         self._published = 0
+        self._rejected_episodes = 0  # finished without joint states or commands
         self._rejected = 0
         self._last_error = ""
 
@@ -124,6 +127,13 @@ class Collector(Node):
         # ended episode would wait for traffic to be finished.
         self.create_timer(cfg.flush_period / 2, self._on_timer, callback_group=group, clock=steady)
         self.create_timer(cfg.diagnostics_period, self._report, callback_group=group, clock=steady)
+        # Own files first made readable: a corrupt one moved aside, one cut by kill -9
+        # repaired (mbrl.data.episodes.check_episode_dir); never a reason not to start.
+        for line in check_episode_dir(self.episodes_dir):
+            if "corrupt" in line:
+                self._error(line)
+            else:
+                self.get_logger().warning(line)
         if cfg.republish_on_start:
             self._republish_existing()
         self.get_logger().info(
@@ -137,11 +147,18 @@ class Collector(Node):
     def _on_control(self, msg: String, info: dict) -> None:
         try:
             event = json.loads(msg.data)
-            kind, episode_id = event["event"], int(event["episode_id"])
+            if not isinstance(event, dict):
+                raise ValueError("not a JSON object")
+            kind = event.get("event")
+            episode_id = header_int(event, "episode_id", EPISODE_CONTROL_TOPIC)
             if kind not in ("start", "end"):
-                raise ValueError(f"event {kind!r}; expected 'start' or 'end'")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            self._error(f"ignored {EPISODE_CONTROL_TOPIC} message {msg.data!r}: {exc}")
+                raise ValueError(f"event {truncate(repr(kind), 80)}; expected 'start' or 'end'")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            self._error(
+                f"ignored {EPISODE_CONTROL_TOPIC} message {truncate(repr(msg.data), 200)}: "
+                f"{truncate(str(exc))}",
+                throttle=True,
+            )
             return
         stamp = _stamp(info)
         if kind == "end":
@@ -161,6 +178,9 @@ class Collector(Node):
             "task": str(event.get("task", "")),
             "mode": str(event.get("mode", "")),
             "command_topic": self._command_topic,
+            # layout facts the fitter checks against its own arm
+            "max_increment": repr(float(self.config.arm.max_increment)),
+            "control_rate_hz": repr(float(self.config.arm.control_rate_hz)),
         }
         try:
             rec = self.router.start(episode_id, stamp, meta)
@@ -180,6 +200,21 @@ class Collector(Node):
             return
         for rec in done:
             w = rec.writer
+            streams = (("joint states", topics.JOINT_STATES), ("commands", w.command_topic))
+            missing = [name for name, topic in streams if not w.counts[topic]]
+            if missing:  # not a usable episode: the experiment runs it again
+                self._rejected_episodes += 1
+                try:
+                    kept = f"; kept as {move_aside(w.path, '.rejected').name}"
+                except OSError as exc:
+                    kept = f"; could not move it aside: {exc}"
+                what = " and no ".join(missing)
+                self._error(
+                    f"episode {rec.episode_id} rejected, not published: no {what} recorded "
+                    f"({dict(w.counts)}){kept}"
+                )
+                self._publish_status()
+                continue
             self._publish_file(rec.episode_id, w.path, w.num_messages, rec.complete)
 
     def _publish_file(self, episode_id: int, path: Path, num_messages: int, complete: bool) -> None:
@@ -284,8 +319,9 @@ class Collector(Node):
         rec = self.router.recordings[-1] if self.router.recordings else None
         recording = rec is not None and rec.end is None
         status = CollectorStatus(
-            recording, rec.episode_id if rec is not None else self._last_id, self._published
-        )
+            recording, rec.episode_id if rec is not None else self._last_id, self._published,
+            self._rejected_episodes,
+        )  # fmt: skip
         self._status_pub.publish(mbrl_status.encode("collector", status))
 
     def _report(self) -> None:
@@ -299,6 +335,7 @@ class Collector(Node):
             "flushed_messages": rec.writer.flushed_messages if rec else 0,
             "episodes_published": self._published,
             "rejected_messages": self._rejected,
+            "rejected_episodes": self._rejected_episodes,
             "data_dir": str(self.episodes_dir.parent),
             "last_error": self._last_error,
         }

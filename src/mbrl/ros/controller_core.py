@@ -65,6 +65,11 @@ class MpcControllerConfig:
         diagnostics_rate_hz: /diagnostics publishing rate.
         data_dir: the node's own directory for received model files ("" = system temp).
         seed: seeds the planners' and the explorer's generators.
+        model_min_transitions: the model gate (mbrl.ros.model_gate): a model fitted on
+            fewer transitions is refused.
+        model_gate_margin: a new model is refused if its one-step MSE on the controller's
+            recent transitions exceeds (1 + this) x the running learned model's.
+        model_gate_min_check: recent transitions needed before that comparison runs.
     """
 
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
@@ -90,6 +95,9 @@ class MpcControllerConfig:
     diagnostics_rate_hz: float = 2.0
     data_dir: str = ""
     seed: int = 0
+    model_min_transitions: int = 30
+    model_gate_margin: float = 0.5
+    model_gate_min_check: int = 40
 
     def __post_init__(self) -> None:
         if self.command_interface not in COMMAND_INTERFACES:
@@ -113,6 +121,13 @@ class MpcControllerConfig:
                 f"need max_velocity >= 0 and 0 <= explore_scale <= 1; got {self.max_velocity}, "
                 f"{self.explore_scale}"
             )
+        if self.model_min_transitions < 0 or self.model_gate_min_check < 1:
+            raise ConfigError(
+                f"need model_min_transitions >= 0 and model_gate_min_check >= 1; got "
+                f"{self.model_min_transitions}, {self.model_gate_min_check}"
+            )
+        if not (self.model_gate_margin >= 0 and math.isfinite(self.model_gate_margin)):
+            raise ConfigError(f"model_gate_margin must be >= 0, got {self.model_gate_margin}")
         if self.diagnostics_rate_hz <= 0:
             raise ConfigError(f"diagnostics_rate_hz must be > 0, got {self.diagnostics_rate_hz}")
 

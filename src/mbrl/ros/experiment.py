@@ -183,11 +183,56 @@ class ExperimentNode(Node):
         raise ScheduleError(f"shut down while waiting for {what}")
 
     def _call(self, client, request, what: str):
-        if not client.wait_for_service(timeout_sec=self.cfg.timeout):
+        """One service call with a per-try timeout and bounded retries (a lost request or
+        answer costs one try, not the whole timeout); ScheduleError names the service."""
+        cfg = self.cfg
+        if not client.wait_for_service(timeout_sec=cfg.timeout):
             raise ScheduleError(f"service {client.srv_name} not available ({what})")
-        future = client.call_async(request)
-        self._wait(future.done, f"the answer of {client.srv_name} ({what})")
-        return future.result()
+        per_try = min(cfg.call_timeout, cfg.timeout)
+        for attempt in range(1, cfg.call_tries + 1):
+            future = client.call_async(request)
+            deadline = time.monotonic() + per_try
+            while rclpy.ok() and not future.done() and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+            self.get_logger().warning(
+                f"no answer from {client.srv_name} ({what}) within {per_try:g} s "
+                f"(try {attempt} of {cfg.call_tries})"
+            )
+        raise ScheduleError(
+            f"no answer from {client.srv_name} ({what}) in {cfg.call_tries} tries of {per_try:g} s"
+        )
+
+    def _graph_missing(self) -> list[str]:
+        """What the episode needs and the DDS graph does not show yet: the collector and the
+        controller subscribed to the streams they record / act on, the arm publishing."""
+        cfg = self.cfg
+        command = topics.command_topic(cfg.controller_name)
+
+        def subs(topic):
+            return {i.node_name for i in self.get_subscriptions_info_by_topic(topic)}
+
+        def pubs(topic):
+            return {i.node_name for i in self.get_publishers_info_by_topic(topic)}
+
+        need = [
+            (cfg.collector_node, "subscribed to", topics.JOINT_STATES, subs),
+            (cfg.collector_node, "subscribed to", command, subs),
+            (cfg.collector_node, "subscribed to", topics.EPISODE_CONTROL, subs),
+            (cfg.controller_node, "subscribed to", topics.JOINT_STATES, subs),
+            (cfg.controller_node, "publishing", command, pubs),
+        ]
+        if cfg.sim_node and cfg.reset_service:
+            need.append((cfg.sim_node, "publishing", topics.JOINT_STATES, pubs))
+        return [f"{node} {how} {topic}" for node, how, topic, get in need
+                if node not in get(topic)]  # fmt: skip
+
+    def _collector_done(self) -> int:
+        """Episodes the collector has finished (published + rejected) so far."""
+        s = self.status("collector")
+        return -1 if s is None else s.published + s.rejected
 
     def status(self, kind: str) -> Any:
         """The latest typed /mbrl/status of node kind `kind`, or None."""
@@ -241,6 +286,29 @@ class ExperimentNode(Node):
     def episode(
         self, spec: EpisodeSpec, mode: str, episode_id: int | None, steps: int | None = None
     ) -> dict[str, Any]:
+        """Run one episode (`_run_episode`); a recorded one the collector rejects (a stream
+        missing) is run again, up to episode_retries times, then the schedule stops."""
+        for attempt in range(self.cfg.episode_retries + 1):
+            if episode_id is not None:
+                missing = self._graph_missing()
+                if missing:  # start only once every node has matched what it needs
+                    self._wait(lambda: not self._graph_missing(),
+                               f"the graph to connect ({'; '.join(missing)})")  # fmt: skip
+            result = self._run_episode(spec, mode, episode_id, steps)
+            if episode_id is None or not result["rejected"]:
+                return result
+            self.get_logger().warning(
+                f"episode {episode_id} rejected by {self.cfg.collector_node} (a stream "
+                f"missing; see its log); running it again (try {attempt + 2})"
+            )
+        raise ScheduleError(
+            f"episode {episode_id} rejected by {self.cfg.collector_node} "
+            f"{self.cfg.episode_retries + 1} times: a recorded stream stays missing"
+        )
+
+    def _run_episode(
+        self, spec: EpisodeSpec, mode: str, episode_id: int | None, steps: int | None = None
+    ) -> dict[str, Any]:
         """Run one episode of `steps` (default episode_steps) ticks from `spec` in controller
         `mode`; `episode_id` None is an evaluation (not recorded by the collector).
 
@@ -277,6 +345,7 @@ class ExperimentNode(Node):
                 f"{cfg.collector_node} to report episode {episode_id} open on {topics.STATUS}",
                 tick=lambda: self._event("start", episode_id, mode),  # a lost event is resent
             )
+        done_before = self._collector_done()
         with self._lock:
             self._states, self._commands, self._recording = [], [], True
         self.set_enabled(True)
@@ -291,8 +360,18 @@ class ExperimentNode(Node):
         )
         self.set_enabled(False)
         time.sleep(0.05)  # let the last in-flight lockstep tick (and its cube pose) land
+        rejected = False
         if episode_id is not None:
+            before = self.status("collector")
             self._event("end", episode_id, mode)
+            # The end is acknowledged: the collector reports the episode finished (published,
+            # or rejected for a missing stream); a lost event is resent.
+            self._wait(
+                lambda: self._collector_done() > done_before,
+                f"{cfg.collector_node} to finish episode {episode_id} on {topics.STATUS}",
+                tick=lambda: self._event("end", episode_id, mode),
+            )
+            rejected = self.status("collector").rejected > (before.rejected if before else 0)
         with self._lock:
             states, commands = list(self._states), list(self._commands)
             self._recording = False
@@ -303,7 +382,7 @@ class ExperimentNode(Node):
             cubes[-1] = cube_now  # the pose at the last state (published just after it)
         return {"q": np.array([s[1] for s in states]), "qdot": np.array([s[2] for s in states]),
                 "cubes": cubes, "commands": np.array(commands[:T]),
-                "ticks": len(commands)}  # fmt: skip
+                "ticks": len(commands), "rejected": rejected}  # fmt: skip
 
     def _event(self, event: str, episode_id: int, mode: str) -> None:
         body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": mode}
@@ -326,12 +405,23 @@ class ExperimentNode(Node):
                                   failed, fitter),
             f"a model newer than version {previous} on {topics.MODEL}",
         )  # fmt: skip
-        # The controller swaps models between ticks; in lockstep ticks need new states.
-        self._wait(
-            lambda: (s := self.status("mpc_controller")) is not None and s.model_version >= version,
-            f"{ctrl} to run model version {version}",
+        # The controller swaps models between ticks; in lockstep ticks need new states. Its
+        # model gate may refuse the model: the schedule goes on with the running one.
+        status = self._wait(
+            lambda: (
+                (s := self.status("mpc_controller")) is not None
+                and (s.model_version >= version or s.refused_version >= version)
+                and s
+            ),
+            f"{ctrl} to run (or its model gate to refuse) model version {version}",
             tick=self._hold,
         )
+        if status.model_version < version:
+            self.get_logger().warning(
+                f"{ctrl}'s model gate refused model version {version} (see its /diagnostics "
+                f"gate_last); going on with version {status.model_version}"
+            )
+            return status.model_version
         return version
 
     def run(self) -> dict[str, Any]:

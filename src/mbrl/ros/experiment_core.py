@@ -46,6 +46,11 @@ class ExperimentNodeConfig:
         frame_id: frame of the published goals.
         timeout: s to wait for any one answer of another node before giving up.
         exit_when_done: stop the node after the report is written.
+        call_timeout: s one try of a service call may take before it is retried (at most
+            the timeout; a lost request or answer must not cost the whole timeout).
+        call_tries: tries of each service call before the schedule stops, naming it.
+        episode_retries: a recorded episode the collector rejects (a stream missing, e.g.
+            no joint states) is run again this many times before the schedule stops.
     """
 
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
@@ -67,6 +72,9 @@ class ExperimentNodeConfig:
     frame_id: str = "base_link"
     timeout: float = 300.0
     exit_when_done: bool = False
+    call_timeout: float = 10.0
+    call_tries: int = 3
+    episode_retries: int = 2
 
     def __post_init__(self) -> None:
         for name in ("budget_steps", "episode_steps", "eval_goals", "eval_every"):
@@ -74,8 +82,15 @@ class ExperimentNodeConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.timing not in ("realtime", "lockstep"):
             raise ConfigError(f"timing must be realtime or lockstep, got {self.timing!r}")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 s, got {self.timeout}")
+        if self.timeout <= 0 or self.call_timeout <= 0:
+            raise ConfigError(
+                f"timeout and call_timeout must be > 0 s, got {self.timeout}, {self.call_timeout}"
+            )
+        if self.call_tries < 1 or self.episode_retries < 0:
+            raise ConfigError(
+                f"need call_tries >= 1 and episode_retries >= 0; got {self.call_tries}, "
+                f"{self.episode_retries}"
+            )
 
     @property
     def lockstep(self) -> bool:

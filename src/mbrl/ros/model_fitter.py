@@ -27,7 +27,7 @@ from std_srvs.srv import Trigger
 from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
-from mbrl.data.episodes import Episode, EpisodeFileError, read_episode
+from mbrl.data.episodes import Episode, check_episode_dir, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
@@ -51,6 +51,13 @@ from mbrl.ros.transport import (
     diagnostics_msg,
     encode_model_msg,
 )
+
+
+def _same_number(text: str, value: float) -> bool:
+    try:
+        return abs(float(text) - float(value)) <= 1e-9 * max(1.0, abs(float(value)))
+    except ValueError:
+        return False
 
 
 class ModelFitter(Node):
@@ -117,10 +124,16 @@ class ModelFitter(Node):
 
     # -- own files ------------------------------------------------------------------------
     def _load_own_files(self) -> None:
+        # A corrupt file moved aside, one cut short repaired (never a reason not to start).
+        for line in check_episode_dir(self.episodes_dir):
+            if "corrupt" in line:
+                self._error(line)
+            else:
+                self.get_logger().warning(line)
         for path in sorted(self.episodes_dir.glob("episode_*.mcap")):
             try:
                 self._add_episode(path, hashlib.sha256(path.read_bytes()).hexdigest())
-            except (EpisodeFileError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any bad file: named, skipped
                 self._error(f"ignoring own episode file {path}: {exc}")
         try:
             manifest = self.store.latest()
@@ -138,7 +151,9 @@ class ModelFitter(Node):
                         f"checkpoint v{manifest['version']} has layout {manifest.get('layout')}"
                         f"; this fitter's is {self.layout}: starting from a fresh model"
                     )
-                if self.config.republish_on_start:
+                    self._fitted_on = set()  # fitted for other x, u: refit
+                    manifest = None  # never republished under this fitter's layout
+                if self.config.republish_on_start and manifest is not None:
                     self._publish(self._version, manifest)
         except (ModelFileError, KeyError, ValueError) as exc:
             self._error(f"starting without a model: {exc}")
@@ -148,6 +163,15 @@ class ModelFitter(Node):
         """Read and check an episode file; raises EpisodeFileError/ValueError naming it."""
         episode = read_episode(path)
         arm, task = self.arm, self.config.agent.task
+        # Layout facts the recorder wrote (files of older collectors lack them): an episode
+        # of another increment scale or control rate means other u and another step.
+        own = {"max_increment": arm.max_increment, "control_rate_hz": arm.config.control_rate_hz}
+        for key, mine in own.items():
+            theirs = episode.metadata.get(key)
+            if theirs is not None and not _same_number(theirs, mine):
+                raise ValueError(
+                    f"{path.name} was recorded with {key} {theirs}; this fitter's arm has {mine}"
+                )
         if not task_trajectories([episode], task, arm, self.action_base, self.config.max_gap):
             self.get_logger().warning(f"{path.name} holds no usable transition; kept anyway")
         with self._lock:
@@ -171,9 +195,10 @@ class ModelFitter(Node):
                 f.write(payload.data)
                 f.flush()
                 os.fsync(f.fileno())
+            read_episode(tmp)  # parsed before it is committed into place
             os.replace(tmp, path)
             episode = self._add_episode(path, payload.sha256)
-        except (EpisodeFileError, ValueError, OSError) as exc:  # OSError: e.g. disk full
+        except Exception as exc:  # noqa: BLE001 - EpisodeFileError, OSError (disk full), ...
             tmp.unlink(missing_ok=True)
             path.unlink(missing_ok=True)
             self._reject(f"rejected {EPISODES_TOPIC} episode {payload.episode_id}: {exc}")
@@ -269,9 +294,16 @@ class ModelFitter(Node):
         artifact = self._models.get(kind)
         if artifact is None:  # republished from a checkpoint
             artifact = load_checkpoint(self.store, manifest, kind)
+        # The layout the checkpoint was fitted with, never this fitter's current one: a
+        # restarted fitter must not relabel an old model.
+        layout = manifest.get("layout")
+        if layout != self.layout:
+            self._error(f"version {version} not published: its layout {layout} is not this "
+                        f"fitter's {self.layout}")  # fmt: skip
+            return
         msg = encode_model_msg(
             data, version, kind, artifact.dx, artifact.du, metrics, manifest.get("created"),
-            self.layout,
+            layout,
         )  # fmt: skip
         self._model_pub.publish(msg)
         self.get_logger().info(

@@ -31,7 +31,7 @@ from visualization_msgs.msg import MarkerArray
 from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import known_model
+from mbrl.agents.mpc import known_model, model_columns
 from mbrl.agents.policy_nets import load_policy
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import CubeVelocity, next_command, observation, yaw_of_quaternion
@@ -39,6 +39,7 @@ from mbrl.models.base import ModelFileError
 from mbrl.ros import safety, topics
 from mbrl.ros.controller_core import CONTROL_MODES, ActorBundle, MpcControllerConfig
 from mbrl.ros.controller_support import EpisodeSchedule, TickStats
+from mbrl.ros.model_gate import GateConfig, ModelGate
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
 from mbrl.ros.node_main import MultiThreadedExecutor, run_node
@@ -84,8 +85,23 @@ class MpcController(OffTickWork, Node):
         lower, upper, velocity = self.arm.lower, self.arm.upper, self.arm.velocity
         self._limits = (lower, upper)
         max_velocity = velocity if cfg.max_velocity == 0 else np.minimum(velocity, cfg.max_velocity)
-        self.limiter = safety.CommandLimiter(lower, upper, max_velocity, cfg.period)
-        self.watchdog = safety.JointStateWatchdog(self.joints, cfg.stale_periods * cfg.period)
+        stale_after = cfg.stale_periods * cfg.period
+        # Real time: a command moves at most the speed limit x the time since the last one;
+        # lockstep: each command is one period of the sim's time.
+        self.limiter = safety.CommandLimiter(
+            lower, upper, max_velocity, cfg.period, timed=cfg.timing == "realtime"
+        )
+        plausible = safety.Plausibility(lower, upper, velocity, cfg.period, stale_after)
+        self.watchdog = safety.JointStateWatchdog(self.joints, stale_after, plausible)
+        # The model gate (mbrl.ros.model_gate): the controller's own recent transitions
+        # and the checks a new model must pass before it replaces the running one.
+        self.gate = ModelGate(
+            GateConfig(
+                cfg.model_min_transitions, cfg.model_gate_margin, cfg.model_gate_min_check,
+                window=max(400, cfg.model_gate_min_check),
+            )
+        )  # fmt: skip
+        self._columns = model_columns(cfg.agent.task, len(self.joints))
         self._lock = threading.Lock()  # guards what other threads hand to the tick
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
@@ -206,9 +222,14 @@ class MpcController(OffTickWork, Node):
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
         if self.cfg.ticks_on_states:
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            if stamp != self._last_stamp:  # a republished unchanged state is not a new tick
-                self._last_stamp = stamp
-                self._tick()
+            if stamp == self._last_stamp:  # a republished unchanged state is not a new tick
+                return
+            # Real time: the tick rate must not follow whoever publishes joint states (a
+            # second publisher, a 100 Hz driver): at most one tick per half period.
+            if self.cfg.timing == "realtime" and now - self._last_tick < 0.5 * self.cfg.period:
+                return
+            self._last_stamp = stamp
+            self._tick()
 
     def _on_goal(self, msg: PointStamped) -> None:
         goal = np.array([msg.point.x, msg.point.y, msg.point.z])
@@ -311,9 +332,16 @@ class MpcController(OffTickWork, Node):
             self.get_logger().info(f"mode {self.mode} -> {mode}")
             self.mode = mode
             self._base = None
+        if mode is not None or enable is not None:
+            self.gate.interrupt()
         if enable is not None and enable != self.enabled:
             self.enabled, self._base = enable, None
             self._sent_since_enable = 0
+            # Starting to command: the next command is rate-limited from where the arm is
+            # measured now (a sim reset between episodes moved it while disabled).
+            self.limiter.forget()
+            if enable:
+                self.watchdog.rebase()
 
     @property
     def model_version(self) -> int:
@@ -348,22 +376,28 @@ class MpcController(OffTickWork, Node):
         self._sample_cube(restart=self._base is None)
         plan = None
         if not status.ok:
-            command, self._base = self.limiter.hold(status.q), None
+            # Hold the last command sent (never the measured position: a crafted or jumped
+            # state must not become a command); nothing sent since enable: send nothing.
+            command, self._base = self.limiter.hold_command(start), None
             self.stats.holds += 1
+            self.gate.interrupt()
         else:
-            if self._base is None:  # (re)start from the measured position, no jump
+            if self._base is None:  # (re)start from the measured position
                 self._base = self.limiter.hold(status.q)
                 if self.bundle is not None:
                     self.bundle.reset()
             u, plan = self._action(status, start)
             if u is None:
-                command = self.limiter.hold(status.q)
+                command = self.limiter.hold_command(start)
+                if command is None:
+                    command = self.limiter.command(status.q, status.q, start)
                 self.stats.holds += 1
+                self.gate.interrupt()
             else:
                 # The env's rule (mbrl.costs.tasks.next_command): the increment on the previous
                 # command (or the measured q, as the agent's preset says), never more than one
                 # increment ahead of the measured q (no wind-up against a blocked joint), then
-                # the position and speed limits against the previous command.
+                # the position limits and the speed limit against the last command SENT.
                 target = next_command(
                     u,
                     self._base,
@@ -371,16 +405,39 @@ class MpcController(OffTickWork, Node):
                     self.cfg.arm.max_increment,
                     agents.increment_base(self.params),
                 )
-                command = self.limiter.clamp(target, self._base)
+                command = self.limiter.command(target, status.q, start)
+                self._observe_transition(status, command)
             self._base = command
+        if command is None:
+            return
         self._publish_command(command)
         self._sent_since_enable += 1
         if self.tick_limit and self._sent_since_enable >= self.tick_limit:
             self.enabled, self._base = False, None
+            self.limiter.forget()
             self.get_logger().info(f"tick_limit {self.tick_limit} reached: controller disabled")
         done = time.perf_counter()
         self.stats.record(done - start, done - status.received)
         self._after_tick(plan)
+
+    def _observe_transition(self, status: safety.SafetyStatus, command: np.ndarray) -> None:
+        """Hand the gate this tick's model state and the action actually sent (the command's
+        increment on its base, as the fitter labels it from the recorded commands)."""
+        obs = self.observation(status.q, status.qdot)
+        if obs is None:
+            self.gate.interrupt()
+            return
+        base = self._base if agents.increment_base(self.params) == "command" else status.q
+        self.gate.observe(obs[self._columns], (command - base) / self.cfg.arm.max_increment)
+
+    def check_model(self, payload, model) -> None:
+        """The model gate for a received `model` (raises ModelRefused, a ValueError, with
+        the reason); compared with the running learned model (not the known one)."""
+        bundle = self.bundle
+        running = getattr(bundle.actor, "model", None) if bundle is not None else None
+        running = None if bundle is None or bundle.kind == "known" else running
+        figures = self.gate.check(payload.version, payload.metrics, model, running)
+        self.get_logger().info(f"model version {payload.version} passed the gate: {figures}")
 
     def _action(self, status: safety.SafetyStatus, start: float):
         """(u (nj,) in the action bounds or None to hold, the Plan if one was made)."""

@@ -18,12 +18,11 @@ from std_msgs.msg import String, UInt8MultiArray
 
 from mbrl.agents import registry as agents
 from mbrl.costs.tasks import observation
-from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
 from mbrl.ros.controller_core import ActorBundle
 from mbrl.ros.controller_support import check_model_payload
 from mbrl.ros.status import ControllerStatus
-from mbrl.ros.transport import MODEL_TOPIC, TransportError, decode_model_msg, load_model_bytes
+from mbrl.ros.transport import MODEL_TOPIC, decode_model_msg, load_model_bytes
 from mbrl.ros.viz import plan_markers, plan_path
 
 
@@ -63,9 +62,10 @@ class OffTickWork:
             payload = decode_model_msg(msg)
             check_model_payload(payload, self.agent.artifact, self.expected_layout())
             model = load_model_bytes(payload, self._data_dir)
+            self.check_model(payload, model)  # the model gate (mbrl.ros.model_gate)
             bundle = self._make_bundle(model, payload.version, payload.kind)
             self._warm_up(bundle)
-        except (TransportError, ModelFileError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - TransportError, ModelFileError, any other
             self.stats.rejected_models += 1
             self.stats.last_reject = str(exc)
             self.get_logger().error(
@@ -160,11 +160,15 @@ class OffTickWork:
             "model_kind": self.bundle.kind if self.bundle is not None else "none",
             "artifact": "running" if self.bundle is not None else self._artifact_note,
             "period_ms": f"{self.cfg.period * 1e3:.3f}",
+            **self.gate.values(),
         }
 
     def _publish_status(self) -> None:
         """The typed status the experiment waits on (latched; on each change and timer)."""
-        status = ControllerStatus(self.model_version, self.mode, self.enabled, self.stats.ticks)
+        status = ControllerStatus(
+            self.model_version, self.mode, self.enabled, self.stats.ticks,
+            self.gate.refused_version,
+        )  # fmt: skip
         self._status_pub.publish(mbrl_status.encode("mpc_controller", status))
 
     def _publish_diagnostics(self) -> None:

@@ -158,13 +158,16 @@ class TrajectoryArrays:
     velocities: np.ndarray | None
 
 
+MAX_TRAJECTORY_S = 600.0  # s: the longest trajectory accepted (10 min of motion)
+
+
 def trajectory_to_arrays(msg: JointTrajectory, joints: Sequence[str]) -> TrajectoryArrays:
     """Validate a trajectory_msgs/JointTrajectory against the controller's joints.
 
     Raises:
         ValueError if it has no points, names unknown or duplicate joints, has a point whose
         positions/velocities length differs from joint_names, NaN/Inf, or points that are
-        not strictly ordered in time_from_start.
+        not strictly ordered in time_from_start, or longer than MAX_TRAJECTORY_S.
     """
     names = tuple(msg.joint_names)
     unknown = [n for n in names if n not in joints]
@@ -195,7 +198,13 @@ def trajectory_to_arrays(msg: JointTrajectory, joints: Sequence[str]) -> Traject
         times.append(to_seconds(point.time_from_start))
     t = np.asarray(times)
     if t[0] < 0 or np.any(np.diff(t) <= 0) or not math.isfinite(t[-1]):
-        raise ValueError(f"trajectory time_from_start must be >= 0 and increasing, got {times}")
+        raise ValueError(
+            f"trajectory time_from_start must be >= 0 and increasing, got {times[:10]}"
+        )
+    if t[-1] > MAX_TRAJECTORY_S:  # a lockstep sim would step it to its end at once
+        raise ValueError(
+            f"trajectory lasts {t[-1]:.6g} s; at most {MAX_TRAJECTORY_S:g} s are accepted"
+        )
     return TrajectoryArrays(
         joint_names=names,
         times=t,

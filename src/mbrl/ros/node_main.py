@@ -1,7 +1,10 @@
 """The shared `main()` of every mbrl node: init, build, spin, and shut down in try/finally.
 
 A node that cannot be built from its parameters exits with code 2 and a message naming the
-parameter, which the embedded runner and launch report as a configuration error.
+parameter, which the embedded runner and launch report as a configuration error; so does a
+parameter file that does not parse, or a key or node block nobody declares (a misspelling:
+mbrl.ros.strict_params). Once built,
+every callback is guarded (mbrl.ros.boundary): an exception is counted and logged, never fatal.
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ from rclpy.executors import (
 from rclpy.node import Node
 
 from mbrl.config import ConfigError
+from mbrl.ros.boundary import guard_node
+from mbrl.ros.strict_params import (
+    DECLARING_NODES,
+    check_node_parameters,
+    check_parameter_files,
+    declared_by,
+)
 
 # What building a node from bad parameters raises: our config checks, rclpy's declaration
 # checks (ranges, types), and files named by parameters that cannot be read.
@@ -85,15 +95,26 @@ def run_node(
     with parallel callback groups pass e.g. `lambda: MultiThreadedExecutor(num_threads=3)`.
     The node's `close()` (if it has one) releases its resources, else `destroy_node()`.
     """
+    argv = list(sys.argv if args is None else args)
+    try:  # before rclpy.init, which fails on a bad file with a traceback
+        check_parameter_files(argv)
+        if name in DECLARING_NODES:  # (fast: before the node is built and warmed up)
+            check_node_parameters(name, declared_by(name), argv)
+    except ConfigError as exc:
+        print(f"{name}: invalid parameters: {exc}", file=sys.stderr)
+        return 2
     rclpy.init(args=args)
     node: Node | None = None
     spinner = executor()
     try:
         try:
             node = factory()
+            # Strict: what rclpy would silently ignore (a misspelt key or node block).
+            check_node_parameters(node.get_name(), node.list_parameters([], 0).names, argv)
         except CONFIG_ERRORS as exc:
             print(f"{name}: invalid parameters: {exc}", file=sys.stderr)
             return 2
+        guard_node(node)  # no exception escapes a callback (mbrl.ros.boundary)
         spinner.add_node(node)
         spinner.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -22,11 +22,14 @@ class StatusError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class CollectorStatus:
     """recording: an episode file is open; episode_id: the open (or last) episode, -1 none;
-    published: finished episodes published on /mbrl/episodes since start."""
+    published: finished episodes published on /mbrl/episodes since start; rejected:
+    finished episodes not published because a stream was missing (no joint states or no
+    commands), since start."""
 
     recording: bool = False
     episode_id: int = -1
     published: int = 0
+    rejected: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +49,14 @@ class FitterStatus:
 @dataclasses.dataclass(frozen=True)
 class ControllerStatus:
     """model_version: the model the actor runs (-1 none, 0 the known model); mode;
-    enabled; ticks: commands sent since start."""
+    enabled; ticks: commands sent since start; refused_version: the newest model version the
+    model gate refused (0 none): a waiter for that version stops waiting."""
 
     model_version: int = -1
     mode: str = ""
     enabled: bool = False
     ticks: int = 0
+    refused_version: int = 0
 
 
 KINDS: dict[str, type] = {

@@ -37,6 +37,35 @@ class TransportError(ValueError):
     """A file message is malformed, truncated or fails its hash; the message says which."""
 
 
+MAX_HEADER_INT = 2**53  # JSON numbers beyond this are not exact integers
+
+
+def header_int(
+    header: dict[str, Any], key: str, what: str, low: int = 0, high: int = MAX_HEADER_INT
+) -> int:
+    """header[key] as an int in [low, high]; TransportError names the field otherwise.
+
+    JSON allows Infinity, NaN, 1e300, true and "7": none of them is an episode id or a
+    version, and int() of some of them raises OverflowError, which no caller expects.
+    """
+    value = header.get(key)
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        ok, value = True, int(value)
+    if not ok or not low <= value <= high:
+        raise TransportError(
+            f"{what}: header field {key!r} = {truncate_repr(value)}; expected an integer in "
+            f"[{low}, {high}]"
+        )
+    return int(value)
+
+
+def truncate_repr(value: Any, limit: int = 120) -> str:
+    """repr(value) cut to `limit` characters (a crafted header can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more chars)"
+
+
 def sha256_hex(data: bytes) -> str:
     """Hex sha256 digest of `data`."""
     return hashlib.sha256(data).hexdigest()
@@ -72,10 +101,10 @@ def decode_bytes_msg(msg: UInt8MultiArray, what: str = "message") -> tuple[dict[
         raise TransportError(f"{what}: no layout.dim[0]; expected a JSON header in its label")
     try:
         header = json.loads(msg.layout.dim[0].label)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise TransportError(f"{what}: header label is not JSON ({exc})") from exc
     if not isinstance(header, dict) or not isinstance(header.get("sha256"), str):
-        raise TransportError(f"{what}: header {header!r} lacks a 'sha256' string")
+        raise TransportError(f"{what}: header {truncate_repr(header)} lacks a 'sha256' string")
     data = bytes(msg.data)
     declared = msg.layout.dim[0].size
     if declared != len(data):
@@ -128,22 +157,23 @@ def decode_episode_msg(msg: UInt8MultiArray) -> EpisodePayload:
     what = EPISODES_TOPIC
     if msg.layout.dim:
         try:  # name the episode in every later error when the header says which it is
-            what = f"{EPISODES_TOPIC} episode {json.loads(msg.layout.dim[0].label)['episode_id']}"
-        except (json.JSONDecodeError, KeyError, TypeError):
+            label = json.loads(msg.layout.dim[0].label)["episode_id"]
+            what = f"{EPISODES_TOPIC} episode {truncate_repr(label, 40)}"
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError, RecursionError):
             pass
     header, data = decode_bytes_msg(msg, what)
-    try:
-        return EpisodePayload(
-            episode_id=int(header["episode_id"]),
-            sha256=header["sha256"],
-            num_messages=int(header["num_messages"]),
-            complete=bool(header["complete"]),
-            data=data,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
+    complete = header.get("complete")
+    if not isinstance(complete, bool):
         raise TransportError(
-            f"{what}: header {header!r} lacks episode_id/num_messages/complete ({exc})"
-        ) from exc
+            f"{what}: header field 'complete' = {truncate_repr(complete)}; expected true or false"
+        )
+    return EpisodePayload(
+        episode_id=header_int(header, "episode_id", what),
+        sha256=header["sha256"],
+        num_messages=header_int(header, "num_messages", what),
+        complete=complete,
+        data=data,
+    )
 
 
 # ---- models --------------------------------------------------------------------------------
@@ -228,24 +258,30 @@ def decode_model_msg(msg: UInt8MultiArray) -> ModelPayload:
     what = MODEL_TOPIC
     if msg.layout.dim:
         try:
-            what = f"{MODEL_TOPIC} version {json.loads(msg.layout.dim[0].label)['version']}"
-        except (json.JSONDecodeError, KeyError, TypeError):
+            label = json.loads(msg.layout.dim[0].label)["version"]
+            what = f"{MODEL_TOPIC} version {truncate_repr(label, 40)}"
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError, RecursionError):
             pass
     header, data = decode_bytes_msg(msg, what)
-    try:
-        payload = ModelPayload(
-            version=int(header["version"]),
-            sha256=header["sha256"],
-            kind=str(header["kind"]),
-            dx=int(header["dx"]),
-            du=int(header["du"]),
-            created=str(header.get("created", "")),
-            metrics=dict(header.get("metrics") or {}),
-            data=data,
-            layout=dict(header.get("layout") or {}),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TransportError(f"{what}: header {header!r} lacks version/kind/dx/du ({exc})") from exc
+    for key in ("metrics", "layout"):
+        if not isinstance(header.get(key) or {}, dict):
+            raise TransportError(
+                f"{what}: header field {key!r} = {truncate_repr(header.get(key))}; expected "
+                "a JSON object"
+            )
+    if not isinstance(header.get("kind"), str):
+        raise TransportError(f"{what}: header field 'kind' = {truncate_repr(header.get('kind'))}")
+    payload = ModelPayload(
+        version=header_int(header, "version", what),
+        sha256=header["sha256"],
+        kind=header["kind"],
+        dx=header_int(header, "dx", what, 1, 100_000),
+        du=header_int(header, "du", what, 1, 100_000),
+        created=str(header.get("created", ""))[:64],
+        metrics=dict(header.get("metrics") or {}),
+        data=data,
+        layout=dict(header.get("layout") or {}),
+    )
     if payload.kind not in MODEL_KINDS:
         raise TransportError(f"{what}: kind {payload.kind!r}; expected one of {list(MODEL_KINDS)}")
     return payload
