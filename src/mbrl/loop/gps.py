@@ -20,10 +20,12 @@ The global policy is evaluated on the held-out goals after every iteration.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from mbrl.agents.presets import ParamError
 from mbrl.control.gps_kl import KLStepConfig, LinearGaussianDynamics, kl_step
@@ -75,6 +77,15 @@ class GPSConfig:
             sampled states of this many most recent iterations (1 = this iteration only).
         relative_features: the global policy sees the joint state and the tip-to-target
             vectors only (mbrl.loop.gps_policy.GlobalPolicy, `relative`).
+        cone_weight: scale of the task cost's distance terms (cones) in the local cost; 0
+            makes the local cost exactly quadratic in the local state (the C-step's expansion
+            of a cone plus a squared term aims 1 / (2 l2_weight) m past the target,
+            docs/gps.md).
+        l2_terminal: multiplier of the squared-distance terms at the final step.
+        limit_weight: weight of the joint-limit barrier in the local cost (the env clamps
+            commands to the limits anyway; a barrier band inside the limits makes goals
+            whose joint solution lies in it unreachable for the local controllers).
+        prior_max_rows: the GMM prior is fitted on at most this many most recent rows.
     """
 
     conditions: int = 4
@@ -97,6 +108,10 @@ class GPSConfig:
     random_start: bool = False
     policy_memory: int = 1
     relative_features: bool = False
+    cone_weight: float = 0.0
+    l2_terminal: float = 5.0
+    limit_weight: float = 0.0
+    prior_max_rows: int = 20_000
 
     def __post_init__(self) -> None:
         if self.conditions < 1 or self.samples < 1 or self.policy_memory < 1:
@@ -153,6 +168,13 @@ def _dynamics(fit: TimeVaryingLinearGaussian, X: np.ndarray) -> LinearGaussianDy
 def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     """MDGPS driver (module docstring); returns recorder.finish(...)."""
     torch.set_num_threads(1)
+    # One BLAS thread: the per-step fits and LQG passes are many small dense operations,
+    # which OpenBLAS's spinning threads slow down several times on a shared machine.
+    with threadpool_limits(1):
+        return _run_gps(config, recorder)
+
+
+def _run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     gcfg = gps_config(config.task, config.algo_params)
     rng = np.random.default_rng(config.seed)
     torch_gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -173,6 +195,9 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             gcfg.l2_weight,
             gcfg.approach_offset,
             gcfg.action_weight,
+            gcfg.cone_weight,
+            gcfg.l2_terminal,
+            gcfg.limit_weight,
         )
         for c in conds
     ]
@@ -182,11 +207,12 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     policy = GlobalPolicy(
         dx, du, (2 * nj, 2 * nj + 3), obj, gcfg.hidden, torch_gen, gcfg.relative_features
     )
-    prior = GMMPrior(gcfg.prior_components, gcfg.prior_strength)
+    prior = GMMPrior(gcfg.prior_components, gcfg.prior_strength, max_rows=gcfg.prior_max_rows)
     mult = np.ones(len(conds))
     prev_cost, predicted = np.full(len(conds), np.nan), np.full(len(conds), np.nan)
     all_obs, all_act, z_rows = [], [], []
     history: list[list[np.ndarray]] = [[] for _ in conds]
+    per_condition: list[dict[str, list[float]]] = []  # local_conditions.json, per iteration
     env_steps, episode, iteration = 0, 0, 0
     per_iter = len(conds) * gcfg.samples * T
     if per_iter > config.budget_steps:
@@ -206,7 +232,7 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     recorder.log(env_steps=0, success_rate=ev["success_rate"], final_distance=ev["final_distance"])
     while env_steps + per_iter <= config.budget_steps:
         # 1. samples from the local controllers
-        data, finals = [], []
+        data, finals, pinned = [], [], []
         for i, cond in enumerate(conds):
             O, U = [], []
             for _ in range(gcfg.samples):
@@ -221,6 +247,10 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
                 U.append(u)
                 finals.append(dist)
             O, U = np.asarray(O), np.asarray(U)
+            # How close the final joints came to a hard limit (rad): a controller pinned
+            # there has left the region its linear dynamics describe.
+            q_end = O[:, -1, :nj]
+            pinned.append(float(np.min(np.minimum(q_end - arm.lower, arm.upper - q_end))))
             all_obs += list(O)
             all_act += list(U)
             X = O[:, :, :dx]
@@ -296,7 +326,17 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             for c in conds
         ]
         ev = evaluate(eval_env, act, n_goals=config.eval_goals)
-        train_success = float(np.mean(np.asarray(finals) < env.unwrapped.success_threshold))
+        by_cond = np.asarray(finals).reshape(len(conds), gcfg.samples)
+        train_success = float(np.mean(by_cond < env.unwrapped.success_threshold))
+        per_condition.append(
+            {
+                "final_distance": by_cond.mean(1).tolist(),
+                "success": (by_cond < env.unwrapped.success_threshold).mean(1).tolist(),
+                "joint_limit_margin": pinned,
+                "policy_distance": [float(d) for d in policy_train],
+            }
+        )
+        (recorder.run_dir / "local_conditions.json").write_text(json.dumps(per_condition) + "\n")
         recorder.log(
             env_steps=env_steps,
             success_rate=ev["success_rate"],

@@ -103,14 +103,28 @@ def make_cost(
     l2_weight: float = 0.0,
     approach_offset: float = 0.0,
     action_weight: float | None = None,
+    cone_weight: float = 1.0,
+    l2_terminal: float = 5.0,
+    limit_weight: float | None = None,
 ) -> Cost:
     """The task cost (mbrl.costs) on the local state for one condition's goal, plus
     l2_weight * squared distances (SquaredDistanceTerms) when l2_weight > 0: end effector
     to goal (reach), or end effector to the pushing point `approach_offset` m behind the
     cube (mbrl.costs.push.PushCost.pushing_point) and cube to goal (push).
-    action_weight replaces the cost's weight of ||u||^2 when given."""
+    action_weight replaces the cost's weight of ||u||^2 when given. cone_weight scales the
+    task cost's distance terms (the cones); l2_terminal is the squared terms' multiplier at
+    T; limit_weight, when given, replaces the joint-limit barrier's weight. With cone_weight
+    0 the local cost is exactly quadratic in the local state (ee and the cube are state
+    entries) apart from the barriers, so the LQG step's expansion of it is exact
+    (docs/gps.md, "why the local controllers did not converge")."""
     layout = local_layout(task, nj)
-    extra = {} if action_weight is None else {"action": action_weight}
+    extra: dict[str, float] = {} if action_weight is None else {"action": action_weight}
+    if limit_weight is not None:
+        extra["limit"] = limit_weight
+    base_cfg = PushCostConfig() if task == "push" else ReachCostConfig()
+    for name in ("distance", "terminal", "tip_to_object", "object_to_goal"):
+        if hasattr(base_cfg, name):
+            extra[name] = cone_weight * getattr(base_cfg, name)
     if task == "push":
         cfg = PushCostConfig(approach_offset=approach_offset, **extra)
         base = PushCost(layout, goal=goal, config=cfg, lower=lower, upper=upper)
@@ -124,7 +138,7 @@ def make_cost(
         pairs = [(base.ee, goal_of(base))]
     if l2_weight <= 0:
         return base
-    return SquaredDistanceTerms(base, pairs, l2_weight, base.config.terminal)
+    return SquaredDistanceTerms(base, pairs, l2_weight, l2_terminal)
 
 
 def draw_conditions(
