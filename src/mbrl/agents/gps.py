@@ -19,7 +19,6 @@ reach [q, qdot, ee], push [q, qdot, ee, cube].
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,15 +38,20 @@ from mbrl.agents.gps_local import (
     sample_costs,
     step_multiplier,
 )
+from mbrl.agents.gps_params import (  # noqa: F401 (PRESETS, GPSConfig: re-exported)
+    PRESETS,
+    GPSConfig,
+    condition_seeds,
+    gps_config,
+)
 from mbrl.agents.gps_policy import GlobalPolicy
-from mbrl.agents.presets import ParamError
 from mbrl.control.gps_kl import (
     KLStepConfig,
     LinearGaussianDynamics,
     LinearGaussianPolicy,
     kl_step,
 )
-from mbrl.costs.tasks import obs_layout, obs_size, train_seed
+from mbrl.costs.tasks import obs_layout, obs_size
 from mbrl.models.base import FitReport
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.io import check_arrays, load_model_file, save_model_file
@@ -56,115 +60,6 @@ from mbrl.models.local_lg import TimeVaryingLinearGaussian
 Trajectory = tuple[np.ndarray, np.ndarray]  # obs (T+1, dobs), actions (T, nj)
 LOCAL, POLICY = "gps_local", "gps_policy"  # artifact kinds
 GOAL_TOLERANCE = 1e-4  # m: an episode belongs to the condition whose goal is this close
-
-
-@dataclasses.dataclass(frozen=True)
-class GPSConfig:
-    """MDGPS settings (shipped per task in PRESETS; override through algo_params).
-
-    Attributes:
-        conditions: training initial conditions (goal, cube) drawn from the task distribution.
-        samples: real episodes per condition and iteration.
-        init_std: std of the initial zero-mean controller, normalised action units.
-        base_kl_step: KL bound per time step, nats; epsilon = base_kl_step * T * step_mult.
-        min_step_mult / max_step_mult: bounds of the adaptive step multiplier.
-        prior_components / prior_strength: GMM dynamics prior (mbrl.models.gmm_prior).
-        hidden: global MLP hidden widths.
-        policy_steps / policy_batch / policy_lr: Adam steps of each S-step.
-        anchor: what the C-step's KL bound is measured to: "global" (MDGPS, the linearised
-            global policy) or "local" (the previous local controller, as in Levine & Abbeel
-            2014; the global policy is then a plain supervised learner).
-        l2_weight: weight of the squared-distance terms added to the task cost, per m^2 and
-            step (mbrl.agents.gps_local.SquaredDistanceTerms).
-        action_limit: every action (local samples, global policy) is clipped to +- this,
-            normalised units (1 = 0.1 rad per tick).
-        action_weight: weight of ||u||^2 per step in the cost (normalised units).
-        approach_offset: push: the tip terms pull the tip to the pushing point this far
-            behind the cube, m (mbrl.costs.push.PushCost.pushing_point).
-        policy_memory: the S-step regresses the new local controllers' mean actions at the
-            sampled states of this many most recent iterations (1 = this iteration only).
-        relative_features: the global policy sees the joint state and the tip-to-target
-            vectors only (mbrl.agents.gps_policy.GlobalPolicy, `relative`).
-        cone_weight: scale of the task cost's distance terms (cones) in the local cost; 0
-            makes the local cost exactly quadratic in the local state (the C-step's expansion
-            of a cone plus a squared term aims 1 / (2 l2_weight) m past the target,
-            docs/gps.md).
-        l2_terminal: multiplier of the squared-distance terms at the final step.
-        limit_weight: weight of the joint-limit barrier in the local cost (the env clamps
-            commands to the limits anyway; a barrier band inside the limits makes goals
-            whose joint solution lies in it unreachable for the local controllers).
-        prior_max_rows: the GMM prior is fitted on at most this many most recent rows.
-    """
-
-    conditions: int = 4
-    samples: int = 5
-    init_std: float = 0.1
-    base_kl_step: float = 0.5
-    min_step_mult: float = 0.1
-    max_step_mult: float = 2.0
-    prior_components: int = 8
-    prior_strength: float = 1.0
-    hidden: tuple[int, ...] = (64, 64)
-    policy_steps: int = 1000
-    policy_batch: int = 256
-    policy_lr: float = 1e-3
-    anchor: str = "local"
-    l2_weight: float = 10.0
-    action_limit: float = 1.0
-    action_weight: float = 1e-3
-    approach_offset: float = 0.0
-    policy_memory: int = 1
-    relative_features: bool = False
-    cone_weight: float = 0.0
-    l2_terminal: float = 5.0
-    limit_weight: float = 0.0
-    prior_max_rows: int = 20_000
-
-    def __post_init__(self) -> None:
-        if self.conditions < 1 or self.samples < 1 or self.policy_memory < 1:
-            raise ValueError(
-                f"GPSConfig needs conditions, samples and policy_memory >= 1; got "
-                f"{self.conditions}, {self.samples}, {self.policy_memory}"
-            )
-        if self.anchor not in ("global", "local"):
-            raise ValueError(f"GPSConfig.anchor must be 'global' or 'local', got {self.anchor!r}")
-        if not (self.init_std > 0 and self.base_kl_step > 0):
-            raise ValueError(
-                f"GPSConfig needs init_std > 0 and base_kl_step > 0; got {self.init_std}, "
-                f"{self.base_kl_step}"
-            )
-        if not 0 < self.action_limit <= 1:
-            raise ValueError(f"GPSConfig.action_limit must be in (0, 1], got {self.action_limit}")
-
-
-# docs/gps.md. Both: small exploration noise (the action is a joint increment, so the noise
-# integrates into a random walk of the arm), the KL bound to the previous local controller
-# (with the MDGPS anchor the poorly fitted global policy pulled the local controllers back),
-# step multiplier at most 2, an exactly quadratic local cost without the joint-limit band.
-# Reach: many conditions (the global policy generalises from the number of goals it has
-# seen: 20 -> 30 conditions took the held-out success from ~0.4 to ~0.65 at iteration 8),
-# two samples each with the GMM prior carrying the fits, and a policy that sees where the
-# goal is relative to the tip. Push: gentle actions (+-0.35, the tip must not knock the cube
-# away), the tip pulled to the pushing point behind the cube, 4 conditions x 5 samples.
-PRESETS: dict[str, GPSConfig] = {
-    "reach": GPSConfig(conditions=30, samples=2, base_kl_step=4.0, relative_features=True),
-    "push": GPSConfig(
-        conditions=4, samples=5, base_kl_step=3.0, action_limit=0.35, approach_offset=0.035
-    ),
-}
-
-
-def gps_config(task: str, params: dict[str, Any]) -> GPSConfig:
-    """The shipped preset for `task` with `params` (ExperimentConfig.algo_params) applied."""
-    base = PRESETS[task]
-    known = {f.name for f in dataclasses.fields(GPSConfig)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ParamError(f"gps: unknown algo_params {unknown}; expected some of {sorted(known)}")
-    params = dict(params)
-    if "hidden" in params:
-        params["hidden"] = tuple(int(h) for h in params["hidden"])
-    return dataclasses.replace(base, **params)
 
 
 def _dynamics(fit: TimeVaryingLinearGaussian, X: np.ndarray) -> LinearGaussianDynamics:
@@ -248,18 +143,24 @@ class GPSLearner:
     """
 
     def __init__(
-        self, task: str, arm: ArmModel, params: dict[str, Any], seed: int, horizon: int
+        self,
+        task: str,
+        arm: ArmModel,
+        params: dict[str, Any],
+        seed: int,
+        horizon: int | None = None,
     ) -> None:
         torch.set_num_threads(1)
-        self.task, self.arm, self.T = task, arm, int(horizon)
-        self.config = gps_config(task, params)
+        extra = {} if horizon is None else {"horizon": int(horizon)}
+        self.config = gps_config(task, {**params, **extra})
         c = self.config
+        self.task, self.arm, self.T = task, arm, c.horizon
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
         nj = arm.nj
         self.nj, self.du, self.dx = nj, nj, local_dim(task, nj)
         sampler = arm.sampler(task)
-        self.seeds = [train_seed(self.rng) for _ in range(c.conditions)]
+        self.seeds = condition_seeds(seed, c.conditions)
         self.goals = np.array([sampler.episode(s).goal for s in self.seeds], float)
         self.goal_slice = slice(*obs_layout(task, nj).goal)
         self.costs = [
@@ -297,16 +198,18 @@ class GPSLearner:
         training condition (ValueError names the one that does not)."""
         start = time.perf_counter()
         new = list(trajectories[self.seen :])
-        if not new:
-            raise ValueError("GPSLearner.fit: no new trajectories since the last fit")
+        if not new:  # a repeated fit request: nothing to learn from
+            return FitReport(0, time.perf_counter() - start, {**self.last, "new_episodes": 0})
         by_cond: dict[int, list[Trajectory]] = {}
         for n, (obs, act) in enumerate(new):
             obs, act = np.asarray(obs, float), np.asarray(act, float)
-            if act.shape != (self.T, self.du) or obs.shape[0] != self.T + 1:
+            # (a graph episode may hold a tick or two more than T: the first T count)
+            if act.shape[0] < self.T or obs.shape[0] < self.T + 1 or act.shape[1] != self.du:
                 raise ValueError(
                     f"GPS episode {self.seen + n}: obs {obs.shape}, actions {act.shape}; "
-                    f"expected ({self.T + 1}, dobs) and ({self.T}, {self.du})"
+                    f"expected at least ({self.T + 1}, dobs) and ({self.T}, {self.du})"
                 )
+            obs, act = obs[: self.T + 1], act[: self.T]
             by_cond.setdefault(self.condition_of(obs), []).append((obs, act))
         self.seen = len(trajectories)
         with threadpool_limits(1):
@@ -315,7 +218,7 @@ class GPSLearner:
         return FitReport(
             num_transitions=sum(len(a) for _, a in new),
             seconds=time.perf_counter() - start,
-            extra=dict(self.last),
+            extra={**self.last, "new_episodes": len(new), "iteration": self.iterations},
         )
 
     def _iterate(self, by_cond: dict[int, list[Trajectory]]) -> None:
@@ -470,9 +373,10 @@ class GlobalPolicyActor:
 
 
 def make_learner(
-    algo: str, task: str, arm: ArmModel, params: dict[str, Any], seed: int, horizon: int = 100
+    algo: str, task: str, arm: ArmModel, params: dict[str, Any], seed: int
 ) -> GPSLearner:
-    return GPSLearner(task, arm, params, seed, horizon)
+    """The registry's learner factory; T is params["horizon"] (the graph's episode length)."""
+    return GPSLearner(task, arm, params, seed)
 
 
 def make_actor(
