@@ -128,11 +128,10 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             env_steps=env_steps,
             success_rate=ev["success_rate"],
             final_distance=ev["final_distance"],
-            iteration=learner.iterations,
             local_final_distance=float(finals.mean()),
             local_success=float(np.mean(finals < threshold)),
             policy_train_distance=float(np.mean(policy_train)),
-            **report.extra,
+            **{k: v for k, v in report.extra.items() if k != "new_episodes"},
         )
     env.close()
     recorder.checkpoint(learner.policy, "global_policy")
