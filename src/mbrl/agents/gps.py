@@ -52,6 +52,7 @@ from mbrl.control.gps_kl import (
     kl_step,
 )
 from mbrl.costs.tasks import obs_layout, obs_size
+from mbrl.data.dataset import TransitionDataset
 from mbrl.models.base import FitReport
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.io import check_arrays, load_model_file, save_model_file
@@ -154,13 +155,13 @@ class GPSLearner:
         extra = {} if horizon is None else {"horizon": int(horizon)}
         self.config = gps_config(task, {**params, **extra})
         c = self.config
-        self.task, self.arm, self.T = task, arm, c.horizon
+        self.task, self.arm, self.T, self.params = task, arm, c.horizon, dict(params)
         self.rng = np.random.default_rng(seed)
         self.torch_gen = torch.Generator().manual_seed(int(self.rng.integers(2**31)))
         nj = arm.nj
         self.nj, self.du, self.dx = nj, nj, local_dim(task, nj)
         sampler = arm.sampler(task)
-        self.seeds = condition_seeds(seed, c.conditions)
+        self.seeds = condition_seeds(c.condition_seed, c.conditions)
         self.goals = np.array([sampler.episode(s).goal for s in self.seeds], float)
         self.goal_slice = slice(*obs_layout(task, nj).goal)
         self.costs = [
@@ -181,6 +182,16 @@ class GPSLearner:
         self.seen = 0  # trajectories consumed by earlier fits
         self.iterations = 0
         self.last: dict[str, float] = {}
+
+    def dataset(self, trajectories: Sequence[Trajectory]) -> TransitionDataset:
+        """All transitions in the local state (what the fitter counts and checks)."""
+        kept = [(o, a) for o, a in trajectories if len(a) > 0]
+        if not kept:
+            raise ValueError(f"no transitions in {len(trajectories)} trajectories")
+        return TransitionDataset.from_episodes(
+            [np.asarray(o, np.float32)[:, : self.dx] for o, _ in kept],
+            [np.clip(np.asarray(a, float), -1.0, 1.0) for _, a in kept],
+        )
 
     # -- which condition an episode belongs to ----------------------------------------
     def condition_of(self, obs: np.ndarray) -> int:

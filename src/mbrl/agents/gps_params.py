@@ -47,6 +47,9 @@ class GPSConfig:
         prior_max_rows: the GMM prior is fitted on at most this many most recent rows.
         horizon: T, steps per episode, over which the local controllers vary (the graph's
             episode length; the loop driver passes its episode_steps instead).
+        condition_seed: the training conditions are condition_seeds(condition_seed,
+            conditions); part of the agent's parameters so that the fitter's learner and the
+            experiment node's schedule agree (the loop driver passes its run seed).
     """
 
     conditions: int = 4
@@ -73,6 +76,7 @@ class GPSConfig:
     limit_weight: float = 0.0
     prior_max_rows: int = 20_000
     horizon: int = 100
+    condition_seed: int = 0
 
     def __post_init__(self) -> None:
         if min(self.conditions, self.samples, self.policy_memory, self.horizon) < 1:

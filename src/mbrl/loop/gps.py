@@ -69,7 +69,8 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     env = make_task_env(config.task, seed=int(rng.integers(2**31)), max_steps=T)
     base = env.unwrapped
     arm = ArmModel.from_config(base.config)
-    learner = GPSLearner(config.task, arm, config.algo_params, int(rng.integers(2**31)), T)
+    params = {"condition_seed": config.seed, **config.algo_params}
+    learner = GPSLearner(config.task, arm, params, int(rng.integers(2**31)), T)
     gcfg = learner.config
     threshold = base.success_threshold
     per_iter = len(learner.seeds) * gcfg.samples * T
