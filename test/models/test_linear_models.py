@@ -102,3 +102,17 @@ def test_local_lg_rejects_wrong_shapes_and_time_index():
         model.fit_trajectories(np.zeros((3, 4, 2)), np.zeros((3, 4, 1)))
     with pytest.raises(ValueError, match="time index"):
         model.predict(np.zeros((1, 2)), np.zeros((1, 1)), 4)
+
+
+def test_gmm_prior_fits_the_most_recent_rows_and_warm_starts():
+    """max_rows keeps the newest rows (old rows describe old controllers), and a refit with
+    the same number of components starts from the previous mixture."""
+    rng = np.random.default_rng(0)
+    old, new = rng.normal(0.0, 1.0, (2000, 4)), rng.normal(5.0, 1.0, (400, 4))
+    prior = GMMPrior(n_components=1, max_rows=400).fit(np.vstack([old, new]), rng)
+    np.testing.assert_allclose(prior.gmm.means_[0], new.mean(0))
+    first = prior.gmm
+    prior.fit(np.vstack([old, new]), rng)
+    assert prior.gmm is not first and prior.gmm.n_iter_ <= first.n_iter_
+    with pytest.raises(ValueError, match="max_rows"):
+        GMMPrior(max_rows=0)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from mbrl.agents.gps_params import gps_preset
 from mbrl.agents.policy_params import PolicyParams
 
 # The learned model: a small PETS ensemble. ~100-500 transitions are too few for 4x200
@@ -131,6 +132,9 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("alg2", "push"): {**_OPEN_LOOP, "random_episodes": 1},
     # Algorithm 4 (mbrl.agents.policy); its defaults live in PolicyParams.
     ("policy", "reach"): PolicyParams().preset(),
+    # Guided policy search (mbrl.agents.gps); its defaults live in GPSConfig.
+    ("gps", "reach"): gps_preset("reach"),
+    ("gps", "push"): gps_preset("push"),
 }
 
 

@@ -45,6 +45,10 @@ AGENTS: dict[str, AgentSpec] = {
     "alg1": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
     "alg2": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
     "policy": AgentSpec("mbrl.agents.policy", "policy", "policy"),
+    # GPS: the fitter publishes the local controllers; the controller runs them as a policy
+    # (u_t = K_t x_t + k_t + noise, t from the episode start). The global policy is the
+    # "gps_policy" artifact (publish_kind) and runs in the loop's evaluation.
+    "gps": AgentSpec("mbrl.agents.gps", "gps_local", "policy"),
 }
 
 # artifact kind -> "module:loader" (loader(path) -> artifact; ModelFileError names the file)
@@ -52,6 +56,8 @@ ARTIFACT_LOADERS: dict[str, str] = {
     "ensemble": "mbrl.models.ensemble:ProbabilisticEnsemble.load",
     "local_lg": "mbrl.models.local_lg:TimeVaryingLinearGaussian.load",
     "policy": "mbrl.agents.policy_nets:load_policy",
+    "gps_local": "mbrl.agents.gps:LocalControllers.load",
+    "gps_policy": "mbrl.agents.gps_policy:GlobalPolicy.load",
 }
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import numpy as np
 import scipy.linalg
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,27 +66,50 @@ class GMMPrior:
         n_components: mixture size (capped by the number of points / (2 d) at fit time).
         strength: pseudo-count m = n0 given to the prior (how many samples it is worth).
         reg_covar: sklearn's diagonal added to every component covariance.
+        max_rows: fit on at most this many rows, the most recent ones (the GPS code keeps
+            the last `max_samples` trajectories for the same reason: EM on everything seen
+            grew to most of an iteration's time, and old rows describe old controllers).
+        max_iter: EM iterations at most; a refit with the same number of components starts
+            from the previous mixture (warm start), so few are needed.
     """
 
-    def __init__(self, n_components: int = 8, strength: float = 1.0, reg_covar: float = 1e-6):
-        if n_components < 1 or strength <= 0:
+    def __init__(
+        self,
+        n_components: int = 8,
+        strength: float = 1.0,
+        reg_covar: float = 1e-6,
+        max_rows: int = 20_000,
+        max_iter: int = 100,
+    ):
+        if n_components < 1 or strength <= 0 or max_rows < 1 or max_iter < 1:
             raise ValueError(
-                f"need n_components >= 1 and strength > 0; got {n_components}, {strength}"
+                f"need n_components, max_rows, max_iter >= 1 and strength > 0; got "
+                f"{n_components}, {max_rows}, {max_iter}, {strength}"
             )
         self.n_components, self.strength, self.reg_covar = n_components, strength, reg_covar
+        self.max_rows, self.max_iter = int(max_rows), int(max_iter)
         self.gmm: GaussianMixture | None = None
 
     def fit(self, z: np.ndarray, rng: np.random.Generator) -> GMMPrior:
-        """z (N, d) rows [x_t, u_t, x_{t+1}] from all past data."""
+        """z (N, d) rows [x_t, u_t, x_{t+1}] from all past data, oldest first."""
+        z = z[-self.max_rows :]
         N, d = z.shape
         k = int(max(1, min(self.n_components, N // (2 * d))))
-        self.gmm = GaussianMixture(
+        gmm = GaussianMixture(
             k,
             covariance_type="full",
             reg_covar=self.reg_covar,
             random_state=int(rng.integers(2**31 - 1)),
-            max_iter=200,
-        ).fit(z)
+            max_iter=self.max_iter,
+        )
+        if self.gmm is not None and self.gmm.n_components == k and self.gmm.means_.shape[1] == d:
+            gmm.weights_init = self.gmm.weights_
+            gmm.means_init = self.gmm.means_
+            gmm.precisions_init = self.gmm.precisions_
+        # One BLAS thread: EM on (N, 31) rows is many small triangular solves, which
+        # OpenBLAS's threads made ~20x slower on a loaded 2-core machine (26 ms a solve).
+        with threadpool_limits(1):
+            self.gmm = gmm.fit(z)
         return self
 
     def prior(self, z: np.ndarray) -> NIWPrior:

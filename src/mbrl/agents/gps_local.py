@@ -1,6 +1,7 @@
-"""Local pieces of guided policy search: initial conditions, sampling a time-varying
-linear-Gaussian controller on the real env, the cost expansion the KL-constrained LQG step
-needs, and expected costs under linear-Gaussian dynamics (for the step-size rule).
+"""Local pieces of guided policy search: the local cost, the initial controller, the cost
+expansion the KL-constrained LQG step needs, and expected costs under linear-Gaussian
+dynamics (for the step-size rule). No env: the learner (mbrl.agents.gps) uses them in both
+drivers.
 
 Local state x (dx,) = the observation without the goal (and without the cube's yaw): reach
 [q, qdot, ee] (dx = 2 nj + 3), push [q, qdot, ee, cube] (dx = 2 nj + 6). The goal is fixed
@@ -9,12 +10,9 @@ per initial condition, so the local cost holds it instead of the state.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
-import gymnasium
 import numpy as np
 import torch
 
@@ -22,15 +20,6 @@ from mbrl.control.gps_kl import LinearGaussianDynamics, LinearGaussianPolicy, st
 from mbrl.costs.base import Cost, autodiff_quadratize, trajectory_cost
 from mbrl.costs.push import PushCost, PushCostConfig
 from mbrl.costs.reach import ReachCost, ReachCostConfig, StateLayout
-
-
-@dataclasses.dataclass(frozen=True)
-class Condition:
-    """One initial condition: reset options (start joints "q" rad, "goal" m, push "cube" m)
-    and the goal (3,) m."""
-
-    options: dict[str, Any]
-    goal: np.ndarray
 
 
 def local_dim(task: str, nj: int) -> int:
@@ -103,14 +92,28 @@ def make_cost(
     l2_weight: float = 0.0,
     approach_offset: float = 0.0,
     action_weight: float | None = None,
+    cone_weight: float = 1.0,
+    l2_terminal: float = 5.0,
+    limit_weight: float | None = None,
 ) -> Cost:
     """The task cost (mbrl.costs) on the local state for one condition's goal, plus
     l2_weight * squared distances (SquaredDistanceTerms) when l2_weight > 0: end effector
     to goal (reach), or end effector to the pushing point `approach_offset` m behind the
     cube (mbrl.costs.push.PushCost.pushing_point) and cube to goal (push).
-    action_weight replaces the cost's weight of ||u||^2 when given."""
+    action_weight replaces the cost's weight of ||u||^2 when given. cone_weight scales the
+    task cost's distance terms (the cones); l2_terminal is the squared terms' multiplier at
+    T; limit_weight, when given, replaces the joint-limit barrier's weight. With cone_weight
+    0 the local cost is exactly quadratic in the local state (ee and the cube are state
+    entries) apart from the barriers, so the LQG step's expansion of it is exact
+    (docs/gps.md, "why the local controllers did not converge")."""
     layout = local_layout(task, nj)
-    extra = {} if action_weight is None else {"action": action_weight}
+    extra: dict[str, float] = {} if action_weight is None else {"action": action_weight}
+    if limit_weight is not None:
+        extra["limit"] = limit_weight
+    base_cfg = PushCostConfig() if task == "push" else ReachCostConfig()
+    for name in ("distance", "terminal", "tip_to_object", "object_to_goal"):
+        if hasattr(base_cfg, name):
+            extra[name] = cone_weight * getattr(base_cfg, name)
     if task == "push":
         cfg = PushCostConfig(approach_offset=approach_offset, **extra)
         base = PushCost(layout, goal=goal, config=cfg, lower=lower, upper=upper)
@@ -124,94 +127,13 @@ def make_cost(
         pairs = [(base.ee, goal_of(base))]
     if l2_weight <= 0:
         return base
-    return SquaredDistanceTerms(base, pairs, l2_weight, base.config.terminal)
-
-
-def draw_conditions(
-    env: gymnasium.Env,
-    n: int,
-    rng: np.random.Generator,
-    goal_slice: slice,
-    random_start: bool = False,
-) -> list[Condition]:
-    """n training conditions from the env's own goal (and cube) distribution; reset seeds
-    come from `rng` below the evaluation seeds (mbrl.loop.common). The arm starts at home, or
-    with `random_start` at the env's randomised start pose of that reset (as the held-out
-    evaluation does), so the global policy also sees start poses off home."""
-    from mbrl.loop.common import train_reset_seed
-
-    base = env.unwrapped
-    nj = len(base.arm.joint_names)
-    out = []
-    for _ in range(n):
-        obs, _ = env.reset(seed=train_reset_seed(rng))
-        q0 = obs[:nj].astype(float) if random_start else base.arm.home.copy()
-        options: dict[str, Any] = {"q": q0, "goal": obs[goal_slice].copy()}
-        if base.arm.cube is not None:
-            options["cube"] = np.asarray(base.arm.cube_pose()[0], float).copy()
-        out.append(Condition(options, obs[goal_slice].astype(float)))
-    return out
+    return SquaredDistanceTerms(base, pairs, l2_weight, l2_terminal)
 
 
 def initial_controller(T: int, dx: int, du: int, std: float) -> LinearGaussianPolicy:
     """Zero-mean exploration: u_t ~ N(0, std^2 I) (the arm holds still on average)."""
     return LinearGaussianPolicy(
         np.zeros((T, du, dx)), np.zeros((T, du)), np.repeat(std**2 * np.eye(du)[None], T, 0)
-    )
-
-
-def rollout(
-    env: gymnasium.Env,
-    condition: Condition,
-    act,
-    T: int,
-    dx: int,
-    seed: int,
-    action_limit: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One real episode from `condition`: act(t, x (dx,)) -> u (du,), clipped to
-    +-action_limit (normalised units). Returns the observations (T+1, dobs), the applied
-    (clipped) actions (T, du) and the final task distance, m. If the
-    env terminates early (cube off the table) the last observation is repeated with zero
-    actions, so every episode has T steps for the time-varying fit."""
-    obs, info = env.reset(seed=seed, options=condition.options)
-    du = env.action_space.shape[0]
-    O, U = [obs], []
-    done = False
-    for t in range(T):
-        if done:
-            O.append(O[-1])
-            U.append(np.zeros(du))
-            continue
-        u = np.clip(act(t, np.asarray(obs[:dx], float)), -action_limit, action_limit)
-        obs, _, terminated, truncated, info = env.step(u)
-        O.append(obs)
-        U.append(u)
-        done = terminated or truncated
-    return np.asarray(O, float), np.asarray(U, float), float(info["distance"])
-
-
-def sample_controller(
-    env: gymnasium.Env,
-    condition: Condition,
-    policy: LinearGaussianPolicy,
-    rng: np.random.Generator,
-    seed: int,
-    action_limit: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Run u_t = K_t x_t + k_t + chol(cov_t) eps_t, clipped to +-action_limit, on the env
-    (exploration from the controller's own covariance, Levine & Abbeel 2014 sec. 3)."""
-    T, du, dx = policy.K.shape
-    L = np.linalg.cholesky(policy.cov)
-    noise = np.einsum("tij,tj->ti", L, rng.standard_normal((T, du)))
-    return rollout(
-        env,
-        condition,
-        lambda t, x: policy.K[t] @ x + policy.k[t] + noise[t],
-        T,
-        dx,
-        seed,
-        action_limit,
     )
 
 
