@@ -71,8 +71,8 @@ def test_config_maps_to_the_cli_experiment_and_rejects_bad_values():
         AgentConfig(params="{horizn: 3}")
     with pytest.raises(ConfigError, match="agent.params is not valid YAML"):
         AgentConfig(params="{a: [")
-    with pytest.raises(ConfigError, match="agent.algo 'gps'"):  # not hosted by the graph yet
-        AgentConfig(algo="gps")
+    with pytest.raises(ConfigError, match="agent.algo 'dreamer'"):  # no such agent
+        AgentConfig(algo="dreamer")
     with pytest.raises(ConfigError, match="agent.task must be one of"):
         AgentConfig(task="stack")
 
