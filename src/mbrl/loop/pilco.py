@@ -26,7 +26,7 @@ import torch
 
 from mbrl.agents.presets import ParamError
 from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.saturating import saturating_cost
+from mbrl.costs.saturating import expected_saturating_cost, saturating_cost
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import (
     EVAL_SEED,
@@ -38,7 +38,7 @@ from mbrl.loop.common import (
     torch_threads,
     train_reset_seed,
 )
-from mbrl.loop.pilco_mm import GPTensors, predicted_cost
+from mbrl.loop.pilco_mm import GPTensors, fk_ee, gp_ee, gp_predict, predicted_cost
 from mbrl.models.gp import GPModel
 
 
@@ -63,9 +63,19 @@ class PilcoParams:
             continues after the horizon, at about that state).
         init_from_data: start q_ref at the recorded joint positions whose FK is nearest
             each goal instead of at home (off in the measured runs; docs/pilco.md).
-        fixed_point_weight: weight of the saturating cost of the policy's fixed point
-            fk(q_ref) (q_ref clamped to the joint limits, plus a quadratic pull back
-            inside them). Actions are increments of the
+        kinematics: use the arm's known forward kinematics in the objective (the old
+            variant): the end effector is FK of the predicted joints and the fixed-point
+            term below is added. False (default): the end effector is the learned EE GP's
+            prediction, nothing else.
+        ee_num_inducing: sparse basis size of the end-effector GP (measured q -> measured
+            ee, fitted on every recorded state).
+        rest_weight: (learned variant) weight of the expected saturating cost of the EE
+            GP's prediction at the policy's resting point q_ref.
+        rest_num_inducing: basis size of the resting-point EE GP (the EE GP's kernel; exact
+            up to this many rows, 0 = always exact; equal to ee_num_inducing: the EE GP).
+        fixed_point_weight: (kinematics only) weight of the saturating cost of the
+            policy's fixed point fk(q_ref) (q_ref clamped to the joint limits, plus a
+            quadratic pull back inside them). Actions are increments of the
             commanded position, so u = sin(K (q_ref - q)) keeps moving the command until
             q = q_ref: wherever it is stable the arm settles there, after the horizon, on
             any plant (docs/pilco.md). 0 = rollout cost only.
@@ -82,6 +92,10 @@ class PilcoParams:
     terminal_weight: float = 0.0
     init_from_data: bool = False
     fixed_point_weight: float = 100.0
+    kinematics: bool = False
+    ee_num_inducing: int = 50
+    rest_weight: float = 100.0
+    rest_num_inducing: int = 1000
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> PilcoParams:
@@ -93,6 +107,73 @@ class PilcoParams:
         if "cost_widths" in kw:
             kw["cost_widths"] = tuple(float(w) for w in kw["cost_widths"])
         return cls(**kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class PilcoModel:
+    """What the policy objective predicts with: `dynamics` (q' - q from [q, u]), `ee` (the
+    measured end effector from the measured q; None in the kinematic variant) and
+    `rest` (the same kernel as `ee` on a larger basis, for the resting point only, where a
+    prediction costs O(M) instead of moment matching's O(M^2); None: use `ee`)."""
+
+    dynamics: GPModel
+    ee: GPModel | None = None
+    rest: GPModel | None = None
+
+
+def fit_model(
+    states: list[np.ndarray],
+    actions: list[np.ndarray],
+    layout: Any,
+    params: PilcoParams,
+    rng: np.random.Generator,
+) -> tuple[PilcoModel, dict[str, Any]]:
+    """Fit the GPs on episodes: states (T + 1, dobs) observations, actions (T, nj).
+
+    The EE GP is fitted unless params.kinematics. Returns the model and fit facts (seconds,
+    optimiser fallback per GP).
+
+    Raises:
+        GPFitError: a GP's posterior cannot be factorised even with jitter (its message).
+    """
+    q0, q1 = layout.q
+    e0, e1 = layout.ee
+    nj = q1 - q0
+    data = TransitionDataset.from_episodes([s[:, q0:q1] for s in states], actions)
+    dyn = GPModel(
+        nj,
+        nj,
+        num_inducing=params.num_inducing if len(data) > params.num_inducing else 0,
+        max_hyp_points=params.gp_hyp_points,
+        max_iter=params.gp_max_iter,
+    )
+    rep = dyn.fit(data, rng)
+    info = {
+        "gp_fit_seconds": rep.seconds,
+        "gp_fallback": float(rep.extra["optimiser_fallback"]),
+    }
+    ee = rest = None
+    if not params.kinematics:
+        # Every measured (q, ee) pair, the last state of each episode included.
+        X = np.vstack([s[:, q0:q1] for s in states])
+        Y = np.vstack([s[:, e0:e1] for s in states])
+        ee = GPModel(
+            nj,
+            0,
+            num_inducing=params.ee_num_inducing if len(X) > params.ee_num_inducing else 0,
+            max_hyp_points=params.gp_hyp_points,
+            max_iter=params.gp_max_iter,
+            outputs=3,
+        )
+        rep_ee = ee.fit_arrays(X, Y, rng)
+        info["gp_fit_seconds"] += rep_ee.seconds
+        info["ee_gp_fallback"] = float(rep_ee.extra["optimiser_fallback"])
+        if params.rest_weight and params.rest_num_inducing != params.ee_num_inducing:
+            M = params.rest_num_inducing
+            rest = GPModel(nj, 0, num_inducing=M if len(X) > M else 0, outputs=3)
+            rep_rest = rest.fit_arrays(X, Y, rng, hyper_from=ee)
+            info["gp_fit_seconds"] += rep_rest.seconds
+    return PilcoModel(dyn, ee, rest), info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,18 +190,18 @@ class OptimisationResult:
 
 
 def optimise_policies(
-    gp: GPModel,
-    fk: ForwardKinematics,
+    model: PilcoModel,
     goals: np.ndarray,
     m0: np.ndarray,
     S0: np.ndarray,
     params: PilcoParams,
     theta0: np.ndarray,
+    fk: ForwardKinematics | None = None,
 ) -> OptimisationResult:
     """All stages of params.cost_widths in turn (arguments as in `optimise_stage`)."""
     theta, iters, fallback, res = np.asarray(theta0, np.float64), 0, False, None
     for width in params.cost_widths:
-        res = optimise_stage(gp, fk, goals, m0, S0, params, theta, width)
+        res = optimise_stage(model, goals, m0, S0, params, theta, width, fk)
         theta, iters, fallback = res.theta, iters + res.iterations, fallback or res.fallback
     if res is None:
         raise ValueError("PilcoParams.cost_widths is empty; expected at least one width (m)")
@@ -128,30 +209,49 @@ def optimise_policies(
 
 
 def optimise_stage(
-    gp: GPModel,
-    fk: ForwardKinematics,
+    model: PilcoModel,
     goals: np.ndarray,
     m0: np.ndarray,
     S0: np.ndarray,
     params: PilcoParams,
     theta0: np.ndarray,
     width: float,
+    fk: ForwardKinematics | None = None,
 ) -> OptimisationResult:
     """Optimise B independent policies (one per goal) with one L-BFGS-B on their summed
     objective (the problems are separable, so each block's gradient is its own).
+
+    The objective is the predicted expected saturating cost of the end effector. With
+    params.kinematics False (the default) that end effector is model.ee's prediction and
+    `fk` is never called; with it True, FK of the predicted joints plus
+    params.fixed_point_weight x the cost of fk(q_ref) (needs `fk`).
 
     Args:
         goals: (B, 3) m. m0 (dx,), S0 (dx, dx): start distribution of q (rad, rad^2).
         theta0: (B, dx * dx + dx) start parameters [K.ravel(), q_ref] (see linear_params).
         width: sigma_c of the saturating cost, m.
+        fk: the arm's forward kinematics, used only when params.kinematics.
     """
+    gp = model.dynamics
     g = GPTensors.from_model(gp)
     dx = gp.dx
     if gp.du != dx:
         raise ValueError(f"the gain/target policy needs du == dx; GP has dx={dx}, du={gp.du}")
+    if params.kinematics:
+        if fk is None:
+            raise ValueError("PilcoParams.kinematics=True needs the arm's forward kinematics")
+        ee_model = fk_ee(fk)
+        lower, upper = getattr(fk, "lower", None), getattr(fk, "upper", None)
+        g_ee = g_rest = None
+    else:
+        if model.ee is None:
+            raise ValueError("PilcoParams.kinematics=False needs the end-effector GP (model.ee)")
+        g_ee = GPTensors.from_model(model.ee)
+        ee_model = gp_ee(g_ee)
+        g_rest = g_ee if model.rest is None else GPTensors.from_model(model.rest)
+        fk = lower = upper = None  # the objective below must not see the arm's kinematics
     B = len(goals)
     goal_t = torch.as_tensor(np.asarray(goals, np.float64))
-    lower, upper = getattr(fk, "lower", None), getattr(fk, "upper", None)
     m0_t = torch.as_tensor(m0, dtype=torch.float64).expand(B, dx)
     S0_t = torch.as_tensor(S0, dtype=torch.float64).expand(B, dx, dx)
     last_costs = np.full(B, np.nan)
@@ -161,11 +261,21 @@ def optimise_stage(
         W, b = linear_params(th, dx)
         try:
             cost, _, _ = predicted_cost(
-                g, W, b, m0_t, S0_t, params.horizon, fk, goal_t, width, 1.0, params.terminal_weight
+                g,
+                W,
+                b,
+                m0_t,
+                S0_t,
+                params.horizon,
+                ee_model,
+                goal_t,
+                width,
+                1.0,
+                params.terminal_weight,
             )
         except torch.linalg.LinAlgError:
             return 1e10, np.zeros_like(flat)  # a singular solve: make the line search back off
-        if params.fixed_point_weight:
+        if fk is not None and params.fixed_point_weight:
             q_ref = th[:, dx * dx :]
             fixed = torch.zeros_like(cost)
             if lower is not None:
@@ -176,6 +286,12 @@ def optimise_stage(
                 q_ref = clamped
             fixed = fixed + saturating_cost(fk(q_ref), goal_t, width)
             cost = cost + params.fixed_point_weight * fixed
+        if g_ee is not None and params.rest_weight:
+            # Where the integral servo comes to rest (u = 0 at q = q_ref): the learned EE
+            # GP's prediction there, with its predictive variance (no data: cost ~ 1).
+            e_m, e_v = gp_predict(g_rest, th[:, dx * dx :])
+            rest = expected_saturating_cost(e_m, torch.diag_embed(e_v), goal_t, width)
+            cost = cost + params.rest_weight * rest
         total = cost.sum()
         if not torch.isfinite(total):
             return 1e10, np.zeros_like(flat)
@@ -283,13 +399,23 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
         arm, cfg = env.unwrapped.arm, env.unwrapped.config
         nj = len(arm.joint_names)
         layout = obs_layout(config.task, nj)
-        fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names, dtype=torch.float64)
+        # The arm's kinematics are built only for the kinematic variant (and its data starts):
+        # the default objective sees nothing but the learned GPs.
+        fk = None
+        if params.kinematics or params.init_from_data:
+            fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names, dtype=torch.float64)
         # Start distribution of every episode: home + U(-n, n) per joint -> variance n^2 / 3.
         m0 = np.asarray(arm.home, np.float64)
         S0 = np.eye(nj) * env.unwrapped.init_noise**2 / 3
         eval_goals = held_out_goals(env, config.eval_goals)
         start_theta = initial_theta(m0, params.init_gain)
         eval_theta = np.tile(start_theta, (config.eval_goals, 1))
+
+        def starts(goals: np.ndarray) -> np.ndarray:
+            if params.init_from_data:
+                q_data = np.vstack([x[:, :nj] for x in states])
+                return data_starts(fk, q_data, goals, params.init_gain)
+            return np.tile(start_theta, (len(goals), 1))
 
         def run_eval(steps: int, **extra: float) -> None:
             ctrl = GoalPolicies(eval_goals, eval_theta, layout.goal, nj)
@@ -302,7 +428,7 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
             )
 
         run_eval(0)  # the starting point: u = sin(K (home - q)) holds the arm at home
-        states, actions, steps, episode, gp = [], [], 0, 0, None
+        states, actions, steps, episode, model = [], [], 0, 0, None
         theta = start_theta
         while steps < config.budget_steps:
             T = min(config.episode_steps, config.budget_steps - steps)
@@ -310,11 +436,7 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
             goal = obs[layout.goal[0] : layout.goal[1]].astype(np.float64)
             info: dict[str, float] = {}
             if episode >= params.random_episodes:
-                start = start_theta[None]
-                if params.init_from_data:
-                    q_data = np.vstack([x[:, :nj] for x in states])
-                    start = data_starts(fk, q_data, goal[None], params.init_gain)
-                res = optimise_policies(gp, fk, goal[None], m0, S0, params, start)
+                res = optimise_policies(model, goal[None], m0, S0, params, starts(goal[None]), fk)
                 theta = res.theta[0]
                 info = {
                     "predicted_cost": float(res.predicted_cost[0]),
@@ -339,27 +461,17 @@ def _run(config: ExperimentConfig, recorder: RunRecorder, params: PilcoParams) -
             actions.append(ep_act)
             steps += len(ep_act)
             episode += 1
-            data = TransitionDataset.from_episodes([s[:, :nj] for s in states], actions)
-            gp = GPModel(
-                nj,
-                nj,
-                num_inducing=params.num_inducing if len(data) > params.num_inducing else 0,
-                max_hyp_points=params.gp_hyp_points,
-                max_iter=params.gp_max_iter,
-            )
-            fit = gp.fit(data, rng)
-            recorder.checkpoint(gp, f"gp_episode{episode:03d}")
+            model, fit_info = fit_model(states, actions, layout, params, rng)
+            recorder.checkpoint(model.dynamics, f"gp_episode{episode:03d}")
+            if model.ee is not None:
+                recorder.checkpoint(model.ee, f"ee_gp_episode{episode:03d}")
             if episode % config.eval_every == 0 or steps >= config.budget_steps:
-                starts = np.tile(start_theta, (config.eval_goals, 1))
-                if params.init_from_data:
-                    q_data = np.vstack([x[:, :nj] for x in states])
-                    starts = data_starts(fk, q_data, eval_goals, params.init_gain)
-                opt = optimise_policies(gp, fk, eval_goals, m0, S0, params, starts)
+                opt = optimise_policies(model, eval_goals, m0, S0, params, starts(eval_goals), fk)
                 eval_theta = opt.theta
                 run_eval(
                     steps,
-                    gp_fit_seconds=fit.seconds,
                     eval_predicted_cost=float(np.mean(opt.predicted_cost)),
+                    **fit_info,
                     **info,
                 )
         full = TransitionDataset.from_episodes(states, actions)

@@ -1,0 +1,225 @@
+"""Issue 13's PILCO and Algorithm 1 vs 2 rows: runs them (resumable, one process at a time,
+nice'd) and writes the marked section of docs/results.md and docs/img/pilco_alg12.png.
+
+    nice .venv/bin/python scripts/pilco_alg12.py --run        # run what is missing, report
+    .venv/bin/python scripts/pilco_alg12.py                   # report from existing runs
+    .venv/bin/python scripts/pilco_alg12.py --run --only pilco --seeds 3
+
+Runs go to <out>/<row>-s<seed>/ (a run whose summary.json exists is not repeated); each
+logs to <out>/<row>-s<seed>.log, with the load average at its start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- pilco-alg12:begin -->", "<!-- pilco-alg12:end -->"
+
+# row -> (algo, budget_steps, eval_goals, eval_every, [--set overrides], what it is)
+ROWS: dict[str, tuple[str, int, int, int, list[str], str]] = {
+    "pilco": (
+        "pilco",
+        1000,
+        20,
+        5,
+        [],
+        "PILCO, shipped default: the objective sees only the learned GPs' end effector",
+    ),
+    "pilco-fk": (
+        "pilco",
+        1000,
+        20,
+        5,
+        ["kinematics=true"],
+        "PILCO with the arm's FK in the objective (the old variant, an option)",
+    ),
+    "alg1": ("alg1", 2000, 20, 5, [], "Algorithm 1: random data for the whole budget"),
+    "alg2": ("alg2", 2000, 20, 5, [], "Algorithm 2: iterate with on-policy data"),
+}
+GROUPS = {"pilco": ["pilco", "pilco-fk"], "alg12": ["alg1", "alg2"]}
+
+
+def command(out: Path, row: str, seed: int) -> list[str]:
+    algo, budget, goals, every, sets, _ = ROWS[row]
+    argv = [sys.executable, "-m", "mbrl", "experiment", "--algo", algo, "--task", "reach"]
+    argv += ["--seed", str(seed), "--budget-steps", str(budget), "--episode-steps", "100"]
+    argv += ["--eval-goals", str(goals), "--eval-every", str(every), "--out", str(out)]
+    argv += ["--name", f"{row}-s{seed}"]
+    for s in sets:
+        argv += ["--set", s]
+    return argv
+
+
+def load(out: Path, rows: list[str], seeds: int) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    for row in rows:
+        for seed in range(seeds):
+            path = out / f"{row}-s{seed}" / "summary.json"
+            if path.exists():
+                s = json.loads(path.read_text())
+                log = out / f"{row}-s{seed}.log"
+                s["load"] = [
+                    ln.split("load ")[1].strip()
+                    for ln in (log.read_text().splitlines() if log.exists() else [])
+                    if ln.startswith("[pilco_alg12] load ")
+                ]
+                runs.setdefault(row, []).append(s)
+    return runs
+
+
+def table(runs: dict[str, list[dict]], rows: list[str]) -> str:
+    lines = [
+        "| row | budget | real env steps | success per seed | mean success | "
+        "mean final distance, m | wall s per seed |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for row in rows:
+        if row not in runs:
+            lines.append(f"| {row} | {ROWS[row][1]} | - | not run | | | |")
+            continue
+        steps = sorted({r["env_steps"] for s in runs[row] for r in s["curve"]})
+        for x in steps:
+            at = [next((r for r in s["curve"] if r["env_steps"] == x), None) for s in runs[row]]
+            at = [r for r in at if r is not None]
+            succ = " / ".join(f"{r['success_rate']:.2f}" for r in at)
+            walls = " / ".join(f"{r.get('wall_seconds', 0):.0f}" for r in at)
+            lines.append(
+                f"| {row} | {ROWS[row][1]} | {x} | {succ} | "
+                f"{np.mean([r['success_rate'] for r in at]):.2f} | "
+                f"{np.mean([r['final_distance'] for r in at]):.4f} | {walls} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(runs: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, group in zip(axes, GROUPS.values(), strict=True):
+        for row in group:
+            for k, s in enumerate(runs.get(row, [])):
+                x = [r["env_steps"] for r in s["curve"]]
+                y = [r["success_rate"] for r in s["curve"]]
+                ax.plot(x, y, "o-", ms=3, color=f"C{group.index(row)}",
+                        alpha=0.8, label=row if k == 0 else None)  # fmt: skip
+        ax.set(xlabel="real env steps (20 Hz)", ylabel="success (20 held-out goals)",
+               ylim=(-0.03, 1.03))  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("PILCO on reach (each line a seed)")
+    axes[1].set_title("Algorithm 1 vs 2 on reach (each line a seed)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def section(out: Path, seeds: int, notes: str) -> str:
+    rows = [r for g in GROUPS.values() for r in g]
+    runs = load(out, rows, seeds)
+    image = ROOT / "docs" / "img" / "pilco_alg12.png"
+    if runs:
+        plot(runs, image)
+    cmds = "\n".join(
+        "    nice "
+        + " ".join([".venv/bin/python", *command(Path("runs/issue13"), r, 0)[1:]])
+        .replace("--seed 0", "--seed SEED")
+        .replace("-s0", "-sSEED")
+        for r in rows
+    )
+    loads = "\n".join(
+        f"- {row} s{k}: load average (1, 5, 15 min) at start / end: {' / '.join(s['load'])}"
+        for row in rows
+        for k, s in enumerate(runs.get(row, []))
+    )
+    what = "\n".join(f"- `{r}`: {ROWS[r][5]}." for r in rows)
+    return f"""{BEGIN}
+## Issue 13: PILCO without the kinematic term, and Algorithm 1 vs 2 (reach)
+
+Generated by `scripts/pilco_alg12.py` (section kept by scripts/results.py). 100-step
+episodes at 20 Hz, the same 20 held-out goals as every row above (`env.reset(seed=EVAL_SEED
++ i)`), success = end effector within 2 cm at the last step; seeds 0, 1, 2.
+{what}
+
+{table(runs, rows)}
+
+![PILCO and Algorithms 1 and 2](img/pilco_alg12.png)
+
+{notes}
+
+Each run (one process at a time, nice'd; these runs: `{out}`):
+
+{cmds}
+
+Load on the shared 2-core machine:
+{loads}
+{END}
+"""
+
+
+def update_results_page(text: str) -> None:
+    page_path = ROOT / "docs" / "results.md"
+    page = page_path.read_text()
+    if BEGIN in page:
+        head, rest = page.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1] if END in rest else ""
+        page = head + text.strip() + tail
+    else:
+        page = page.rstrip() + "\n\n" + text.strip() + "\n"
+    page_path.write_text(page)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "issue13")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--run", action="store_true", help="run the missing runs first")
+    parser.add_argument("--only", choices=sorted(GROUPS), default=None)
+    parser.add_argument("--notes", type=Path, default=ROOT / "docs" / "pilco_alg12_notes.md")
+    args = parser.parse_args()
+    if args.run:
+        args.out.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, AMENT_PREFIX_PATH=str(ROOT / ".venv"), OMP_NUM_THREADS="1")
+        groups = [args.only] if args.only else list(GROUPS)
+        for seed in range(args.seeds):
+            for row in (r for g in groups for r in GROUPS[g]):
+                if (args.out / f"{row}-s{seed}" / "summary.json").exists():
+                    continue
+                argv = command(args.out, row, seed)
+                print(f"[pilco_alg12] {row} seed {seed}: {' '.join(argv[1:])}", flush=True)
+                with open(args.out / f"{row}-s{seed}.log", "w") as log:
+                    log.write(
+                        f"[pilco_alg12] load {' '.join(open('/proc/loadavg').read().split()[:3])}\n"
+                    )
+                    log.flush()
+                    start = time.perf_counter()
+                    rc = subprocess.run(["nice", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=ROOT).returncode  # fmt: skip
+                    log.write(
+                        f"[pilco_alg12] load {' '.join(open('/proc/loadavg').read().split()[:3])}\n"
+                    )
+                print(
+                    f"[pilco_alg12]   exit {rc} after {time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
+    notes = args.notes.read_text().strip() if args.notes.exists() else ""
+    text = section(args.out, args.seeds, notes)
+    update_results_page(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
