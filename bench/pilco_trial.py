@@ -143,10 +143,11 @@ def main() -> None:
                 f"(sd {np.sqrt(rv[0]).max() * 100:.1f}), |pred - fk| "
                 f"{np.linalg.norm(rm[0] - fk_ref) * 100:.1f} cm"
             )
+        gains = np.round(np.diag(opt.theta[i, : nj * nj].reshape(nj, nj)), 1)
         print(
             f"goal {i}: final {rows[-1][1] * 100:.1f} cm, predicted cost over "
             f"H={params.horizon} {float(cost_h[0]):.2f}, |fk(q_ref) - goal| "
-            f"{np.linalg.norm(fk_ref - goal) * 100:.1f} cm, K diag {np.round(np.diag(opt.theta[i, : nj * nj].reshape(nj, nj)), 1)}{rest_txt}"
+            f"{np.linalg.norm(fk_ref - goal) * 100:.1f} cm, K diag {gains}{rest_txt}"
         )
         if i < args.verbose:
             print("  t  |ee-g|cm  |pred-g|cm  |pred-ee|cm  pred_sd_cm  |a|max  |q-qpred|max")
