@@ -17,19 +17,19 @@ import numpy as np
 import torch
 import yaml
 
-from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.tasks import EVAL_SEED
-from mbrl.data.dataset import TransitionDataset
-from mbrl.loop.common import make_task_env, obs_layout
-from mbrl.loop.pilco import (
-    PilcoParams,
+from mbrl.agents.pilco import (
     fit_model,
     initial_theta,
     linear_params,
     optimise_policies,
     policy_action,
 )
-from mbrl.loop.pilco_mm import GPTensors, fk_ee, gp_ee, predicted_cost
+from mbrl.agents.pilco_mm import GPTensors, fk_ee, gp_ee, predicted_cost
+from mbrl.agents.pilco_params import PilcoParams
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.tasks import EVAL_SEED
+from mbrl.data.dataset import TransitionDataset
+from mbrl.loop.common import make_task_env, obs_layout
 
 
 def episodes(path: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -93,7 +93,7 @@ def main() -> None:
             # The prediction over the whole episode, not just the optimised horizon.
             m, S = torch.tensor(m0[None]), torch.tensor(S0[None])
             pred = []
-            from mbrl.loop.pilco_mm import step_moments
+            from mbrl.agents.pilco_mm import step_moments
 
             for _ in range(H):
                 m, S, mz, Sz = step_moments(g, W, b, m, S)

@@ -11,21 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.saturating import expected_saturating_cost, saturating_cost
-from mbrl.data.dataset import TransitionDataset
-from mbrl.loop.common import ExperimentConfig, RunRecorder
-from mbrl.loop.pilco import (
+from mbrl.agents.pilco import (
+    GoalPolicies,
     PilcoModel,
-    PilcoParams,
     data_starts,
     initial_theta,
     linear_params,
     optimise_stage,
     policy_action,
-    run_pilco,
 )
-from mbrl.loop.pilco_mm import GPTensors, moment_match, sin_policy_moments
+from mbrl.agents.pilco_mm import GPTensors, moment_match, sin_policy_moments
+from mbrl.agents.pilco_params import PilcoParams
+from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.saturating import expected_saturating_cost, saturating_cost
+from mbrl.data.dataset import TransitionDataset
+from mbrl.loop.common import ExperimentConfig, RunRecorder
+from mbrl.loop.pilco import pilco_params, run_pilco
 from mbrl.models import gp_mm
 from mbrl.models.gp import GPModel
 
@@ -175,6 +176,7 @@ def test_optimiser_failure_keeps_the_start_point(small_gp):
     np.testing.assert_array_equal(res.theta, theta0)
 
 
+@pytest.mark.expensive  # ~25 s of CPU, 2-3 min on a loaded 2-core machine
 def test_pilco_improves_over_its_start_on_reach(tmp_path):
     config = ExperimentConfig(
         "pilco",
@@ -189,14 +191,17 @@ def test_pilco_improves_over_its_start_on_reach(tmp_path):
     summary = run_pilco(config, RunRecorder(config, verbose=False))
     curve = summary["curve"]
     assert [r["env_steps"] for r in curve] == [0, 200]
-    # Start: u = sin(K (home - q)) holds the arm at home; after 200 real steps each held-out
-    # goal's policy is optimised on the GP.
+    # Start: the random explorer; after 200 real steps each held-out goal's policy is
+    # optimised on the GPs.
     assert curve[-1]["final_distance"] < 0.5 * curve[0]["final_distance"], curve
     run = tmp_path / "pilco-reach-s0"
     assert len(list((run / "episodes").glob("*.mcap"))) == 2
-    assert (run / "checkpoints" / "gp_episode002.npz").exists()
-    with pytest.raises(ValueError, match="unknown pilco algo_params"):
-        PilcoParams.from_config(dataclasses.replace(config, algo_params={"nope": 1}))
+    policies = GoalPolicies.load(run / "checkpoints" / "pilco_policy_final.npz")
+    assert len(policies.goals) == 3  # after the last fit: the held-out goals only
+    with pytest.raises(ValueError, match="unknown parameter"):
+        pilco_params(dataclasses.replace(config, algo_params={"nope": 1}))
+    with pytest.raises(ValueError, match="from the run"):
+        pilco_params(dataclasses.replace(config, algo_params={"eval_goals": 1}))
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +269,7 @@ def test_default_objective_never_calls_the_kinematics(small_gp, ee_gp):
 @pytest.mark.parametrize("kinematics", [False, True])
 def test_the_driver_uses_the_kinematics_only_when_told(tmp_path, monkeypatch, kinematics):
     """End to end on a few real steps: the FK the driver could build is a spy."""
-    import mbrl.loop.pilco as pilco
+    import mbrl.agents.pilco as pilco
 
     made: list[CountingFK] = []
 
@@ -300,9 +305,9 @@ def test_the_driver_uses_the_kinematics_only_when_told(tmp_path, monkeypatch, ki
     calls = sum(s.calls for s in made)
     assert (calls > 0) if kinematics else (calls == 0), calls
     ckpt = tmp_path / "pilco-reach-s0" / "checkpoints"
-    assert (ckpt / "ee_gp_episode002.npz").exists() != kinematics
+    assert (ckpt / "ee_gp_final.npz").exists() != kinematics
     if not kinematics:
-        loaded = GPModel.load(ckpt / "ee_gp_episode002.npz")
+        loaded = GPModel.load(ckpt / "ee_gp_final.npz")
         assert loaded.E == 3 and loaded.D == 5
 
 

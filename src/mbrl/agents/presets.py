@@ -10,6 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from mbrl.agents.pilco_params import PilcoParams
 from mbrl.agents.policy_params import PolicyParams
 
 # The learned model: a small PETS ensemble. ~100-500 transitions are too few for 4x200
@@ -120,6 +121,8 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("alg2", "push"): {**_OPEN_LOOP, "random_episodes": 1},
     # Algorithm 4 (mbrl.agents.policy); its defaults live in PolicyParams.
     ("policy", "reach"): PolicyParams().preset(),
+    # PILCO (mbrl.agents.pilco); its defaults live in PilcoParams.
+    ("pilco", "reach"): PilcoParams().preset(),
 }
 
 

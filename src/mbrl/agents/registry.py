@@ -45,6 +45,7 @@ AGENTS: dict[str, AgentSpec] = {
     "alg1": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
     "alg2": AgentSpec("mbrl.agents.mpc", "ensemble", "mpc", known_start=True),
     "policy": AgentSpec("mbrl.agents.policy", "policy", "policy"),
+    "pilco": AgentSpec("mbrl.agents.pilco", "pilco_policy", "policy"),
 }
 
 # artifact kind -> "module:loader" (loader(path) -> artifact; ModelFileError names the file)
@@ -52,6 +53,7 @@ ARTIFACT_LOADERS: dict[str, str] = {
     "ensemble": "mbrl.models.ensemble:ProbabilisticEnsemble.load",
     "local_lg": "mbrl.models.local_lg:TimeVaryingLinearGaussian.load",
     "policy": "mbrl.agents.policy_nets:load_policy",
+    "pilco_policy": "mbrl.agents.pilco:GoalPolicies.load",
 }
 
 
