@@ -65,6 +65,7 @@ def main() -> None:
     if model.ee is not None:  # the EE GP's one-step error on the data (training error)
         X = np.vstack([s[:, :nj] for s in states])
         Y = np.vstack([s[:, layout.ee[0] : layout.ee[1]] for s in states])
+        print(f"EE GP rows: {len(model.ee.Xb)} basis; {len(X)} states recorded")
         mu, var = model.ee.predict_delta(X)
         err = np.linalg.norm(mu - Y, axis=1)
         print(f"EE GP on its data: mean err {err.mean() * 100:.2f} cm, max {err.max() * 100:.2f}")

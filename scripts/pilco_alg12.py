@@ -3,7 +3,7 @@ nice'd) and writes the marked section of docs/results.md and docs/img/pilco_alg1
 
     nice .venv/bin/python scripts/pilco_alg12.py --run        # run what is missing, report
     .venv/bin/python scripts/pilco_alg12.py                   # report from existing runs
-    .venv/bin/python scripts/pilco_alg12.py --run --only pilco --seeds 3
+    .venv/bin/python scripts/pilco_alg12.py --run --rows pilco alg1 alg2 --seeds 3
 
 Runs go to <out>/<row>-s<seed>/ (a run whose summary.json exists is not repeated); each
 logs to <out>/<row>-s<seed>.log, with the load average at its start and end.
@@ -30,7 +30,7 @@ ROWS: dict[str, tuple[str, int, int, int, list[str], str]] = {
         "pilco",
         1000,
         20,
-        5,
+        10,
         [],
         "PILCO, shipped default: the objective sees only the learned GPs' end effector",
     ),
@@ -38,12 +38,12 @@ ROWS: dict[str, tuple[str, int, int, int, list[str], str]] = {
         "pilco",
         1000,
         20,
-        5,
+        10,
         ["kinematics=true"],
         "PILCO with the arm's FK in the objective (the old variant, an option)",
     ),
-    "alg1": ("alg1", 2000, 20, 5, [], "Algorithm 1: random data for the whole budget"),
-    "alg2": ("alg2", 2000, 20, 5, [], "Algorithm 2: iterate with on-policy data"),
+    "alg1": ("alg1", 1000, 20, 10, [], "Algorithm 1: random data for the whole budget"),
+    "alg2": ("alg2", 1000, 20, 10, [], "Algorithm 2: iterate with on-policy data"),
 }
 GROUPS = {"pilco": ["pilco", "pilco-fk"], "alg12": ["alg1", "alg2"]}
 
@@ -186,15 +186,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "issue13")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--run", action="store_true", help="run the missing runs first")
-    parser.add_argument("--only", choices=sorted(GROUPS), default=None)
+    parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=None,
+                        help="run these rows (in this order, each over all seeds)")  # fmt: skip
     parser.add_argument("--notes", type=Path, default=ROOT / "docs" / "pilco_alg12_notes.md")
     args = parser.parse_args()
     if args.run:
         args.out.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, AMENT_PREFIX_PATH=str(ROOT / ".venv"), OMP_NUM_THREADS="1")
-        groups = [args.only] if args.only else list(GROUPS)
-        for seed in range(args.seeds):
-            for row in (r for g in groups for r in GROUPS[g]):
+        rows = args.rows or [r for g in GROUPS.values() for r in g]
+        for row in rows:
+            for seed in range(args.seeds):
                 if (args.out / f"{row}-s{seed}" / "summary.json").exists():
                     continue
                 argv = command(args.out, row, seed)

@@ -200,7 +200,7 @@ def test_pilco_improves_over_its_start_on_reach(tmp_path):
     assert len(policies.goals) == 3  # after the last fit: the held-out goals only
     with pytest.raises(ValueError, match="unknown parameter"):
         pilco_params(dataclasses.replace(config, algo_params={"nope": 1}))
-    with pytest.raises(ValueError, match="from the run"):
+    with pytest.raises(ValueError, match="differ from the run's schedule"):
         pilco_params(dataclasses.replace(config, algo_params={"eval_goals": 1}))
 
 

@@ -92,9 +92,11 @@ def fit_model(
     }
     ee = rest = None
     if not params.kinematics:
-        # Every measured (q, ee) pair, the last state of each episode included.
-        X = np.vstack([s[:, q0:q1] for s in states])
-        Y = np.vstack([s[:, e0:e1] for s in states])
+        # The measured (q, ee) pairs, the last state of each episode included; a state
+        # within ee_min_step (rad, every joint) of the last one kept is dropped: a policy
+        # episode rests at one q for most of its steps, and hundreds of copies of a few
+        # points would dominate the hyper-parameters and the conditioning.
+        X, Y = distinct_states(states, layout, params.ee_min_step)
         ee = GPModel(
             nj,
             0,
@@ -112,6 +114,25 @@ def fit_model(
             rep_rest = rest.fit_arrays(X, Y, rng, hyper_from=ee)
             info["gp_fit_seconds"] += rep_rest.seconds
     return PilcoModel(dyn, ee, rest), info
+
+
+def distinct_states(
+    states: list[np.ndarray], layout: Any, min_step: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(q (N, nj), ee (N, 3)) of the episodes' observations, keeping a state only if some
+    joint moved more than min_step rad since the last kept one of its episode."""
+    q0, q1 = layout.q
+    e0, e1 = layout.ee
+    qs, es = [], []
+    for s in states:
+        last = None
+        for row in np.asarray(s, np.float64):
+            q = row[q0:q1]
+            if last is None or np.max(np.abs(q - last)) > min_step:
+                qs.append(q)
+                es.append(row[e0:e1])
+                last = q
+    return np.asarray(qs), np.asarray(es)
 
 
 @dataclasses.dataclass(frozen=True)

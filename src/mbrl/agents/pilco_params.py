@@ -37,6 +37,8 @@ class PilcoParams:
             learned EE GP's prediction, nothing else.
         ee_num_inducing: sparse basis size of the end-effector GP (measured q -> measured
             ee, fitted on every recorded state).
+        ee_min_step: rad; the EE GP keeps a recorded state only if some joint moved more
+            than this since the last kept state of its episode (0 keeps every state).
         rest_weight: (learned variant) weight of the expected saturating cost of the EE
             GP's prediction at the policy's resting point q_ref (the integral servo
             u = sin(K (q_ref - q)) keeps moving the command until q = q_ref).
@@ -64,6 +66,7 @@ class PilcoParams:
     init_from_data: bool = False
     kinematics: bool = False
     ee_num_inducing: int = 50
+    ee_min_step: float = 0.002
     rest_weight: float = 100.0
     rest_num_inducing: int = 1000
     fixed_point_weight: float = 100.0
@@ -96,3 +99,28 @@ class PilcoParams:
         out = {k: list(v) if isinstance(v, tuple) else v
                for k, v in dataclasses.asdict(self).items()}  # fmt: skip
         return {**out, "random_smoothing": 0.0, "env": {"increment_from": "command"}}
+
+
+def with_schedule(
+    params: Mapping[str, Any],
+    *,
+    budget_steps: int,
+    episode_steps: int,
+    eval_goals: int,
+    eval_every: int,
+) -> dict[str, Any]:
+    """`params` (preset overrides) plus the run's schedule keys, which PILCO's learner needs
+    to know which goals come next (PilcoParams.eval_goals / eval_every / num_episodes).
+
+    Raises:
+        ValueError: an override sets one of them to something else than the run's.
+    """
+    schedule = {
+        "eval_goals": int(eval_goals),
+        "eval_every": int(eval_every),
+        "num_episodes": -(-int(budget_steps) // int(episode_steps)),
+    }
+    clash = {k: params[k] for k in schedule if k in params and params[k] != schedule[k]}
+    if clash:
+        raise ValueError(f"pilco parameters {clash} differ from the run's schedule {schedule}")
+    return {**params, **schedule}

@@ -13,26 +13,31 @@ from __future__ import annotations
 from typing import Any
 
 from mbrl.agents.pilco import PilcoActor, PilcoLearner
+from mbrl.agents.pilco_params import with_schedule
 from mbrl.agents.presets import ParamError, preset
 from mbrl.data.dataset import TransitionDataset
 from mbrl.loop.common import ExperimentConfig, RunRecorder, torch_threads
 from mbrl.loop.mpc_loop import EnvBackend
 from mbrl.loop.schedule import run_schedule
 
-SCHEDULE = ("eval_goals", "eval_every", "num_episodes")  # the run's, not the preset's
-
 
 def pilco_params(config: ExperimentConfig) -> dict[str, Any]:
     """The ("pilco", task) preset with the run's overrides and the run's schedule."""
     if config.task != "reach":
         raise ValueError(f"pilco is implemented for the reach task only, got {config.task!r}")
-    clash = sorted(set(SCHEDULE) & set(config.algo_params))
-    if clash:
-        raise ParamError(f"pilco: {clash} come from the run (--eval-goals, --eval-every, "
-                         "--budget-steps), not from --set")  # fmt: skip
-    schedule = {"eval_goals": config.eval_goals, "eval_every": config.eval_every,
-                "num_episodes": config.num_episodes}  # fmt: skip
-    return preset("pilco", config.task, {**config.algo_params, **schedule})
+    try:
+        overrides = with_schedule(
+            config.algo_params,
+            budget_steps=config.budget_steps,
+            episode_steps=config.episode_steps,
+            eval_goals=config.eval_goals,
+            eval_every=config.eval_every,
+        )
+    except ValueError as exc:
+        raise ParamError(
+            f"{exc} (set them with --eval-goals, --eval-every, --budget-steps)"
+        ) from exc
+    return preset("pilco", config.task, overrides)
 
 
 def run_pilco(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
