@@ -14,7 +14,8 @@ from mbrl.agents.pilco import GoalPolicies
 from mbrl.agents.presets import preset
 from mbrl.ros.demo import learn
 
-pytestmark = pytest.mark.ros
+# ~45 s of CPU; 3 min of wall on the loaded 2-core machine, so not in the default tier.
+pytestmark = [pytest.mark.ros, pytest.mark.expensive]
 
 # A short optimisation; `learn` adds the schedule's keys (PILCO optimises per goal, for the
 # goals the experiment node runs next).

@@ -365,6 +365,7 @@ class PilcoLearner:
     def __init__(self, task: str, arm: ArmModel, params: dict[str, Any], seed: int) -> None:
         layout(ARTIFACT, task, arm.nj)  # reach only
         self.task, self.arm, self.nj = task, arm, arm.nj
+        self.params = dict(params)  # the merged preset (the fitter reads its env block)
         self.settings = PilcoParams.from_params(params)
         self.obs = obs_layout(task, arm.nj)
         self.rng = np.random.default_rng(seed)
@@ -394,6 +395,16 @@ class PilcoLearner:
         if done % s.eval_every == 0 or done >= s.num_episodes:
             goals += [e.goal for e in self.sampler.held_out(s.eval_goals, EVAL_SEED)]
         return np.asarray(goals, np.float64).reshape(-1, 3)
+
+    def dataset(self, trajectories: Sequence[Trajectory]) -> TransitionDataset:
+        """The transitions of the trajectories: observations, actions as taken."""
+        kept = [(o, a) for o, a in trajectories if len(a) > 0]
+        if not kept:
+            raise ValueError(f"no transitions in {len(trajectories)} trajectories")
+        return TransitionDataset.from_episodes(
+            [np.asarray(o, np.float64) for o, _ in kept],
+            [np.clip(np.asarray(a, np.float64), -1.0, 1.0) for _, a in kept],
+        )
 
     def _check_goals(self, trajectories: Sequence[Trajectory]) -> None:
         g0, g1 = self.obs.goal
