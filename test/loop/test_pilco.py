@@ -327,3 +327,41 @@ def test_gp_fit_failure_paths_are_explicit():
     mean, var = gp.predict_delta(np.ones((1, 6)))
     np.testing.assert_allclose(mean, 1.0, atol=1e-6)
     assert np.isfinite(var).all()
+
+
+def test_the_learner_optimises_for_the_goals_the_schedule_runs_next():
+    from mbrl.agents.arm import ArmModel
+    from mbrl.agents.pilco import PilcoLearner
+    from mbrl.agents.presets import preset
+    from mbrl.config import ArmConfig
+    from mbrl.costs.tasks import EVAL_SEED, train_seed
+
+    arm = ArmModel.from_config(ArmConfig())
+    params = preset("pilco", "reach", {"eval_goals": 2, "eval_every": 2, "num_episodes": 3})
+    learner = PilcoLearner("reach", arm, params, seed=7)
+    rng = np.random.default_rng(7)  # the schedule's draws (mbrl.loop.schedule)
+    train = [arm.sampler("reach").episode(train_seed(rng)).goal for _ in range(3)]
+    held = [arm.sampler("reach").episode(EVAL_SEED + i).goal for i in range(2)]
+    np.testing.assert_allclose(learner.goals_after(1), [train[1]])  # no evaluation after 1
+    np.testing.assert_allclose(learner.goals_after(2), [train[2], *held])
+    np.testing.assert_allclose(learner.goals_after(3), held)  # the last: evaluation only
+    # A trajectory whose goal is not the schedule's (another seed) is refused by name.
+    obs = np.zeros((3, 16))
+    obs[:, 13:16] = train[0] + 0.05
+    with pytest.raises(ValueError, match="training episode 0 has goal"):
+        learner.fit([(obs, np.zeros((2, 5)))])
+
+
+def test_goal_policies_round_trip_and_name_an_unknown_goal(tmp_path):
+    goals = np.array([[0.2, 0.0, 0.1], [0.1, 0.1, 0.2]])
+    thetas = np.stack([initial_theta(np.full(5, 0.1 * k), 3.0) for k in range(2)])
+    policies = GoalPolicies(goals, thetas, (13, 16), 5)
+    policies.save(tmp_path / "p.npz")
+    loaded = GoalPolicies.load(tmp_path / "p.npz")
+    obs = np.zeros(16)
+    obs[13:16] = goals[1]
+    np.testing.assert_array_equal(loaded.act(obs), policies.act(obs))
+    np.testing.assert_allclose(policy_action(thetas[1], obs[:5]), loaded.act(obs))
+    obs[13:16] = [0.3, 0.3, 0.3]
+    with pytest.raises(ValueError, match="no optimised PILCO policy"):
+        loaded.act(obs)
