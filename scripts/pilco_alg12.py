@@ -188,14 +188,18 @@ def main() -> int:
     parser.add_argument("--run", action="store_true", help="run the missing runs first")
     parser.add_argument("--rows", nargs="+", choices=sorted(ROWS), default=None,
                         help="run these rows (in this order, each over all seeds)")  # fmt: skip
+    parser.add_argument("--order", choices=["row", "seed"], default="row")
     parser.add_argument("--notes", type=Path, default=ROOT / "docs" / "pilco_alg12_notes.md")
     args = parser.parse_args()
     if args.run:
         args.out.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, AMENT_PREFIX_PATH=str(ROOT / ".venv"), OMP_NUM_THREADS="1")
         rows = args.rows or [r for g in GROUPS.values() for r in g]
-        for row in rows:
-            for seed in range(args.seeds):
+        jobs = [(r, k) for r in rows for k in range(args.seeds)]
+        if args.order == "seed":  # every row's seed 0 first: partial results stay balanced
+            jobs = [(r, k) for k in range(args.seeds) for r in rows]
+        for row, seed in jobs:
+            if True:
                 if (args.out / f"{row}-s{seed}" / "summary.json").exists():
                     continue
                 argv = command(args.out, row, seed)
