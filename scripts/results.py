@@ -370,12 +370,14 @@ def main() -> int:
     page = report(
         args.out, command.strip(), None if args.report_only else time.perf_counter() - start
     )
-    # keep the section scripts/drivers.py writes (the two drivers side by side)
+    # keep the sections other scripts write: scripts/drivers.py (the two drivers side by
+    # side) and scripts/pilco_alg12.py (issue 13's PILCO and Algorithm 1 vs 2 rows)
     previous = (ROOT / "docs" / "results.md").read_text()
-    begin, end = "<!-- drivers:begin -->", "<!-- drivers:end -->"
-    if begin in previous and end in previous:
-        kept = begin + previous.split(begin, 1)[1].split(end, 1)[0] + end
-        page = page.rstrip() + "\n\n" + kept + "\n"
+    for name in ("drivers", "pilco-alg12"):
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        if begin in previous and end in previous:
+            kept = begin + previous.split(begin, 1)[1].split(end, 1)[0] + end
+            page = page.rstrip() + "\n\n" + kept + "\n"
     (ROOT / "docs" / "results.md").write_text(page)
     print(page)
     return 0
