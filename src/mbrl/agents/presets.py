@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mbrl.agents.gps_params import gps_preset
+from mbrl.agents.pilco_params import PilcoParams
 from mbrl.agents.policy_params import PolicyParams
 
 # The learned model: a small PETS ensemble. ~100-500 transitions are too few for 4x200
@@ -135,6 +136,8 @@ PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # Guided policy search (mbrl.agents.gps); its defaults live in GPSConfig.
     ("gps", "reach"): gps_preset("reach"),
     ("gps", "push"): gps_preset("push"),
+    # PILCO (mbrl.agents.pilco); its defaults live in PilcoParams.
+    ("pilco", "reach"): PilcoParams().preset(),
 }
 
 

@@ -49,6 +49,7 @@ AGENTS: dict[str, AgentSpec] = {
     # (u_t = K_t x_t + k_t + noise, t from the episode start). The global policy is the
     # "gps_policy" artifact (publish_kind) and runs in the loop's evaluation.
     "gps": AgentSpec("mbrl.agents.gps", "gps_local", "policy"),
+    "pilco": AgentSpec("mbrl.agents.pilco", "pilco_policy", "policy"),
 }
 
 # artifact kind -> "module:loader" (loader(path) -> artifact; ModelFileError names the file)
@@ -58,6 +59,7 @@ ARTIFACT_LOADERS: dict[str, str] = {
     "policy": "mbrl.agents.policy_nets:load_policy",
     "gps_local": "mbrl.agents.gps:LocalControllers.load",
     "gps_policy": "mbrl.agents.gps_policy:GlobalPolicy.load",
+    "pilco_policy": "mbrl.agents.pilco:GoalPolicies.load",
 }
 
 

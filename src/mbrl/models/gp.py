@@ -1,8 +1,10 @@
 """Gaussian-process dynamics (PILCO, Deisenroth & Rasmussen 2011): one GP per state dimension.
 
-Inputs z = [x, u] (D = dx + du), targets the delta x' - x minus its mean. Each output a has
-an ARD squared-exponential kernel k_a(z, z') = sf_a^2 exp(-1/2 (z - z')^T L_a^-1 (z - z')),
-L_a = diag(ell_a^2), and noise sn_a^2; hyper-parameters maximise the log marginal likelihood
+Inputs z = [x, u] (D = dx + du), targets the delta x' - x minus its mean (`fit`), or any E
+targets given with `fit_arrays` (PILCO's learned end effector: E = 3 absolute positions).
+Each output a has an ARD squared-exponential kernel
+k_a(z, z') = sf_a^2 exp(-1/2 (z - z')^T L_a^-1 (z - z')), L_a = diag(ell_a^2), and noise
+sn_a^2; hyper-parameters maximise the log marginal likelihood
 (Rasmussen & Williams 2006, eq. 5.8) with L-BFGS-B. Prediction for any variant uses a basis
 Xb (M, D), weights beta (E, M) and a matrix iK (E, M, M):
     mean_a = k_a(z, Xb) beta_a,   var_a = sf_a^2 - k_a(z, Xb) iK_a k_a(Xb, z) + sn_a^2.
@@ -66,6 +68,8 @@ class GPModel:
 
     Args:
         dx, du: dims. num_inducing: M inducing inputs (0 = exact GP).
+        outputs: E, the number of targets (default dx: one GP per state delta). With
+            E != dx only `fit_arrays` and `predict_delta` apply (not a dynamics model).
         max_hyp_points: hyper-parameters are fitted on at most this many random rows (the
             exact marginal likelihood is O(N^3)). max_iter: L-BFGS-B iterations.
         min_noise_ratio: lower bound on sn / std(target), keeps K well conditioned.
@@ -79,18 +83,22 @@ class GPModel:
         max_hyp_points: int = 400,
         max_iter: int = 150,
         min_noise_ratio: float = 1e-3,
+        outputs: int | None = None,
     ) -> None:
         self.dx, self.du, self.D = dx, du, dx + du
+        self.E = dx if outputs is None else int(outputs)
+        if self.E < 1:
+            raise ValueError(f"GPModel needs at least one output, got outputs={outputs}")
         self.num_inducing, self.max_hyp_points = num_inducing, max_hyp_points
         self.max_iter, self.min_noise_ratio = max_iter, min_noise_ratio
-        E, D = dx, self.D
+        E, D = self.E, self.D
         self.log_ell, self.log_sf, self.log_sn = np.zeros((E, D)), np.zeros(E), np.full(E, -2.0)
         self.y_mean = np.zeros(E)
         self.Xb, self.beta, self.iK = np.zeros((1, D)), np.zeros((E, 1)), np.zeros((E, 1, 1))
 
     # ---- fitting ----------------------------------------------------------------------------
     def _optimise(self, X: torch.Tensor, Y: torch.Tensor) -> dict:
-        E, D = self.dx, self.D
+        E, D = self.E, self.D
         ystd = Y.std(0).clamp_min(1e-9)
         init = np.concatenate(
             [
@@ -142,16 +150,58 @@ class GPModel:
 
     def fit(self, dataset: TransitionDataset, rng: np.random.Generator | None = None) -> FitReport:
         """Fit hyper-parameters (on <= max_hyp_points rows) then the posterior on all rows."""
+        if self.E != self.dx:
+            raise ValueError(
+                f"fit(dataset) models state deltas (E = dx = {self.dx}); this GP "
+                f"has {self.E} outputs: use fit_arrays"
+            )
+        return self.fit_arrays(
+            np.hstack([dataset.obs, dataset.act]), dataset.next_obs - dataset.obs, rng
+        )
+
+    def fit_arrays(
+        self,
+        Xn: np.ndarray,
+        Yn: np.ndarray,
+        rng: np.random.Generator | None = None,
+        hyper_from: GPModel | None = None,
+    ) -> FitReport:
+        """Fit on inputs Xn (N, D) and targets Yn (N, E); targets are centred by their mean.
+        hyper_from: take that GP's hyper-parameters (same D and E) instead of optimising
+        them; only the posterior is computed (e.g. a larger basis on the same kernel).
+
+        Raises:
+            ValueError: wrong shapes or non-finite values (named).
+            GPFitError: the posterior's factorisation fails even with jitter.
+        """
         start = time.perf_counter()
         rng = np.random.default_rng(0) if rng is None else rng
-        Xn = np.hstack([dataset.obs, dataset.act])
-        Yn = dataset.next_obs - dataset.obs
+        Xn, Yn = np.asarray(Xn, np.float64), np.asarray(Yn, np.float64)
+        if Xn.ndim != 2 or Xn.shape[1] != self.D or Yn.shape != (len(Xn), self.E):
+            raise ValueError(
+                f"GP inputs must be (N, {self.D}) and targets (N, {self.E}); got "
+                f"{Xn.shape} and {Yn.shape}"
+            )
+        if len(Xn) < 2:
+            raise ValueError(f"a GP needs at least 2 rows to fit, got {len(Xn)}")
+        if not (np.isfinite(Xn).all() and np.isfinite(Yn).all()):
+            raise ValueError("GP inputs or targets contain NaN/Inf")
         self.y_mean = Yn.mean(0)
         X, Y = torch.as_tensor(Xn), torch.as_tensor(Yn - self.y_mean)
         if self.num_inducing == 0 and len(X) > 3000:
             raise ValueError(f"exact GP on {len(X)} points is too slow; set num_inducing")
-        sub = rng.choice(len(X), min(len(X), self.max_hyp_points), replace=False)
-        info = self._optimise(X[sub], Y[sub])
+        if hyper_from is None:
+            sub = rng.choice(len(X), min(len(X), self.max_hyp_points), replace=False)
+            info = self._optimise(X[sub], Y[sub])
+        else:
+            if hyper_from.log_ell.shape != (self.E, self.D):
+                raise ValueError(
+                    f"hyper_from has kernels {hyper_from.log_ell.shape}; need {(self.E, self.D)}"
+                )
+            self.log_ell, self.log_sf = hyper_from.log_ell.copy(), hyper_from.log_sf.copy()
+            self.log_sn = hyper_from.log_sn.copy()
+            info = {"nlml_per_point": float("nan"), "optimiser_fallback": False,
+                    "optimiser_message": "hyper-parameters copied"}  # fmt: skip
         ell, sf, sn2 = (
             torch.as_tensor(self.log_ell),
             torch.as_tensor(self.log_sf),
@@ -182,9 +232,7 @@ class GPModel:
             np.ascontiguousarray(a, np.float64) for a in (self.Xb, self.beta, self.iK)
         )
         info["jitter"] = jitter
-        return FitReport(
-            num_transitions=len(dataset), seconds=time.perf_counter() - start, extra=info
-        )
+        return FitReport(num_transitions=len(Xn), seconds=time.perf_counter() - start, extra=info)
 
     # ---- prediction -----------------------------------------------------------------------
     def predict_delta(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,6 +254,8 @@ class GPModel:
 
     def predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (N, dx), u (N, du) -> mean (N, dx), var (N, dx) of x'."""
+        if self.E != self.dx:
+            raise ValueError(f"this GP has {self.E} outputs, not state deltas: use predict_delta")
         mean, var = self.predict_delta(np.hstack([np.atleast_2d(x), np.atleast_2d(u)]))
         return np.atleast_2d(x) + mean, var
 
@@ -225,6 +275,7 @@ class GPModel:
             max_hyp_points=self.max_hyp_points,
             max_iter=self.max_iter,
             min_noise_ratio=self.min_noise_ratio,
+            outputs=self.E,
             M=len(self.Xb),
         )
         save_model_file(path, "GPModel", meta, {k: getattr(self, k) for k in self._ARRAYS})
@@ -234,7 +285,7 @@ class GPModel:
         meta, arrays = load_model_file(path, "GPModel")
         M = meta.pop("M")
         m = cls(**meta)
-        E, D = m.dx, m.D
+        E, D = m.E, m.D
         check_arrays(
             path,
             arrays,

@@ -31,7 +31,7 @@ def moment_match(
         mu (E,) mean of the delta, Sigma (E, E) its covariance (noise included),
         C (D, E) covariance between the input z and the delta.
     """
-    E, D = gp.dx, gp.D
+    E, D = gp.E, gp.D
     nu = gp.Xb - m  # (M, D)
     iL = np.exp(-2 * gp.log_ell)  # (E, D) diagonals of L_a^-1
     sf2, sn2 = np.exp(2 * gp.log_sf), np.exp(2 * gp.log_sn)

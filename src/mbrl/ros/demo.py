@@ -16,7 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 from mbrl.agents.config import GRAPH_ALGOS
+from mbrl.agents.pilco_params import with_schedule
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, TASKS
 from mbrl.ros.graph import AGENT_NODES, GRAPH, TIMED_NODES
 from mbrl.ros.params import MODES, TIMINGS
@@ -45,6 +48,11 @@ def learning_overrides(
     set on every node (graph.yaml's agent block), and so are `agent_params` (YAML overrides
     of the agent's preset, as `mbrl experiment --set`); push loads the cube into the sim.
     """
+    if algo == "pilco":  # its learner optimises for the goals this schedule runs next
+        overrides = yaml.safe_load(agent_params) if agent_params.strip() else {}
+        schedule = with_schedule(overrides, budget_steps=budget_steps, episode_steps=episode_steps,
+                                 eval_goals=eval_goals, eval_every=eval_every)  # fmt: skip
+        agent_params = yaml.safe_dump(schedule, default_flow_style=True).strip()
     agent = {"agent.task": task, "agent.algo": algo, "agent.params": agent_params}
     nodes = {
         "sim": {"seed": seed, "with_cube": task == "push"},

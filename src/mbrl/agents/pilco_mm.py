@@ -12,10 +12,12 @@ The gradient of that sum with respect to the policy parameters is the exact deri
 these closed-form moments; PILCO derives it by hand (thesis sec. 3.4), here torch autograd
 computes the same quantity (no sampling, no finite differences).
 
-End-effector moments use FK linearised at the state mean (e ~ N(fk(m), J S J^T)): the
-state covariance of this servo-driven arm stays at the mrad level, where the second-order
-FK term is below a micrometre, and it keeps the GP on joint positions only (5 outputs
-instead of 8, inputs 10 instead of 13; moment matching costs O(E^2 M^2 D)).
+End-effector moments come from one of two sources (`EEModel`):
+- `gp_ee` (the default of mbrl.loop.pilco): a second GP, fitted on the measured end
+  effector, maps q to ee; its moments under the predicted q ~ N(m, S) are exact moment
+  matching again. Nothing about the arm's geometry is used.
+- `fk_ee` (the kinematic variant): the arm's known FK linearised at the state mean,
+  e ~ N(fk(m), J S J^T).
 Every function takes a leading batch B of independent problems (one per goal, so the
 policies for many goals are optimised in one vectorised objective).
 Shapes: B batch, E = dx GP outputs, M basis points, D = dx + du GP inputs.
@@ -107,6 +109,16 @@ def moment_match(g: GPTensors, m: Tensor, S: Tensor) -> tuple[Tensor, Tensor, Te
     return mu + g.y_mean, 0.5 * (Sigma + Sigma.transpose(1, 2)), C
 
 
+def gp_predict(g: GPTensors, z: Tensor) -> tuple[Tensor, Tensor]:
+    """The GP at deterministic inputs z (B, D) -> mean (B, E) (targets' mean included) and
+    variance (B, E) (noise included), differentiable in z."""
+    d = z[:, None, None, :] - g.Xb[None, None]  # (B, 1, M, D)
+    k = g.sf2[None, :, None] * torch.exp(-0.5 * (d * d * g.iL[None, :, None]).sum(-1))  # (B, E, M)
+    mean = (k * g.beta[None]).sum(-1) + g.y_mean
+    var = g.sf2 - ((k[..., None, :] @ g.iK[None])[..., 0, :] * k).sum(-1) + g.sn2
+    return mean, var.clamp_min(1e-12)
+
+
 def sin_policy_moments(
     W: Tensor, b: Tensor, m: Tensor, S: Tensor, u_max: float = 1.0
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -137,8 +149,9 @@ def sin_policy_moments(
 
 def step_moments(
     g: GPTensors, W: Tensor, b: Tensor, m: Tensor, S: Tensor, u_max: float = 1.0
-) -> tuple[Tensor, Tensor]:
-    """One closed-loop step: x ~ N(m (B, dx), S (B, dx, dx)) -> mean, cov of x' (same shapes)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One closed-loop step: x ~ N(m (B, dx), S (B, dx, dx)) -> mean, cov of x' (same
+    shapes), and the joint Gaussian over z = [x, u] it came from: mean (B, D), cov (B, D, D)."""
     dx = m.shape[-1]
     mu_u, Su, Cxu = sin_policy_moments(W, b, m, S, u_max)
     mz = torch.cat([m, mu_u], -1)
@@ -146,7 +159,34 @@ def step_moments(
     mu_d, Sd, Czd = moment_match(g, mz, Sz)
     Cx = Czd[:, :dx]
     S_next = S + Sd + Cx + Cx.transpose(1, 2)
-    return m + mu_d, 0.5 * (S_next + S_next.transpose(1, 2))
+    return m + mu_d, 0.5 * (S_next + S_next.transpose(1, 2)), mz, Sz
+
+
+# (x' mean (B, dx), x' cov (B, dx, dx), z mean (B, D), z cov (B, D, D)) -> end effector
+# after the step: mean (B, 3) m, cov (B, 3, 3) m^2.
+EEModel = Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def gp_ee(g_ee: GPTensors) -> EEModel:
+    """The learned end effector: ee from the GP on q (absolute targets), moment matched
+    under the predicted state's Gaussian (the mean includes the targets' mean)."""
+    if g_ee.iL.shape[0] != 3:
+        raise ValueError(f"the end-effector GP needs 3 outputs, has {g_ee.iL.shape[0]}")
+
+    def ee(m: Tensor, S: Tensor, mz: Tensor, Sz: Tensor) -> tuple[Tensor, Tensor]:
+        mu, Sigma, _ = moment_match(g_ee, m, S)
+        return mu, Sigma
+
+    return ee
+
+
+def fk_ee(fk: Callable[[Tensor], Tensor]) -> EEModel:
+    """The kinematic variant: FK of the predicted joints, linearised at their mean."""
+
+    def ee(m: Tensor, S: Tensor, mz: Tensor, Sz: Tensor) -> tuple[Tensor, Tensor]:
+        return ee_moments(fk, m, S)
+
+    return ee
 
 
 def ee_moments(fk: Callable[[Tensor], Tensor], m: Tensor, S: Tensor) -> tuple[Tensor, Tensor]:
@@ -164,7 +204,7 @@ def predicted_cost(
     m0: Tensor,
     S0: Tensor,
     horizon: int,
-    fk: Callable[[Tensor], Tensor],
+    ee: EEModel,
     goal: Tensor,
     width: float,
     u_max: float = 1.0,
@@ -175,7 +215,8 @@ def predicted_cost(
 
     Args:
         W (B, du, dx), b (B, du): policy parameters; m0 (B, dx), S0 (B, dx, dx): start
-        distribution; goal (B, 3) m; width sigma_c, m; u_max: action bound.
+        distribution; ee: where the end-effector moments come from (`gp_ee`, `fk_ee`);
+        goal (B, 3) m; width sigma_c, m; u_max: action bound.
     Returns:
         cost (B,), state means (horizon + 1, B, dx) and covariances (horizon + 1, B, dx, dx).
     """
@@ -183,8 +224,8 @@ def predicted_cost(
     total = torch.zeros(m0.shape[0], dtype=m0.dtype)
     means, covs = [m], [S]
     for t in range(horizon):
-        m, S = step_moments(g, W, b, m, S, u_max)
-        e_m, e_S = ee_moments(fk, m, S)
+        m, S, mz, Sz = step_moments(g, W, b, m, S, u_max)
+        e_m, e_S = ee(m, S, mz, Sz)
         weight = 1.0 + (terminal_weight if t == horizon - 1 else 0.0)
         total = total + weight * expected_saturating_cost(e_m, e_S, goal, width)
         means.append(m)
