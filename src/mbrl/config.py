@@ -25,18 +25,49 @@ class ConfigError(ValueError):
     """A configuration value or file is malformed; the message names the field/file."""
 
 
+def _check_nonneg(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{type(obj).__name__}.{name} must be >= 0, got {value!r}")
+
+
+SERVO_DRIVES = ("position", "pd")  # ServoConfig.drive
+SERVO_VELOCITIES = ("true", "difference")  # ServoConfig.velocity
+ENCODER_TICK = 2 * math.pi / 4096  # rad: the STS3215's 12-bit magnetic encoder
+
+
 @dataclasses.dataclass(frozen=True)
 class ServoConfig:
     """Hobby-servo model applied to every controlled joint (simulation only).
 
+    Two shipped profiles (SERVO_PROFILES): "ideal" (these defaults: a PyBullet position
+    constraint, perfect sensing) and "realistic" (Feetech STS3215 figures, docs/sim.md). An
+    arm file selects one with `servo: realistic`, or `servo: {profile: realistic, ...}` to
+    change single figures of it.
+
     Attributes:
         max_velocity: joint speed limit, rad/s; None takes the URDF's velocity limit.
         max_torque: stall torque, N m; None takes the URDF's effort limit.
-        position_gain: PyBullet POSITION_CONTROL positionGain (0..1].
-        velocity_gain: PyBullet POSITION_CONTROL velocityGain (0..1].
+        position_gain: PyBullet POSITION_CONTROL positionGain (0..1], drive "position".
+        velocity_gain: PyBullet POSITION_CONTROL velocityGain (0..1], drive "position".
         noise_std: std of Gaussian noise added to measured joint positions, rad (0 = off).
         backlash: dead band of the gear train, rad (0 = off).
         latency_ticks: commands take effect this many control ticks late (0 = off).
+        drive: "position" (PyBullet's position constraint, at most max_velocity) or "pd"
+            (the SO-101 MJCF's position actuator: torque = clip(kp (target - q) - kv qdot,
+            +-max_torque) - damping qdot every physics step, with Coulomb friction and
+            rotor armature).
+        kp: N m/rad, position gain of drive "pd" (MJCF: 998.22 for servo P gain 16).
+        kv: N m s/rad, velocity gain of drive "pd" (MJCF: 2.731).
+        damping: N m s/rad, joint viscous damping of drive "pd" (MJCF: 0.60).
+        friction: N m, joint Coulomb friction of drive "pd" (MJCF frictionloss: 0.052).
+        armature: kg m^2, rotor inertia added about each joint axis, drive "pd" (MJCF 0.028).
+        resolution: rad per encoder count; measured positions are rounded to it (0 = off).
+        read_drop: probability that a tick's read fails and the previous reading is
+            reported again, as on a serial bus with lost status packets (0 = off).
+        velocity: "true" (the simulator's joint velocity) or "difference" (of successive
+            readings over the time between them, as drivers that read positions only).
     """
 
     max_velocity: float | None = None
@@ -46,9 +77,19 @@ class ServoConfig:
     noise_std: float = 0.0
     backlash: float = 0.0
     latency_ticks: int = 0
+    drive: str = "position"
+    kp: float = 998.22
+    kv: float = 2.731
+    damping: float = 0.60
+    friction: float = 0.052
+    armature: float = 0.028
+    resolution: float = 0.0
+    read_drop: float = 0.0
+    velocity: str = "true"
 
     def __post_init__(self) -> None:
-        _check_nonneg(self, "noise_std", "backlash", "latency_ticks")
+        _check_nonneg(self, "noise_std", "backlash", "latency_ticks", "kp", "kv", "damping",
+                      "friction", "armature", "resolution", "read_drop")  # fmt: skip
         for name in ("max_velocity", "max_torque"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -57,6 +98,52 @@ class ServoConfig:
             value = getattr(self, name)
             if not (0.0 < value <= 1.0):
                 raise ConfigError(f"servo.{name} must be in (0, 1], got {value!r}")
+        if self.drive not in SERVO_DRIVES:
+            raise ConfigError(
+                f"servo.drive must be one of {list(SERVO_DRIVES)}, got {self.drive!r}"
+            )
+        if self.velocity not in SERVO_VELOCITIES:
+            raise ConfigError(
+                f"servo.velocity must be one of {list(SERVO_VELOCITIES)}, got {self.velocity!r}"
+            )
+        if self.read_drop >= 1:
+            raise ConfigError(f"servo.read_drop must be < 1 (a probability), got {self.read_drop}")
+        if self.drive == "pd" and self.armature <= 0:
+            raise ConfigError("servo.armature must be > 0 with drive pd (it keeps the explicit "
+                              "servo torque stable at the physics rate)")  # fmt: skip
+
+    @classmethod
+    def from_config_value(cls, value: Any, where: str = "servo") -> ServoConfig:
+        """A servo from an arm file's value: a profile name (`realistic`) or a mapping of
+        fields, optionally with `profile: NAME` as the base the other fields change."""
+        if isinstance(value, str):
+            value = {"profile": value}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a profile name or a mapping, got {value!r}")
+        data = dict(value)
+        name = data.pop("profile", "ideal")
+        if name not in SERVO_PROFILES:
+            raise ConfigError(
+                f"{where}.profile {name!r} unknown; expected one of {sorted(SERVO_PROFILES)}"
+            )
+        base = dataclasses.asdict(SERVO_PROFILES[name])
+        return from_dict(cls, {**base, **data}, where)
+
+
+# The STS3215 as LeRobot sets it up (P=16, position mode), from the sources in docs/sim.md:
+# the official SO-101 MJCF actuator and joint figures, the 12-bit encoder, ~1 deg of measured
+# backlash (datasheet <= 0.5 deg), one tick of bus latency and an occasional lost read.
+SERVO_PROFILES: dict[str, ServoConfig] = {
+    "ideal": ServoConfig(),
+    "realistic": ServoConfig(
+        drive="pd",
+        resolution=ENCODER_TICK,
+        backlash=math.radians(1.0),
+        latency_ticks=1,
+        read_drop=0.02,
+        velocity="difference",
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,13 +263,6 @@ class ArmConfig:
         return int(round(self.physics_rate_hz / self.control_rate_hz))
 
 
-def _check_nonneg(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{type(obj).__name__}.{name} must be >= 0, got {value!r}")
-
-
 T = TypeVar("T")
 
 
@@ -207,7 +287,11 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         has_factory = field.default_factory is not dataclasses.MISSING
         nested = field.default_factory() if has_factory else None
         if dataclasses.is_dataclass(nested):
-            kwargs[key] = from_dict(type(nested), value or {}, f"{where}.{key}" if where else key)
+            path = f"{where}.{key}" if where else key
+            if hasattr(type(nested), "from_config_value"):  # e.g. `servo: realistic`
+                kwargs[key] = type(nested).from_config_value(value or {}, path)
+            else:
+                kwargs[key] = from_dict(type(nested), value or {}, path)
         elif isinstance(value, list):
             kwargs[key] = tuple(value)
         else:
@@ -248,3 +332,26 @@ def load_arm_config(path: str | Path, key: str = "arm") -> ArmConfig:
         return from_dict(ArmConfig, data.get(key, {}), key)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def arm_from_options(arm_file: str | Path | None = None, servo: str | None = None) -> ArmConfig:
+    """The arm of the command line: `--arm FILE` (its `arm:` section; default the bundled
+    arm) with its servo replaced by profile `--servo NAME` (SERVO_PROFILES) if given."""
+    arm = load_arm_config(arm_file) if arm_file else ArmConfig()
+    if servo is None:
+        return arm
+    if servo not in SERVO_PROFILES:
+        raise ConfigError(
+            f"servo profile {servo!r} unknown; expected one of {sorted(SERVO_PROFILES)}"
+        )
+    return dataclasses.replace(arm, servo=SERVO_PROFILES[servo])
+
+
+def add_arm_arguments(parser: Any) -> None:
+    """`--arm FILE` and `--servo PROFILE` of `mbrl experiment` and `mbrl demo`."""
+    parser.add_argument("--arm", default=None, metavar="FILE",
+                        help="arm file (YAML with an `arm:` section, e.g. config/arm_iiwa.yaml); "
+                        "default: the bundled SO-101-class arm")  # fmt: skip
+    parser.add_argument("--servo", default=None, choices=sorted(SERVO_PROFILES),
+                        help="servo profile replacing the arm file's servo (docs/sim.md): "
+                        "ideal (a position constraint) or realistic (STS3215)")  # fmt: skip

@@ -143,15 +143,29 @@ def test_one_inflated_iteration_locks_planning_out_for_a_few_calls_only():
         if b.may_start():
             break
         refused += 1
-    # 1 s halves to < 30 ms after 6 refusals; without the decay it would refuse forever.
-    assert refused == 6
+    # 1 s would halve to < 30 ms after 6 refusals; after probe_every (5) refusals in a row
+    # the next call measures again instead. Without either it would refuse forever.
+    assert refused == IterationBudget.probe_every == 5
     clock.t += 0.01
     b.lap()
-    assert b.estimate == pytest.approx(1.0 / 2**6 * 0.9)
-    # A deadline shorter than a real iteration never decays it below the recent median.
-    for _ in range(10):
+    assert b.estimate == pytest.approx(0.01)
+    for _ in range(2):  # three recent iterations of 10 ms: the median floor is 10 ms
+        b.start(None)
+        clock.t += 0.01
+        b.lap()
+    # A deadline shorter than a real iteration does not decay it below the recent median ...
+    for _ in range(IterationBudget.probe_every - 1):
         b.start(clock() + 0.001)
         assert not b.may_start()
+        assert b.estimate == pytest.approx(0.01)
+    # ... for probe_every calls in a row; then one call runs an iteration to measure again
+    # (the median may come from a load that has passed: in real time the arm held still)
+    b.start(clock() + 0.001)
+    assert not b.may_start()
+    b.start(clock() + 0.001)
+    assert b.may_start()
+    clock.t += 0.01
+    b.lap()
     assert b.estimate == pytest.approx(0.01)
     # Refusals after an iteration ran in the same call do not decay the estimate.
     b.start(clock() + 0.001)

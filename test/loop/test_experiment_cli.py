@@ -32,7 +32,7 @@ def test_experiment_writes_run_directory(tmp_path, capsys):
     assert (run / "learning_curve.png").stat().st_size > 1000
     assert len(list((run / "episodes").glob("episode_*.mcap"))) == 2
     model = ProbabilisticEnsemble.load(run / "checkpoints" / "ensemble_final.npz")
-    assert model.dx == 5 and len(TransitionDataset.load(run / "data.npz")) == 30
+    assert model.dx == 15 and len(TransitionDataset.load(run / "data.npz")) == 30
 
 
 @pytest.mark.parametrize(

@@ -34,27 +34,28 @@ def _obs(arm: ArmModel, q: np.ndarray, goal: np.ndarray, task: str = "reach") ->
     ee = arm.fk(torch.as_tensor(q, dtype=torch.float32)).double().numpy()
     velocity = np.array([0.1, -0.05, 0.0, 0.5])  # the cube sliding (m/s) and turning (rad/s)
     cube = (np.array([0.2, 0.0, 0.02]), 0.3, velocity) if task == "push" else (None,) * 3
-    return observation(task, q, np.zeros(NJ), ee, goal, *cube)
+    pending = np.zeros(NJ) if task == "reach" else None  # the reach preset's model state
+    return observation(task, q, np.zeros(NJ), ee, goal, *cube, pending=pending)
 
 
 def test_known_model_bundle_plans_toward_the_goal(arm):
     q = (arm.lower + arm.upper) / 2
     goal = arm.fk(torch.as_tensor(q + 0.3, dtype=torch.float32)).double().numpy()
     actor = MPCActor(
-        "reach", arm, known_model(arm), PARAMS, planner_overrides={"nominal_rollout": True}
+        "reach", arm, known_model(arm, PARAMS), PARAMS, planner_overrides={"nominal_rollout": True}
     )
     bundle = ActorBundle(actor, 0, "known", CFG)
     obs = _obs(arm, q, goal)
     plan = actor.plan(obs, None)
     horizon = PARAMS["planner_config"]["horizon"]
-    assert plan.states.shape == (horizon + 1, NJ)
+    assert plan.states.shape == (horizon + 1, 3 * NJ)  # [q, qdot, pending]
     np.testing.assert_allclose(actor.goal, goal)  # the goal comes with the observation
     ee = actor.ee_points(plan.states)
     # the planned end effector ends nearer the goal than it starts
     assert np.linalg.norm(ee[-1] - goal) < np.linalg.norm(ee[0] - goal)
     assert actor.ee_spread(plan.states, plan.actions) is None  # known model: no spread
     lqr = bundle.lqr.plan(actor.state(obs), None)
-    assert lqr.K.shape == (CFG.lqr_horizon, NJ, NJ)
+    assert lqr.K.shape == (CFG.lqr_horizon, NJ, 3 * NJ)
 
 
 def test_ensemble_actor_on_the_push_observation(arm):

@@ -23,6 +23,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
+from mbrl.agents.mpc import model_columns
 from mbrl.config import ArmConfig
 from mbrl.costs.kinematics import ForwardKinematics
 from mbrl.models.ensemble import ProbabilisticEnsemble
@@ -170,9 +171,13 @@ def test_mpc_reaches_goal_modes_and_rviz_plan(ros_context):
         g.close()
 
 
+REACH_COLUMNS = model_columns("reach", 5, "q_qd_pending").tolist()
+
+
 def _ensemble_bytes(tmp_path, seed: int) -> bytes:
     torch.manual_seed(0)  # test-only; the model's weights come from its own seed
-    model = ProbabilisticEnsemble(5, 5, ensemble_size=5, hidden=(32, 32), seed=seed)
+    dx = len(REACH_COLUMNS)  # the reach preset's model state [q, qdot, pending]
+    model = ProbabilisticEnsemble(dx, 5, ensemble_size=5, hidden=(32, 32), seed=seed)
     path = tmp_path / f"ens{seed}.npz"
     model.save(path)
     return path.read_bytes()
@@ -187,11 +192,13 @@ def test_model_hot_swap_and_corrupt_models_over_trajectory_interface(ros_context
         assert not g.commands and g.trajectories[-1].joint_names == list(JOINTS)
         data = _ensemble_bytes(tmp_path, 1)
         # what the fitter sends with an mpc/reach model (mbrl.ros.model_fitter)
-        layout = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4],
+        layout = {"learner": "mpc", "task": "reach", "columns": REACH_COLUMNS,
                   "action": "increment", "joint_names": list(JOINTS), "max_increment": 0.1,
                   "action_base": "command", "control_rate_hz": 20.0}  # fmt: skip
         g.model_pub.publish(
-            encode_model_msg(data, 1, "ensemble", 5, 5, {"num_transitions": 100}, layout=layout)
+            encode_model_msg(
+                data, 1, "ensemble", len(REACH_COLUMNS), 5, {"num_transitions": 100}, layout=layout
+            )  # fmt: skip
         )
         g.wait(lambda: g.diag().get("model_version") == "1", what="model version 1 in use")
         assert "model version 1 (ensemble) swapped in at tick" in g.output.text()
@@ -203,21 +210,23 @@ def test_model_hot_swap_and_corrupt_models_over_trajectory_interface(ros_context
         ticks2, n2 = int(g.diag()["ticks"]), len(g.trajectories)
         assert abs((n2 - n) - (ticks2 - ticks)) <= 3 and swap_tick < ticks2
         # corrupt: one flipped byte (hash mismatch), then a truncated message
-        msg = encode_model_msg(data, 2, "ensemble", 5, 5, layout=layout)
+        msg = encode_model_msg(data, 2, "ensemble", len(REACH_COLUMNS), 5, layout=layout)
         bad = bytearray(data)
         bad[len(bad) // 2] ^= 0xFF
         msg.data = bytes(bad)
         g.model_pub.publish(msg)
         g.wait(lambda: g.diag().get("rejected_models") == "1", what="hash rejection")
         assert "version 2" in g.diag()["last_reject"] and "sha256" in g.diag()["last_reject"]
-        short = encode_model_msg(data, 3, "ensemble", 5, 5, layout=layout)
+        short = encode_model_msg(data, 3, "ensemble", len(REACH_COLUMNS), 5, layout=layout)
         short.data = data[: len(data) // 3]
         g.model_pub.publish(short)
         g.wait(lambda: g.diag().get("rejected_models") == "2", what="truncation rejection")
         assert "truncated" in g.diag()["last_reject"]
         # a valid file of the wrong layout (another arm's joints) is refused, naming it
         other = dict(layout, joint_names=["j1", "j2", "j3", "j4", "j5"])
-        g.model_pub.publish(encode_model_msg(data, 4, "ensemble", 5, 5, layout=other))
+        g.model_pub.publish(
+            encode_model_msg(data, 4, "ensemble", len(REACH_COLUMNS), 5, layout=other)
+        )
         g.wait(lambda: g.diag().get("rejected_models") == "3", what="layout rejection")
         text = g.output.text()
         assert "rejected model from /mbrl/model: /mbrl/model version 2: sha256 mismatch" in text

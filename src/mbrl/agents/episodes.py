@@ -37,6 +37,7 @@ def task_trajectories(
     arm: ArmModel,
     action_base: str = "command",
     max_gap: float = 3.0,
+    with_pending: bool = False,
 ) -> list[Trajectory]:
     """Every contiguous piece of `episodes` as a task trajectory.
 
@@ -46,13 +47,19 @@ def task_trajectories(
         action_base: "command": u_k = (c_k - c_{k-1}) / max_increment (increments of the
             previous command); "measured": u_k = (c_k - q_k) / max_increment.
         max_gap: see TransitionLayout.
+        with_pending: append the pending motion (previous command - q, nj, rad) after the
+            goal, as the env's and the controller's `pending_in_obs` observation
+            (mbrl.costs.tasks).
     """
     check_task(task)
     if action_base not in ACTION_BASES:
         raise ValueError(f"action_base {action_base!r}; expected one of {list(ACTION_BASES)}")
     action = "increment" if action_base == "command" else "relative"
-    layout = TransitionLayout(arm.joint_names, "q_qd", action, arm.max_increment, max_gap)
+    layout = TransitionLayout(
+        arm.joint_names, "q_qd", action, arm.max_increment, max_gap, command=with_pending
+    )
     nj, out = arm.nj, []
+    extra_at = 2 * nj + (nj if with_pending else 0)  # sampled streams follow the states
     for episode in episodes:
         # The goal is not in any model state: an episode without one (a hand-driven
         # recording) still teaches the dynamics, with NaN goal columns.
@@ -69,10 +76,12 @@ def task_trajectories(
             q, qdot = x[:, :nj], x[:, nj : 2 * nj]
             parts, after = [q, qdot, arm.ee(q)], []
             if task == "push":
-                pose = x[:, 2 * nj : 2 * nj + 7]
+                pose = x[:, extra_at : extra_at + 7]
                 yaw = _yaw(pose[:, 3:])
                 parts += [pose[:, :3], np.sin(yaw)[:, None], np.cos(yaw)[:, None]]
                 after = [cube_velocities(pose[:, :3], yaw, arm.period)]
             parts.append(x[:, -3:] if has_goal else np.full((len(x), 3), np.nan))  # the goal
+            if with_pending:  # reach: the previous command minus q (push has none)
+                after.append(x[:, 2 * nj : 3 * nj] - q)
             out.append((np.hstack([*parts, *after]), u))
     return out

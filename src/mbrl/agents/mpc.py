@@ -5,7 +5,10 @@ the *model state*, warm-started from the previous fit. Actor: (observation, arti
 deadline) -> the first action of a sampling planner's plan on that model and the task cost.
 
 Model state (what the ensemble predicts), from the task observation (mbrl.costs.tasks):
-reach: q (nj) rad, the end effector comes from FK of q in the cost; push: [q, qdot, ee (3),
+reach: q (nj) rad, the end effector comes from FK of q in the cost; with the preset's
+`model_state: q_qd_pending`, [q, qdot (nj) rad/s, pending (nj) rad = previous command - q]:
+what a servo with inertia and a tick of latency needs to be Markov, with the command relative
+to q so that a small net learns it from a few hundred steps (docs/real_arm.md); push: [q, qdot, ee (3),
 cube (3), sin/cos cube yaw (2), cube velocity (3), yaw rate (1)] (`PUSH_FEATURES`: cube and
 tip in the state so the model can learn contact, and the velocities because a sliding cube
 keeps moving untouched and the arm's momentum decides how hard it hits; docs/models.md,
@@ -34,13 +37,13 @@ from mbrl.control.ilqr import ILQRConfig, ILQRPlanner
 from mbrl.control.mppi import MPPIConfig, MPPIPlanner
 from mbrl.control.plan import Plan
 from mbrl.costs.push import PushCost, PushCostConfig
-from mbrl.costs.reach import ReachCost, StateLayout
-from mbrl.costs.tasks import check_task, obs_layout
+from mbrl.costs.reach import ReachCost, ReachCostConfig, StateLayout
+from mbrl.costs.tasks import check_task, obs_layout, pending_span
 from mbrl.data.dataset import TransitionDataset
 from mbrl.models.base import FitReport
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.models.ensemble_fit import FitConfig
-from mbrl.models.kinematic import KinematicArmModel
+from mbrl.models.kinematic import KinematicArmModel, KinematicPendingModel
 from mbrl.models.push_features import PushFeatures
 
 PLANNERS = {
@@ -54,10 +57,31 @@ Trajectory = tuple[np.ndarray, np.ndarray]  # obs (T+1, dobs), actions (T, nj)
 PUSH_FEATURES = PushFeatures(joint_velocities=True, object_velocity=True)
 
 
-def model_columns(task: str, nj: int) -> np.ndarray:
+MODEL_STATES = ("q", "q_qd_pending")  # the preset's `model_state` (reach)
+
+
+def model_state(params: dict[str, Any]) -> str:
+    """The preset's model state: "q" or "q_qd_pending" (module docstring)."""
+    state = params.get("model_state", "q")
+    if state not in MODEL_STATES:
+        raise ValueError(f"model_state {state!r}; expected one of {list(MODEL_STATES)}")
+    return state
+
+
+def pending_in_obs(params: dict[str, Any]) -> bool:
+    """Whether the task observation carries the pending motion (the model state uses it)."""
+    return model_state(params) == "q_qd_pending"
+
+
+def model_columns(task: str, nj: int, state: str = "q") -> np.ndarray:
     """Indices of the task observation that form the model state (module docstring)."""
     if check_task(task) == "reach":
+        if state == "q_qd_pending":
+            start, stop = pending_span(task, nj)
+            return np.r_[0 : 2 * nj, start:stop]
         return np.arange(nj)
+    if state != "q":
+        raise ValueError(f"model_state {state!r} is for reach; push uses its own state")
     return PUSH_FEATURES.columns(nj)
 
 
@@ -68,9 +92,15 @@ def model_layout(task: str, nj: int) -> StateLayout:
     return PUSH_FEATURES.layout(nj)
 
 
-def known_model(arm: ArmModel) -> KinematicArmModel:
-    """The arm's known kinematic model over q: a reach model before any data (version 0)."""
-    return KinematicArmModel(arm.lower, arm.upper, arm.velocity, arm.max_increment, arm.period)
+def known_model(
+    arm: ArmModel, params: dict[str, Any] | None = None
+) -> KinematicArmModel | KinematicPendingModel:
+    """The arm's known kinematic model over the preset's reach model state: a reach model
+    before any data (version 0): over q, or over [q, qdot, pending] (an ideal servo)."""
+    joints = KinematicArmModel(arm.lower, arm.upper, arm.velocity, arm.max_increment, arm.period)
+    if model_state(params or {}) == "q_qd_pending":
+        return KinematicPendingModel(joints, increment_base(params or {}))
+    return joints
 
 
 def trajectories_dataset(
@@ -97,7 +127,7 @@ class MPCLearner:
 
     def __init__(self, task: str, nj: int, params: dict[str, Any], seed: int) -> None:
         self.task, self.nj, self.params, self.seed = check_task(task), int(nj), params, seed
-        self.columns = model_columns(task, nj)
+        self.columns = model_columns(task, nj, model_state(params))
         fit = FitConfig(
             lr=params["fit_lr"],
             weight_decay=params["fit_weight_decay"],
@@ -139,7 +169,7 @@ class MPCLearner:
 
     def layout(self) -> dict[str, Any]:
         """What the artifact's x and u mean (sent with it; the actor checks it agrees)."""
-        return layout("mpc", self.task, self.nj)
+        return layout("mpc", self.task, self.nj, self.params)
 
     def artifacts(self) -> dict[str, Any]:
         """What a fit produced, by kind (mbrl.agents.registry): the ensemble."""
@@ -176,7 +206,7 @@ class MPCActor:
         self.task, self.arm, self.model, self.params = check_task(task), arm, model, params
         self._planner_overrides = dict(planner_overrides or {})
         nj = self.nj = arm.nj
-        self.columns = model_columns(task, nj)
+        self.columns = model_columns(task, nj, model_state(params))
         self.goal_span = obs_layout(task, nj).goal
         if int(model.du) != nj or int(model.dx) != len(self.columns):
             raise ValueError(
@@ -185,7 +215,10 @@ class MPCActor:
             )
         self.layout = model_layout(task, nj)
         if task == "reach":
-            self.cost = ReachCost(self.layout, arm.fk, lower=arm.lower, upper=arm.upper)
+            self.cost = ReachCost(
+                self.layout, arm.fk, lower=arm.lower, upper=arm.upper,
+                config=ReachCostConfig(**params.get("cost", {})),
+            )  # fmt: skip
         else:
             config = PushCostConfig(**params.get("cost", {}))
             self.cost = PushCost(
@@ -359,5 +392,6 @@ def make_learner(
 def layout(algo: str, task: str, nj: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """What an MPC agent's ensemble x and u mean: the model-state columns of the task
     observation and increments (the same for mpc, alg1 and alg2: they share the learner)."""
-    return {"learner": "mpc", "task": task, "columns": model_columns(task, nj).tolist(),
+    columns = model_columns(task, nj, model_state(params or {}))
+    return {"learner": "mpc", "task": task, "columns": columns.tolist(),
             "action": "increment"}  # fmt: skip

@@ -50,8 +50,12 @@ _MPC_REACH = {
         "num_samples": 40,
         "num_elites": 8,
         "iterations": 3,
-        "particles": 5,
-        "propagation": "ts1",
+        # One particle through every member, averaged (mbrl.models.ensemble "expectation";
+        # as costly as ts1 over 5 particles): with real servo imperfections the members
+        # disagree by mm near the goal, and ts1's one sampled member per particle made the
+        # arm wander 1-3 cm around it (docs/real_arm.md).
+        "particles": 1,
+        "propagation": "expectation",
         "nominal_rollout": False,
     },
     "random_episodes": 1,  # episode 0 runs the random base policy (PETS does the same)
@@ -59,6 +63,11 @@ _MPC_REACH = {
     # What an action's increment is added to (mbrl.sim.tasks increment_from): the previous
     # command, as a forward_position_controller client does.
     "env": {"increment_from": "command"},
+    # What the model predicts (mbrl.agents.mpc): "q", or "q_qd_pending" = [q, qdot, previous
+    # command - q], Markov for a servo with inertia and a tick of latency (docs/real_arm.md).
+    "model_state": "q_qd_pending",
+    # mbrl.costs.reach.ReachCostConfig weights (the defaults; action: per ||u||^2).
+    "cost": {"action": 1e-3, "rate": 0.0},
 }
 
 _MPC_PUSH = {
@@ -67,8 +76,11 @@ _MPC_PUSH = {
     # Gentle pushes: at full speed (0.1 rad per tick) the tip hits the 40 g cube at ~1 m/s and
     # it slides ~10 cm after contact, which a model without cube velocity cannot predict.
     # A third of the speed keeps the push quasi-static (the cube moves only while touched).
+    "model_state": "q",  # its own state: q, tip, cube (mbrl.agents.mpc)
     "planner_config": {
         **_MPC_REACH["planner_config"],
+        "particles": 5,
+        "propagation": "ts1",
         "horizon": 15,
         "num_samples": 60,
         "action_low": -0.35,

@@ -81,16 +81,22 @@ class IterationBudget:
     (a page fault, a descheduled core: 100x is common on a loaded machine) would refuse
     every later call, and, because the estimate only decays when iterations run, it would
     never recover. The lock-out is now at most log2(inflation) calls, while a short deadline
-    never talks the budget into an iteration it measured to be longer (the median floor).
+    does not talk the budget into an iteration it measured to be longer (the median floor)
+    for `probe_every` calls in a row; then the floor is dropped and the next call runs one
+    iteration to measure again. A floor measured under a load that has passed would
+    otherwise refuse every later call: in real time the arm held still for the rest of the
+    run (docs/real_arm.md).
     """
 
     refusal_decay = 0.5
+    probe_every = 5  # refused calls in a row before one probe iteration re-measures
     _RECENT = 9  # iterations whose median floors the refusal decay (needs >= 3)
 
     def __init__(self, clock: Clock = time.perf_counter) -> None:
         self.clock = clock
         self.estimate: float | None = None
         self._laps = 0
+        self._refused = 0
         self._recent: collections.deque[float] = collections.deque(maxlen=self._RECENT)
 
     def start(self, deadline: float | None) -> None:
@@ -102,8 +108,13 @@ class IterationBudget:
         """True if one more iteration (of the estimated length) ends before the deadline."""
         ok = self.fits(self.estimate)
         if not ok and self._laps == 0 and self.estimate is not None:
-            floor = float(np.median(self._recent)) if len(self._recent) >= 3 else 0.0
-            self.estimate = max(floor, self.estimate * self.refusal_decay)
+            self._refused += 1
+            if self._refused >= self.probe_every:  # measure again at the next call
+                self._refused, self.estimate = 0, None
+                self._recent.clear()
+            else:
+                floor = float(np.median(self._recent)) if len(self._recent) >= 3 else 0.0
+                self.estimate = max(floor, self.estimate * self.refusal_decay)
         return ok
 
     def fits(self, seconds: float | None) -> bool:
@@ -118,5 +129,6 @@ class IterationBudget:
         took = now - self._t
         self._t = now
         self._laps += 1
+        self._refused = 0
         self._recent.append(took)
         self.estimate = took if self.estimate is None else max(took, 0.9 * self.estimate)

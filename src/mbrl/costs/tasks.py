@@ -11,6 +11,8 @@ positions m, velocities m/s and rad/s, in the arm's base frame. The cube velocit
 estimated by differencing the cube pose between control ticks (`CubeVelocity`), the same
 in the sim env, in recorded episodes and on the ROS controller: a camera or a pose topic
 gives only poses.
+With `pending_in_obs` (reach) the pending motion follows the goal: the previous joint
+command minus the measured q (nj) rad.
 """
 
 from __future__ import annotations
@@ -118,6 +120,14 @@ class CubeVelocity:
         return out
 
 
+def pending_span(task: str, nj: int) -> tuple[int, int]:
+    """Where the optional pending motion (nj) sits in the reach observation."""
+    if check_task(task) != "reach":
+        raise ValueError("only the reach observation carries the pending motion")
+    start = obs_size(task, nj)
+    return start, start + nj
+
+
 def observation(
     task: str,
     q: np.ndarray,
@@ -127,10 +137,12 @@ def observation(
     cube: np.ndarray | None = None,
     cube_yaw: float | None = None,
     cube_velocity: np.ndarray | None = None,
+    pending: np.ndarray | None = None,
 ) -> np.ndarray:
     """The task observation (dobs,) float64 from measured q, qdot (nj,), ee (3,), goal (3,)
     and, for push, the cube position (3,) m, yaw (rad) and velocity estimate (4,) (m/s,
-    rad/s; `CubeVelocity`)."""
+    rad/s; `CubeVelocity`); `pending` (nj,) rad, the previous command minus q, is appended
+    when given (reach, pending_in_obs)."""
     parts = [np.asarray(q, float), np.asarray(qdot, float), np.asarray(ee, float)]
     after = []
     if check_task(task) == "push":
@@ -144,6 +156,8 @@ def observation(
             )
         parts += [np.asarray(cube, float), np.array([np.sin(cube_yaw), np.cos(cube_yaw)])]
         after = [velocity]
+    if pending is not None:
+        after.append(np.asarray(pending, float))
     return np.concatenate([*parts, np.asarray(goal, float), *after])
 
 

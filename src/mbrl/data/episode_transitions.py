@@ -35,6 +35,9 @@ class TransitionLayout:
                 command of an episode is taken relative to the measured q);
             "relative": (c_k - q_k) / max_increment, relative to the measured position;
             "position": c_k itself, rad.
+        command: x also holds the previous command c_{k-1} (nj) rad, after the joint states
+            (the target a servo with a tick of latency is still moving to; the measured q
+            for the first tick, as the controller re-syncs to it).
         max_increment: rad, the scale of "increment"/"relative" actions (ArmConfig.max_increment).
         max_gap: a command interval longer than max_gap x the median interval that also
             saw more than max_gap x the median number of new joint states cuts the
@@ -48,6 +51,7 @@ class TransitionLayout:
     action: str = "increment"
     max_increment: float = 0.1
     max_gap: float = 3.0
+    command: bool = False
 
     def __post_init__(self) -> None:
         if not self.joint_names:
@@ -63,7 +67,7 @@ class TransitionLayout:
 
     @property
     def dx(self) -> int:
-        return len(self.joint_names) * (2 if self.state == "q_qd" else 1)
+        return len(self.joint_names) * ((2 if self.state == "q_qd" else 1) + int(self.command))
 
     @property
     def du(self) -> int:
@@ -116,6 +120,9 @@ def episode_segments(
     idx = np.searchsorted(ts, sample_t, side="right") - 1  # latest state at/before the tick
     valid_state = (idx >= 0) & np.all(np.isfinite(states[np.maximum(idx, 0)]), axis=1)
     x = states[np.maximum(idx, 0)]
+    q_at = q[np.maximum(idx, 0)]
+    if layout.command:  # row k: the command before tick k (row 0: the measured q)
+        x = np.hstack([x, np.vstack([q_at[:1], commands])])
     for stamps, values in extra:
         if len(stamps) == 0:
             return []  # a stream that never arrived: no usable transition at all
@@ -124,7 +131,6 @@ def episode_segments(
         sampled = values[np.maximum(at, 0)]
         valid_state &= (at >= 0) & np.all(np.isfinite(sampled), axis=1)
         x = np.hstack([x, sampled])
-    q_at = q[np.maximum(idx, 0)]
     if layout.action == "position":
         u = commands
     elif layout.action == "relative":

@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from mbrl.config import ArmConfig
 from mbrl.costs.tasks import EVAL_SEED, TASKS, obs_layout
 from mbrl.costs.tasks import train_seed as train_reset_seed
 
@@ -43,6 +44,7 @@ class ExperimentConfig:
         out_dir: runs are written to out_dir/name/.
         name: run name; "" means f"{algo}-{task}-s{seed}".
         algo_params: per-algorithm overrides of the shipped presets (mbrl.loop.presets).
+        arm: the arm file (mbrl.config.ArmConfig, with its servo profile) the envs run.
     """
 
     algo: str
@@ -55,6 +57,7 @@ class ExperimentConfig:
     out_dir: str = "runs"
     name: str = ""
     algo_params: dict = dataclasses.field(default_factory=dict)
+    arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -74,15 +77,18 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
-def make_task_env(task: str, seed: int, **kwargs: Any) -> gymnasium.Env:
-    """The `task` env on the bundled arm (mbrl.sim.make_env); `seed` seeds its noise.
+def make_task_env(
+    task: str, seed: int, arm: ArmConfig | None = None, **kwargs: Any
+) -> gymnasium.Env:
+    """The `task` env on `arm` (default: the bundled arm; mbrl.sim.make_env); `seed` seeds
+    its noise.
 
     kwargs go to the env (max_steps, success_threshold, ...). pybullet is imported here only,
     so that importing mbrl.loop stays free of the simulator (test/test_layering.py).
     """
     from mbrl.sim.tasks import make_env
 
-    return make_env(task, seed=seed, **kwargs)
+    return make_env(task, arm, seed=seed, **kwargs)
 
 
 Controller = Callable[[np.ndarray, gymnasium.Env], np.ndarray]

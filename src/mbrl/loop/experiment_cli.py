@@ -1,6 +1,7 @@
 """`mbrl experiment`: run one learning loop (mbrl.loop.registry) and write runs/<name>/.
 
 Example: mbrl experiment --algo mpc --task reach --seed 0 --budget-steps 500
+         mbrl experiment --algo mpc --arm config/arm_iiwa.yaml --servo realistic
          mbrl experiment --algo mpc --set refit_every=25 --set planner_config.horizon=15
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from mbrl.config import ConfigError, add_arm_arguments, arm_from_options
 from mbrl.loop.common import ExperimentConfig
 from mbrl.loop.presets import ParamError
 from mbrl.loop.registry import DRIVERS, get_driver, run_experiment
@@ -51,12 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a preset parameter of the algorithm (repeatable; dots for nesting)",
     )
+    add_arm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         overrides = parse_set(args.set)
-    except ValueError as e:
+        arm = arm_from_options(args.arm, args.servo)
+    except (ValueError, ConfigError) as e:
         print(f"mbrl experiment: {e}")
         return 2
     optional = {
@@ -77,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         name=args.name,
         algo_params=overrides,
+        arm=arm,
         **{k: v for k, v in optional.items() if v is not None},
     )
     try:

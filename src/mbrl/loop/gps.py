@@ -66,7 +66,7 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     torch.set_num_threads(1)
     T = config.episode_steps
     rng = np.random.default_rng(config.seed)
-    env = make_task_env(config.task, seed=int(rng.integers(2**31)), max_steps=T)
+    env = make_task_env(config.task, int(rng.integers(2**31)), config.arm, max_steps=T)
     base = env.unwrapped
     arm = ArmModel.from_config(base.config)
     params = {"condition_seed": config.seed, **config.algo_params}
@@ -85,7 +85,7 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
         return policy_actor.act(obs)
 
     def eval_env():
-        return make_task_env(config.task, seed=config.seed, max_steps=T)
+        return make_task_env(config.task, config.seed, config.arm, max_steps=T)
 
     # The starting point: the untrained global policy (zero output: the arm holds still).
     ev = evaluate(eval_env, act, n_goals=config.eval_goals)

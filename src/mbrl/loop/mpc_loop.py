@@ -15,7 +15,7 @@ import numpy as np
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import MPCActor, MPCLearner
+from mbrl.agents.mpc import MPCActor, MPCLearner, pending_in_obs
 from mbrl.loop.common import ExperimentConfig, RunRecorder, make_task_env, torch_threads
 from mbrl.loop.env_loop import EnvironmentLoop, EpisodeResult, PolicyActor
 from mbrl.loop.presets import preset
@@ -44,8 +44,11 @@ class EnvBackend:
 
     def __init__(self, config: ExperimentConfig, recorder: RunRecorder, params: dict[str, Any]):
         self.config, self.recorder, self.params = config, recorder, params
+        env = dict(params.get("env", {}))
+        if pending_in_obs(params):  # the model state holds the pending motion
+            env["pending_in_obs"] = True
         self.env = make_task_env(
-            config.task, config.seed, max_steps=config.episode_steps, **params.get("env", {})
+            config.task, config.seed, config.arm, max_steps=config.episode_steps, **env
         )
         self.arm = ArmModel.from_config(self.env.unwrapped.config)
         self.learner: Any = None  # set by the driver: fit(trajectories) -> FitReport

@@ -119,3 +119,73 @@ class KinematicArmModel:
             meta["max_increment"],
             meta["control_period"],
         )
+
+
+class KinematicPendingModel:
+    """The known model of an ideal position servo over the state x = [q, qdot, pending]
+    (3 nj; mbrl.agents.mpc model_state "q_qd_pending", pending = previous command - q).
+
+    The command of an action is c = base + u * max_increment (base: q + pending, the previous
+    command; or q, increment_from "measured"), kept within one increment of q (no wind-up,
+    mbrl.costs.tasks.next_command); the joints move toward it as KinematicArmModel allows:
+    q' = clip(q + clip(c - q, -step, step), lower, upper); qdot' = (q' - q) / control_period;
+    pending' = c - q'. Deterministic (zero variance); ensemble_size 1.
+    """
+
+    ensemble_size = 1
+    deterministic = True
+
+    def __init__(self, joints: KinematicArmModel, increment_from: str = "command") -> None:
+        if increment_from not in ("command", "measured"):
+            raise ValueError(f"increment_from {increment_from!r}; expected command or measured")
+        self.joints, self.increment_from = joints, increment_from
+        self.nj = joints.dx
+        self.dx, self.du = 3 * self.nj, self.nj
+
+    def step(
+        self,
+        x: torch.Tensor,
+        u: torch.Tensor,
+        mode: PropagationMode = "mean",
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """x (N, 3 nj), u (N, nj) -> (N, 3 nj); every mode is the same deterministic step."""
+        n, inc = self.nj, self.joints.max_increment
+        lo, hi, step = self.joints._consts(x.dtype)
+        q, pending = x[:, :n], x[:, 2 * n : 3 * n]
+        base = q + pending if self.increment_from == "command" else q
+        command = torch.minimum(torch.maximum(base + u.clamp(-1.0, 1.0) * inc, q - inc), q + inc)
+        moved = q + torch.minimum(torch.maximum(command - q, -step), step)
+        q_next = torch.maximum(torch.minimum(moved, hi), lo)
+        qdot = (q_next - q) / self.joints.control_period
+        return torch.cat([q_next, qdot, command - q_next], dim=-1)
+
+    def predict(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x (N, 3 nj), u (N, nj) -> mean (N, 3 nj), var (N, 3 nj) = 0."""
+        with torch.no_grad():
+            mean = self.step(torch.as_tensor(x, dtype=torch.float64),
+                             torch.as_tensor(u, dtype=torch.float64)).numpy()  # fmt: skip
+        return mean, np.zeros_like(mean)
+
+    def sample(self, x: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Deterministic: the mean."""
+        return self.predict(x, u)[0]
+
+    def linearize(self, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A (N, 3 nj, 3 nj), B (N, 3 nj, nj), c (N, 3 nj) by autograd (clipped entries get
+        zero slope)."""
+
+        def one(xi: torch.Tensor, ui: torch.Tensor) -> torch.Tensor:
+            return self.step(xi[None], ui[None])[0]
+
+        xt = torch.as_tensor(x, dtype=torch.float64)
+        ut = torch.as_tensor(u, dtype=torch.float64)
+        A, B = torch.func.vmap(torch.func.jacrev(one, argnums=(0, 1)))(xt, ut)
+        mean = self.predict(x, u)[0]
+        A, B = A.numpy(), B.numpy()
+        c = mean - np.einsum("nij,nj->ni", A, x) - np.einsum("nij,nj->ni", B, u)
+        return A, B, c
+
+    def fit(self, dataset=None) -> FitReport:
+        """Nothing to learn: the model is known. Returns an empty report."""
+        return FitReport(num_transitions=0 if dataset is None else len(dataset))

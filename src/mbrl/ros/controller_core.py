@@ -44,7 +44,8 @@ class MpcControllerConfig:
             do not depend on the machine's load); "realtime" ticks as `trigger` says, under
             the deadline.
         trigger: realtime only: "timer" (fixed-rate tick at arm.control_rate_hz) or
-            "joint_states" (tick on every new joint state); the timer always runs as the
+            "joint_states" (tick on the first new joint state after each period boundary,
+            mbrl.ros.controller_support.AlignedTicks); the timer always runs as the
             watchdog's heartbeat.
         deadline_fraction: realtime: the planner must finish within this fraction of the
             period.

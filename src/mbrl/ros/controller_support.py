@@ -1,5 +1,6 @@
 """Bookkeeping of the mpc_controller node kept out of its tick: tick statistics for
-/diagnostics, the check of an announced model's layout, and the standalone episode schedule.
+/diagnostics, the check of an announced model's layout, the standalone episode schedule, and
+which joint states start a real-time tick.
 """
 
 from __future__ import annotations
@@ -13,6 +14,33 @@ import numpy as np
 from mbrl.ros.transport import MODEL_TOPIC, ModelPayload
 
 WINDOW = 20000  # ticks kept for the tick-time / latency percentiles on /diagnostics
+
+
+class AlignedTicks:
+    """Real-time ticks aligned to the joint states: a tick starts on the first new state at
+    or after each period boundary (up to `slack` periods early), so every command is
+    planned from the freshest state and reaches the arm before its next state, whatever
+    the state rate (the sim's 20 Hz, a ros2_control driver's 50 Hz). A fixed-rate timer
+    beside the arm's own clock instead samples states of drifting age and lets two
+    commands land between two servo updates (docs/real_arm.md).
+
+    Args:
+        period: control period, s. slack: fraction of a period a state may come early.
+    """
+
+    def __init__(self, period: float, slack: float = 0.25) -> None:
+        if period <= 0 or not 0 <= slack < 1:
+            raise ValueError(f"need period > 0 s and 0 <= slack < 1; got {period}, {slack}")
+        self.period, self.slack = float(period), float(slack) * float(period)
+        self.due = -np.inf
+
+    def tick(self, now: float) -> bool:
+        """A new joint state arrived at `now` (s, monotonic): does it start a tick?"""
+        if now < self.due - self.slack:
+            return False
+        # on schedule: the next boundary; fell more than a period behind: restart from now
+        self.due = now + self.period if now > self.due + self.period else self.due + self.period
+        return True
 
 
 @dataclasses.dataclass

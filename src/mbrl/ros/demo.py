@@ -20,9 +20,10 @@ import yaml
 
 from mbrl.agents.config import GRAPH_ALGOS
 from mbrl.agents.pilco_params import with_schedule
+from mbrl.config import ArmConfig, ConfigError, add_arm_arguments, arm_from_options
 from mbrl.costs.tasks import SUCCESS_THRESHOLD, TASKS
 from mbrl.ros.graph import AGENT_NODES, GRAPH, TIMED_NODES
-from mbrl.ros.params import MODES, TIMINGS
+from mbrl.ros.params import MODES, TIMINGS, config_parameters
 from mbrl.ros.runner import GraphRunner, NodeDied
 
 # The learner's model, planner and cost come from the agent's preset (mbrl.agents.presets),
@@ -40,6 +41,7 @@ def learning_overrides(
     run_dir: Path, *, budget_steps: int, episode_steps: int, eval_goals: int, eval_every: int,
     seed: int, timeout: float, task: str = "reach", algo: str = "mpc", timing: str = "lockstep",
     agent_params: str = "",
+    arm: ArmConfig | None = None,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Per-node parameter overrides of the lockstep learning run writing to run_dir.
 
@@ -47,6 +49,7 @@ def learning_overrides(
     the report directory also holds the collector's MCAP episodes. `task` and `algo` are
     set on every node (graph.yaml's agent block), and so are `agent_params` (YAML overrides
     of the agent's preset, as `mbrl experiment --set`); push loads the cube into the sim.
+    `arm` (an arm file, with its servo) replaces graph.yaml's arm on every node.
     """
     if algo == "pilco":  # its learner optimises for the goals this schedule runs next
         overrides = yaml.safe_load(agent_params) if agent_params.strip() else {}
@@ -83,6 +86,10 @@ def learning_overrides(
         nodes[name].update(agent)
     for name in TIMED_NODES:  # the graph's one timing switch (graph.yaml `timing`)
         nodes[name]["timing"] = timing
+    if arm is not None:  # the one arm file, on every node (as graph.yaml's `/**` arm block)
+        for overrides in nodes.values():
+            overrides.update(config_parameters(arm, "arm."))
+        nodes["sim"]["joints"] = list(arm.joint_names)  # sim.yaml's order: the bundled arm's
     return nodes
 
 
@@ -100,6 +107,7 @@ def learn(
     algo: str = "mpc",
     timing: str = "lockstep",
     agent_params: str = "",
+    arm: ArmConfig | None = None,
 ) -> dict[str, Any]:
     """Run the learning graph until the experiment node writes run_dir/summary.json.
 
@@ -112,7 +120,7 @@ def learn(
     overrides = learning_overrides(
         run_dir, budget_steps=budget_steps, episode_steps=episode_steps,
         eval_goals=eval_goals, eval_every=eval_every, seed=seed, timeout=timeout, task=task,
-        algo=algo, timing=timing, agent_params=agent_params,
+        algo=algo, timing=timing, agent_params=agent_params, arm=arm,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
     with GraphRunner(GRAPH, overrides=overrides, output=output) as runner:
@@ -176,6 +184,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="", help="run name (default ros-demo-<time>)")
     parser.add_argument("--view", action="store_true",
                         help="serve the live web viewer (needs `make view-deps`)")  # fmt: skip
+    add_arm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,6 +198,15 @@ def run(args: argparse.Namespace) -> int:
         from mbrl.ros import viewer
 
         viewer.start()
+    try:  # None: graph.yaml's arm as it is
+        arm = (
+            None
+            if args.arm is None and args.servo is None
+            else arm_from_options(args.arm, args.servo)
+        )
+    except ConfigError as exc:
+        print(f"[demo] {exc}", file=sys.stderr)
+        return 2
     wall = time.monotonic()
     name = args.name or time.strftime("ros-demo-%Y%m%d-%H%M%S")
     run_dir = Path(args.out_dir) / name
@@ -199,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir, budget_steps=args.budget, eval_goals=args.eval_goals,
             eval_every=args.eval_every, seed=args.seed,
             timeout=1200.0 if args.timeout is None else args.timeout, task=args.task,
-            algo=args.algo, timing=args.timing,
+            algo=args.algo, timing=args.timing, arm=arm,
         )  # fmt: skip
     except (NodeDied, TimeoutError, FileExistsError) as exc:
         print(f"[demo] FAILED: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ import numpy as np
 
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
+from mbrl.agents.mpc import pending_in_obs
 from mbrl.agents.registry import ARTIFACT_LOADERS, increment_base, load_artifact
 from mbrl.data.dataset import TransitionDataset
 from mbrl.data.episode_transitions import equal_length_trajectories
@@ -86,7 +87,9 @@ def fit_models(
     """
     phase("dataset")
     base = increment_base(learner.params)
-    trajectories = task_trajectories(episodes, learner.task, arm, base, max_gap)
+    trajectories = task_trajectories(
+        episodes, learner.task, arm, base, max_gap, pending_in_obs(learner.params)
+    )
     dataset = learner.dataset(trajectories)  # raises ValueError without transitions
     periods = [np.median(np.diff(e.command_stamps)) for e in episodes if len(e.command_stamps) > 1]
     metrics: dict[str, Any] = {

@@ -31,14 +31,14 @@ from visualization_msgs.msg import MarkerArray
 from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.explore import SmoothedRandom
-from mbrl.agents.mpc import known_model, model_columns
+from mbrl.agents.mpc import known_model, model_columns, pending_in_obs
 from mbrl.agents.policy_nets import load_policy
 from mbrl.config import ConfigError
 from mbrl.costs.tasks import CubeVelocity, next_command, observation, yaw_of_quaternion
 from mbrl.models.base import ModelFileError
 from mbrl.ros import safety, topics
 from mbrl.ros.controller_core import CONTROL_MODES, ActorBundle, MpcControllerConfig
-from mbrl.ros.controller_support import EpisodeSchedule, TickStats
+from mbrl.ros.controller_support import AlignedTicks, EpisodeSchedule, TickStats
 from mbrl.ros.model_gate import GateConfig, ModelGate
 from mbrl.ros.mpc_controller_parts import OffTickWork
 from mbrl.ros.msgs import float64_multiarray, joint_trajectory_msg, rename_joints
@@ -116,8 +116,9 @@ class MpcController(OffTickWork, Node):
         # actor's modes hold until the fitter's first artifact arrives.
         self.bundle: ActorBundle | None = None
         self._artifact_note = "waiting for the first artifact on /mbrl/model"
+        self._base: np.ndarray | None = None  # previous command; None = re-sync to measured q
         if self.agent.known_start and self.task == "reach":
-            self.bundle = self._make_bundle(known_model(self.arm), 0, "known")
+            self.bundle = self._make_bundle(known_model(self.arm, self.params), 0, "known")
         if cfg.policy_path:
             if self.agent.artifact != "policy":
                 raise ConfigError(
@@ -148,8 +149,8 @@ class MpcController(OffTickWork, Node):
         self._sent_since_enable = 0
         self.enabled = cfg.start_enabled
         self._safety = safety.SafetyStatus(safety.NO_STATE, "no joint_states received yet")
-        self._base: np.ndarray | None = None  # previous command; None = re-sync to measured q
         self._last_stamp = None
+        self._aligned = AlignedTicks(cfg.period)
         self._last_tick = -np.inf
         self.stats = TickStats()
         self._episodes = EpisodeSchedule(cfg.episode_ticks)  # used when standalone
@@ -220,7 +221,12 @@ class MpcController(OffTickWork, Node):
         now = time.perf_counter()
         rename_joints(msg, self.cfg.arm.from_driver())  # a driver's `*_joint` names -> ours
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
-        if self.cfg.ticks_on_states:
+        if self.cfg.timing == "realtime" and self.cfg.ticks_on_states:
+            # every state received is a new reading; the one that follows each period
+            # boundary starts the tick (AlignedTicks), whatever the driver's rate and stamps
+            if self._aligned.tick(now):
+                self._tick()
+        elif self.cfg.ticks_on_states:
             stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
             if stamp == self._last_stamp:  # a republished unchanged state is not a new tick
                 return
@@ -259,7 +265,14 @@ class MpcController(OffTickWork, Node):
             return None
         ee = self.arm.ee(q)
         position, yaw, velocity = cube if cube is not None else (None, None, None)
-        return observation(self.task, q, qdot, ee, self._goal, position, yaw, velocity)
+        # The previous command minus q (the motion the servos still owe), if the model state
+        # holds it; at a (re)start the command re-syncs to the measured q: nothing pending.
+        pending = None
+        if pending_in_obs(self.params):
+            pending = np.zeros_like(q) if self._base is None else self._base - q
+        return observation(
+            self.task, q, qdot, ee, self._goal, position, yaw, velocity, pending=pending
+        )
 
     def _sample_cube(self, restart: bool) -> None:
         """Push: this tick's cube pose and velocity estimate (mbrl.costs.tasks.CubeVelocity);

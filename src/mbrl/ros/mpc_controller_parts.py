@@ -17,6 +17,7 @@ from geometry_msgs.msg import PointStamped
 from std_msgs.msg import String, UInt8MultiArray
 
 from mbrl.agents import registry as agents
+from mbrl.agents.mpc import pending_in_obs
 from mbrl.costs.tasks import observation
 from mbrl.ros import status as mbrl_status
 from mbrl.ros.controller_core import ActorBundle
@@ -40,9 +41,11 @@ class OffTickWork:
         obs = self.observation(q, qdot)
         if obs is None:  # no goal or cube yet: any point will do for timing
             goal = np.zeros(3) if self._goal is None else self._goal
+            pending = np.zeros_like(q) if pending_in_obs(self.params) else None
             obs = observation(
-                self.task, q, qdot, self.arm.ee(q), goal, np.zeros(3), 0.0, np.zeros(4)
-            )
+                self.task, q, qdot, self.arm.ee(q), goal, np.zeros(3), 0.0, np.zeros(4),
+                pending=pending,
+            )  # fmt: skip
         bundle.actor.warmup(obs)
         if self._goal is not None:
             bundle.set_goal(self._goal)

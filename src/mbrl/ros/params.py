@@ -36,6 +36,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "arm.servo.noise_std": (0.0, 1.0),
     "arm.servo.backlash": (0.0, 1.0),
     "arm.servo.latency_ticks": (0, 100),
+    "arm.servo.kp": (0.0, 1e6),
+    "arm.servo.kv": (0.0, 1e4),
+    "arm.servo.damping": (0.0, 1e4),
+    "arm.servo.friction": (0.0, 1e4),
+    "arm.servo.armature": (0.0, 1e3),
+    "arm.servo.resolution": (0.0, 1.0),
+    "arm.servo.read_drop": (0.0, 0.99),
     "idle_publish_rate_hz": (0.0, 1000.0),
     "seed": (-1, 2**31 - 1),
 }
@@ -127,16 +134,23 @@ def declare_config_parameters(node: Node, cls: type = SimNodeConfig) -> None:
 def read_config_parameters(node: Node, cls: type[Any] = SimNodeConfig) -> Any:
     """Build `cls` from the node's declared parameters; ConfigError names a bad parameter."""
     data: dict[str, Any] = {}
-    for name, _, _, _ in _fields(cls, ""):
+    for name, _, default, _ in _fields(cls, ""):
         try:
             value = node.get_parameter(name).value
         except ParameterUninitializedException:
-            continue
+            if not (isinstance(default, tuple) and default):
+                continue  # declared unset: the dataclass default applies
+            # A parameter file's `[]` leaves the parameter unset (rcl cannot type an empty
+            # list): for a field whose default is not empty (arm.gripper_joints) it means
+            # "none", not the default.
+            value = []
         if isinstance(value, (list, tuple, array.array)):
             # rclpy returns numeric arrays as array.array; from_dict turns lists into tuples
             value = list(value)
-            if not value:  # an empty array means "the dataclass default"
-                continue
+            if value == [EMPTY]:
+                value = []
+            if not value and not (isinstance(default, tuple) and default):
+                continue  # an empty array of a field whose default is empty: the default
         *parents, leaf = name.split(".")
         target = data
         for parent in parents:
@@ -146,6 +160,37 @@ def read_config_parameters(node: Node, cls: type[Any] = SimNodeConfig) -> Any:
         return from_dict(cls, data)
     except ConfigError as exc:
         raise ConfigError(f"node '{node.get_name()}' parameter error: {exc}") from exc
+
+
+# A string array of this one element means "empty": a later parameter file's `[]` does not
+# replace an earlier file's list in rcl (it leaves the value as the earlier file set it), so
+# an arm file without a gripper could not override graph.yaml's `gripper_joints: [gripper]`.
+EMPTY = ""
+
+
+def config_parameters(cfg: Any, prefix: str) -> dict[str, Any]:
+    """A config dataclass as {dotted parameter name: value} (the inverse of
+    read_config_parameters for one block, e.g. an ArmConfig as `arm.*`), with the types its
+    declared parameters have: floats as floats, tuples as lists, an empty string array as
+    [EMPTY]; None (unset) is left out."""
+    out: dict[str, Any] = {}
+    for name, hint, _, _ in _fields(type(cfg), prefix):
+        value: Any = cfg
+        for part in name[len(prefix) :].split("."):
+            value = getattr(value, part)
+        if value is None:
+            continue
+        ptype = _ros_type(hint)
+        if ptype == Parameter.Type.DOUBLE:
+            value = float(value)
+        elif ptype == Parameter.Type.DOUBLE_ARRAY:
+            value = [float(v) for v in value]
+        elif ptype == Parameter.Type.STRING_ARRAY and not value:
+            value = [EMPTY]
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
 
 
 def write_effective_parameters(directory: str | Path, cfg: Any, **extra: Any) -> Path:
@@ -165,6 +210,7 @@ __all__ = [
     "RANGES",
     "ServoConfig",
     "SimNodeConfig",
+    "config_parameters",
     "declare_config_parameters",
     "read_config_parameters",
     "write_effective_parameters",

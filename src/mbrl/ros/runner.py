@@ -54,6 +54,14 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """YAML without anchors/aliases (`&id001` / `*id001`): rcl's parameter parser refuses
+    them, and one list object used twice (the same joint names in two blocks) makes them."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 class _Process:
     def __init__(self, spec: NodeSpec, popen: subprocess.Popen, tail: int) -> None:
         self.spec = spec
@@ -113,7 +121,7 @@ class GraphRunner:
             if spec.name in self.overrides:
                 override_file = Path(self._tmp.name) / f"{spec.name}_overrides.yaml"
                 block = {spec.name: {"ros__parameters": _nest(self.overrides[spec.name])}}
-                override_file.write_text(yaml.safe_dump(block))
+                override_file.write_text(yaml.dump(block, Dumper=_NoAliasDumper))
             argv = self.command(spec, override_file)
             popen = subprocess.Popen(
                 argv,

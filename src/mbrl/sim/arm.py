@@ -31,30 +31,37 @@ class _ServoState:
     commanded: np.ndarray  # (nj,) last clamped command, rad
     applied: np.ndarray  # (nj,) target after latency and backlash, rad
     fifo: collections.deque  # commands waiting for the latency to elapse
-    noise: np.ndarray  # (nj,) current measurement noise, rad
+    reading: np.ndarray  # (nj,) this tick's measured positions, rad (noise, counts, drops)
+    speed: np.ndarray  # (nj,) this tick's measured velocities, rad/s (servo.velocity)
+    read_time: float  # when `reading` was last read successfully, s
     time: float
     rng_state: dict
 
     def copy(self) -> _ServoState:
-        return _ServoState(
-            self.commanded.copy(),
-            self.applied.copy(),
-            collections.deque(a.copy() for a in self.fifo),
-            self.noise.copy(),
-            self.time,
-            dict(self.rng_state),
+        return dataclasses.replace(
+            self,
+            commanded=self.commanded.copy(),
+            applied=self.applied.copy(),
+            fifo=collections.deque(a.copy() for a in self.fifo),
+            reading=self.reading.copy(),
+            speed=self.speed.copy(),
+            rng_state=dict(self.rng_state),
         )
 
 
 class SimArm:
     """A PyBullet arm (own physics client, DIRECT by default) with servo-like position control.
 
-    Servo model (per control tick, applied in `step`): the last command passes through a FIFO
-    of `servo.latency_ticks` ticks, then a backlash dead band of width `servo.backlash`
-    (the drive target moves only once the command leaves the band), then PyBullet
-    POSITION_CONTROL with force = torque limit and maxVelocity = velocity limit. Measured
-    positions carry Gaussian noise (`servo.noise_std`) drawn once per tick from a seeded
-    Generator. All servo effects are off by default.
+    Servo model (per control tick, applied in `step`; docs/sim.md): the last command passes
+    through a FIFO of `servo.latency_ticks` ticks, then a backlash dead band of width
+    `servo.backlash` (the drive target moves only once the command leaves the band), then
+    the drive: PyBullet POSITION_CONTROL with force = torque limit and maxVelocity =
+    velocity limit (`servo.drive` "position"), or the SO-101 MJCF's position actuator as an
+    explicit torque every physics step ("pd"). Each tick's reading is taken once: Gaussian
+    noise (`servo.noise_std`) from a seeded Generator, rounded to the encoder's counts
+    (`servo.resolution`), lost with probability `servo.read_drop` (the previous reading
+    repeats); velocities are the simulator's or differences of readings (`servo.velocity`).
+    All servo effects are off by default (the "ideal" profile).
 
     Attributes:
         joint_names: controlled joints in controller order (nj of them).
@@ -129,8 +136,11 @@ class SimArm:
         self._rng = np.random.default_rng(seed)
         nj = len(self.joint_names)
         self._servo = _ServoState(
-            self.home.copy(), self.home.copy(), collections.deque(), np.zeros(nj), 0.0, {}
-        )
+            self.home.copy(), self.home.copy(), collections.deque(), self.home.copy(),
+            np.zeros(nj), 0.0, 0.0, {},
+        )  # fmt: skip
+        if config.servo.drive == "pd":
+            self._setup_pd_drive()
         self._saved: dict[int, _ServoState] = {}
         self.reset()
         self.reach = self._estimate_reach()
@@ -207,8 +217,8 @@ class SimArm:
         s = self._servo
         s.commanded, s.applied = q.copy(), q.copy()
         s.fifo = collections.deque(q.copy() for _ in range(self.config.servo.latency_ticks))
-        self._draw_noise()
         self._apply(q)
+        self._read(at_rest=True)
 
     def set_position_targets(self, q: np.ndarray) -> np.ndarray:
         """Command joint positions `q` (nj,) rad; returns the target clamped to the limits.
@@ -235,12 +245,50 @@ class SimArm:
                 s.applied = target.copy()
             self._apply(s.applied)
             for _ in range(self.config.substeps):
+                if servo.drive == "pd":
+                    self._pd_torques(s.applied)
                 c.stepSimulation()
             s.time += self.config.control_period
-            self._draw_noise()
+            self._read()
+
+    def _setup_pd_drive(self) -> None:
+        """Drive "pd": PyBullet's position motors off, Coulomb friction as a zero-velocity
+        motor of force `servo.friction` (implicit, so it holds still without chatter), the
+        rotor armature added to each link's inertia about its joint axis."""
+        c, servo = self.client, self.config.servo
+        for j in self._joint_ids:
+            c.changeDynamics(self.body, j, jointDamping=0.0, linearDamping=0.0,
+                             angularDamping=0.0)  # fmt: skip
+            c.setJointMotorControl2(self.body, j, c.VELOCITY_CONTROL, targetVelocity=0.0,
+                                    force=servo.friction)  # fmt: skip
+            # The joint axis (in the link frame) expressed in the link's inertial frame: the
+            # armature adds to the inertia about that axis (exact for principal axes, which
+            # both bundled URDFs and the iiwa have).
+            axis = np.asarray(c.getJointInfo(self.body, j)[13], float)
+            info = c.getDynamicsInfo(self.body, j)
+            rotation = np.asarray(c.getMatrixFromQuaternion(info[4]), float).reshape(3, 3)
+            along = rotation.T @ axis
+            diagonal = np.asarray(info[2], float) + servo.armature * along**2
+            c.changeDynamics(self.body, j, localInertiaDiagonal=diagonal.tolist())
+
+    def _pd_torques(self, target: np.ndarray) -> None:
+        """One physics step's servo torques, N m (MJCF position actuator + joint damping)."""
+        c, servo = self.client, self.config.servo
+        states = c.getJointStates(self.body, self._joint_ids)
+        q = np.array([st[0] for st in states])
+        qdot = np.array([st[1] for st in states])
+        actuator = np.clip(
+            servo.kp * (target - q) - servo.kv * qdot, -self.effort_limit, self.effort_limit
+        )
+        torque = actuator - servo.damping * qdot
+        c.setJointMotorControlArray(
+            self.body, self._joint_ids, c.TORQUE_CONTROL, forces=torque.tolist()
+        )
 
     def _apply(self, target: np.ndarray) -> None:
         c, servo = self.client, self.config.servo
+        if servo.drive == "pd":
+            return  # the target is applied as torques in every physics step (_pd_torques)
         for i, j in enumerate(self._joint_ids):
             c.setJointMotorControl2(
                 self.body,
@@ -253,15 +301,29 @@ class SimArm:
                 velocityGain=servo.velocity_gain,
             )
 
-    def _draw_noise(self) -> None:
-        std = self.config.servo.noise_std
+    def _read(self, at_rest: bool = False) -> None:
+        """Take this tick's reading (servo.noise_std, resolution, read_drop, velocity).
+
+        `at_rest`: after a teleport (reset, re-seed) the read never fails and the velocity
+        difference restarts from it.
+        """
+        s, servo = self._servo, self.config.servo
         n = len(self.joint_names)
-        self._servo.noise = self._rng.normal(0.0, std, n) if std > 0 else np.zeros(n)
+        if not at_rest and servo.read_drop > 0 and self._rng.random() < servo.read_drop:
+            return  # a lost status packet: the driver reports its previous reading again
+        noise = self._rng.normal(0.0, servo.noise_std, n) if servo.noise_std > 0 else 0.0
+        reading = np.array([st[0] for st in self._states()]) + noise
+        if servo.resolution > 0:
+            reading = np.round(reading / servo.resolution) * servo.resolution
+        if servo.velocity == "difference":
+            elapsed = s.time - s.read_time
+            s.speed = np.zeros(n) if at_rest or elapsed <= 0 else (reading - s.reading) / elapsed
+        s.reading, s.read_time = reading, s.time
 
     def seed(self, seed: int | None) -> None:
-        """Re-seed the measurement-noise Generator (the env does this on reset(seed=...))."""
+        """Re-seed the measurement Generator (the env does this on reset(seed=...))."""
         self._rng = np.random.default_rng(seed)
-        self._draw_noise()
+        self._read(at_rest=True)
 
     # ------------------------------------------------------------------ sensing
     @property
@@ -278,12 +340,19 @@ class SimArm:
         return self.client.getJointStates(self.body, self._joint_ids)
 
     def joint_positions(self) -> np.ndarray:
-        """(nj,) measured joint positions, rad (with the tick's noise if configured)."""
-        return np.array([s[0] for s in self._states()]) + self._servo.noise
+        """(nj,) measured joint positions, rad: the tick's reading (servo model above)."""
+        return self._servo.reading.copy()
 
     def joint_velocities(self) -> np.ndarray:
-        """(nj,) joint velocities, rad/s."""
+        """(nj,) measured joint velocities, rad/s (servo.velocity: the simulator's, or the
+        difference of the last two successful readings over the time between them)."""
+        if self.config.servo.velocity == "difference":
+            return self._servo.speed.copy()
         return np.array([s[1] for s in self._states()])
+
+    def true_joint_positions(self) -> np.ndarray:
+        """(nj,) the simulator's joint positions, rad (no sensor model: for tests, metrics)."""
+        return np.array([s[0] for s in self._states()])
 
     def ee_position(self) -> np.ndarray:
         """(3,) end-effector link origin in the world frame, m."""
@@ -345,6 +414,7 @@ class SimArm:
         self.client.performCollisionDetection()
         now = self._servo.time  # the clock stays monotonic: "seconds since construction"
         self._servo = self._saved[state_id].copy()
+        self._servo.read_time += now - self._servo.time  # the reading keeps its age
         self._servo.time = now
         self._rng.bit_generator.state = self._servo.rng_state
         self._apply(self._servo.applied)

@@ -61,6 +61,7 @@ class _ArmTaskEnv(gymnasium.Env):
         seed: int | None = None,
         with_cube: bool = False,
         increment_from: str = "command",
+        pending_in_obs: bool = False,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
@@ -73,6 +74,7 @@ class _ArmTaskEnv(gymnasium.Env):
                 f"increment_from must be 'command' or 'measured', got {increment_from!r}"
             )
         self.increment_from = increment_from
+        self.pending_in_obs = bool(pending_in_obs)
         self.config = config or ArmConfig()
         self.arm = SimArm(self.config, with_cube=with_cube, seed=seed)
         self.render_mode = render_mode
@@ -118,6 +120,10 @@ class _ArmTaskEnv(gymnasium.Env):
         extra_low, extra_high = self._extra_bounds()
         low += extra_low
         high += extra_high
+        if self.pending_in_obs:  # both ends clamped to the limits (+ the reading's slack)
+            span = arm.upper - arm.lower + slack
+            low.append(-span)
+            high.append(span)
         # Same order as _obs: [q, qdot, points (ee, cube), yaw sin/cos, goal, extras].
         return gymnasium.spaces.Box(
             np.concatenate(low).astype(np.float32),
@@ -151,6 +157,15 @@ class _ArmTaskEnv(gymnasium.Env):
 
     def _extra_bounds(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return [], []
+
+    def _pending(self) -> list[np.ndarray]:
+        """The previous command minus the measured q (nj) rad: the motion the servos still
+        owe (latency, lag), last in the observation when `pending_in_obs`."""
+        if not self.pending_in_obs:
+            return []
+        if self._steps == 0:  # no command sent yet (the controller re-syncs to q: 0 too)
+            return [np.zeros(len(self.arm.joint_names))]
+        return [self.arm.position_target - self.arm.joint_positions()]
 
     def _distance_and_reward(self) -> tuple[float, float]:
         raise NotImplementedError
@@ -237,7 +252,7 @@ class _ArmTaskEnv(gymnasium.Env):
     # -- helpers -------------------------------------------------------------------------
     def _obs(self) -> np.ndarray:
         parts = [self.arm.joint_positions(), self.arm.joint_velocities(), self.arm.ee_position()]
-        parts += [*self._task_obs(), self.goal, *self._extra_obs()]
+        parts += [*self._task_obs(), self.goal, *self._extra_obs(), *self._pending()]
         return np.concatenate(parts).astype(np.float32)
 
     def _make_marker(self) -> int:
@@ -250,7 +265,9 @@ class _ArmTaskEnv(gymnasium.Env):
 class ReachEnv(_ArmTaskEnv):
     """Move the end effector to a random reachable goal; success within 2 cm.
 
-    Observation (2 nj + 6,) float32: q (nj) rad, qdot (nj) rad/s, ee_pos (3) m, goal (3) m.
+    Observation (2 nj + 6,) float32: q (nj) rad, qdot (nj) rad/s, ee_pos (3) m, goal (3) m;
+    with `pending_in_obs=True` then the previous command minus q (nj) rad
+    (mbrl.costs.tasks.pending_span).
     Reward: -||ee - goal|| (m) - action_cost ||a||^2. Truncates after max_steps ticks.
     `goal_q` holds the sampled configuration whose EE is at the goal (an oracle for tests).
     """
@@ -405,7 +422,8 @@ def make_env(task: str, config: ArmConfig | None = None, **kwargs) -> gymnasium.
 
     kwargs go to the env: max_steps, action_cost, success_threshold, init_noise,
     render_mode, seed (measurement-noise seed before the first reset), increment_from
-    ("command" or "measured"), reach_weight, object_velocity, velocity_source,
+    ("command" or "measured"), pending_in_obs (reach), reach_weight, object_velocity,
+    velocity_source,
     command_in_obs (push).
     """
     if task not in TASKS:
