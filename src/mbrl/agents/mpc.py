@@ -8,7 +8,8 @@ Model state (what the ensemble predicts), from the task observation (mbrl.costs.
 reach: q (nj) rad, the end effector comes from FK of q in the cost; with the preset's
 `model_state: q_qd_pending`, [q, qdot (nj) rad/s, pending (nj) rad = previous command - q]:
 what a servo with inertia and a tick of latency needs to be Markov, with the command relative
-to q so that a small net learns it from a few hundred steps (docs/real_arm.md); push: [q, qdot, ee (3),
+to q so that a small net learns it from a few hundred steps (docs/real_arm.md);
+push: [q, qdot, ee (3),
 cube (3), sin/cos cube yaw (2), cube velocity (3), yaw rate (1)] (`PUSH_FEATURES`: cube and
 tip in the state so the model can learn contact, and the velocities because a sliding cube
 keeps moving untouched and the arm's momentum decides how hard it hits; docs/models.md,
