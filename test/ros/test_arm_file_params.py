@@ -51,6 +51,8 @@ def test_every_node_gets_the_arm_file_and_reads_it_back(ros_context, tmp_path, a
     )  # fmt: skip
     for node, flat in overrides.items():  # the same arm on every node of the graph
         assert flat["arm.urdf"] == arm.urdf and flat["arm.joint_names"] == list(arm.joint_names)
+    # CollectorConfig()'s default joints are the bundled arm's: the arm's must be given
+    assert overrides["collector"]["joints"] == list(arm.joint_names)
     cfg = _read_back(tmp_path, overrides["sim"])  # after graph.yaml's arm and sim.yaml
     assert cfg.arm == arm
     assert cfg.controller_joints == arm.joint_names  # not sim.yaml's bundled-arm order

@@ -89,7 +89,10 @@ def learning_overrides(
     if arm is not None:  # the one arm file, on every node (as graph.yaml's `/**` arm block)
         for overrides in nodes.values():
             overrides.update(config_parameters(arm, "arm."))
-        nodes["sim"]["joints"] = list(arm.joint_names)  # sim.yaml's order: the bundled arm's
+        # the command order of the sim and the recorded joints (their files' and their
+        # configs' defaults are the bundled arm's)
+        nodes["sim"]["joints"] = list(arm.joint_names)
+        nodes["collector"]["joints"] = list(arm.joint_names)
     return nodes
 
 
