@@ -117,8 +117,9 @@ def test_conditions_are_env_episodes_and_the_local_actor_runs_its_own_condition(
         actor.reset()
         x = np.zeros(2 * NJ + 6)
         np.testing.assert_allclose([actor.act(x)[0] for _ in range(3)], [0.0, 0.35, 0.35])
+        actor.set_goal(learner.goals[0] + 0.01)
         with pytest.raises(ValueError, match="no local controller for goal"):
-            actor.set_goal(learner.goals[0] + 0.01)
+            actor.act(x)
         ctl.save(tmp_path / "local.npz")
         back = LocalControllers.load(tmp_path / "local.npz")
         np.testing.assert_allclose(back.k, ctl.k)

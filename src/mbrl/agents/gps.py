@@ -329,6 +329,8 @@ class LocalActor:
     ) -> None:
         self.ctl, self.rng, self.noise = controllers, rng, bool(noise)
         self.cond: int | None = None
+        self.goal: np.ndarray | None = None
+        self._refusal = ""
         self.t = 0
         self.chol = np.linalg.cholesky(controllers.cov)  # (C, T, du, du); cov is PD
         lim = controllers.action_limit
@@ -338,11 +340,17 @@ class LocalActor:
         self.t = 0
 
     def set_goal(self, goal: np.ndarray) -> None:
-        self.cond = self.ctl.condition_of(goal)
+        """Select the condition of `goal`; a goal of no condition is refused by `act` (the
+        controller then holds the arm and says why), not here in a goal callback."""
+        self.goal = np.asarray(goal, float)
+        try:
+            self.cond, self._refusal = self.ctl.condition_of(goal), ""
+        except ValueError as exc:
+            self.cond, self._refusal = None, str(exc)
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         if self.cond is None:
-            raise ValueError("LocalActor.act before set_goal: which condition is running?")
+            raise ValueError(self._refusal or "LocalActor.act before set_goal")
         i, t = self.cond, min(self.t, self.ctl.T - 1)
         x = np.asarray(obs, float)[: self.ctl.dx]
         u = self.ctl.K[i, t] @ x + self.ctl.k[i, t]
@@ -362,6 +370,7 @@ class GlobalPolicyActor:
 
     def __init__(self, policy: GlobalPolicy, task: str, nj: int, action_limit: float) -> None:
         self.policy, self.dx = policy, local_dim(task, nj)
+        self.goal: np.ndarray | None = None
         self.goal_slice = slice(*obs_layout(task, nj).goal)
         self.action_bounds = (-action_limit, action_limit)
 
@@ -369,7 +378,8 @@ class GlobalPolicyActor:
         """The policy is a function of the observation."""
 
     def set_goal(self, goal: np.ndarray) -> None:
-        """The goal reaches the policy in the observation."""
+        """The goal reaches the policy in the observation (kept for the controller)."""
+        self.goal = np.asarray(goal, float)
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         obs = np.asarray(obs, float)
