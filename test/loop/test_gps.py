@@ -28,7 +28,7 @@ from mbrl.models.base import ModelFileError
 
 torch.set_num_threads(1)
 NJ = 5
-DX_PUSH = 2 * NJ + 6
+DX_PUSH = 2 * NJ + 9  # [q, qdot, ee, cube, cube velocity]
 EE, OBJ = (2 * NJ, 2 * NJ + 3), (2 * NJ + 3, 2 * NJ + 6)
 
 
@@ -237,3 +237,24 @@ def test_the_agent_registry_hosts_gps(tmp_path):
     assert isinstance(actors["gps_policy"], GlobalPolicyActor)
     assert registry.spec("gps").artifact == "gps_local"
     assert registry.artifact_layout("gps", "reach", arm, params)["local_state"] == 13
+
+
+def test_push_local_state_holds_the_cube_velocity_of_the_observation():
+    """Push: the local state is [q, qdot, ee, cube, cube velocity] of the observation (the
+    velocity estimate the push observation carries, issue 12), not the goal or the yaw."""
+    from mbrl.agents.gps_local import local_state
+    from mbrl.costs.tasks import object_velocity_span, obs_layout
+
+    env = make_task_env("push", seed=0, max_steps=3)
+    try:
+        obs, _ = env.reset(seed=5)
+        for _ in range(2):
+            obs, *_ = env.step(np.full(NJ, 0.5))
+    finally:
+        env.close()
+    x = local_state("push", NJ, obs)
+    v = object_velocity_span(NJ)[0]
+    assert x.shape == (DX_PUSH,)
+    np.testing.assert_allclose(x, np.concatenate([obs[: 2 * NJ + 6], obs[v : v + 3]]))
+    g = obs_layout("push", NJ).goal
+    assert not np.isin(obs[g[0] : g[1]], x).all()
