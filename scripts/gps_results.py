@@ -91,9 +91,9 @@ def report(tasks: list[str], seeds: int) -> str:
             b = [float(r["success_rate"]) for r in got]
             dist = np.mean([float(r["final_distance"]) for r in got])
             fa = " / ".join(f"{v:.2f}" for v in a) if i else "-"
+            ma = f"{np.nanmean(a):.2f}" if i else "-"
             out.append(
-                f"| {i} | {got[0]['env_steps']} | {fa} | "
-                f"{np.nanmean(a) if i else float('nan'):.2f} | "
+                f"| {i} | {got[0]['env_steps']} | {fa} | {ma} | "
                 f"{' / '.join(f'{v:.2f}' for v in b)} | {np.mean(b):.2f} | {dist:.3f} |"
             )
         loads = [
