@@ -26,8 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 # marked sections of docs/results.md kept as they are: scripts/drivers.py,
-# scripts/pilco_alg12.py, and the push runs with the contact model (issue 12, by hand)
-KEPT_SECTIONS = ("push-contact", "drivers", "pilco-alg12")
+# scripts/pilco_alg12.py, scripts/gps_results.py, and the push runs with the contact model
+# (issue 12, by hand)
+KEPT_SECTIONS = ("push-contact", "drivers", "pilco-alg12", "gps")
 SB3_PIN = "stable-baselines3==2.9.2"  # needs torch>=2.8,<3: the pinned torch==2.13.0 satisfies it
 
 # (algo, task, budget_steps, episode_steps, eval_goals, eval_every): what each run may spend.
