@@ -211,6 +211,7 @@ def test_tiny_mdgps_run_improves_every_local_controller_and_the_global_policy(tm
     assert rows[-1]["local_cost"] < 0.5 * rows[1]["local_cost"]
     assert rows[-1]["final_distance"] < 0.9 * rows[0]["final_distance"]
     assert (run / "checkpoints" / "global_policy.npz").exists()
+    assert (run / "checkpoints" / "local_controllers_it05.npz").exists()
     assert len(list((run / "episodes").glob("*.mcap"))) == 30
     with open(run / "metrics.csv") as f:
         assert len(list(csv.DictReader(f))) == 6

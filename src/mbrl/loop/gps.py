@@ -126,6 +126,10 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             }
         )
         (recorder.run_dir / "local_conditions.json").write_text(json.dumps(per_condition) + "\n")
+        # every iteration's controllers and policy (small files), for stepping through a run
+        n = learner.iterations
+        recorder.checkpoint(learner.policy, f"global_policy_it{n:02d}")
+        recorder.checkpoint(learner.controllers(), f"local_controllers_it{n:02d}")
         recorder.log(
             env_steps=env_steps,
             success_rate=ev["success_rate"],
