@@ -91,9 +91,9 @@ def report(tasks: list[str], seeds: int) -> str:
             b = [float(r["success_rate"]) for r in got]
             dist = np.mean([float(r["final_distance"]) for r in got])
             fa = " / ".join(f"{v:.2f}" for v in a) if i else "-"
+            ma = f"{np.nanmean(a):.2f}" if i else "-"
             out.append(
-                f"| {i} | {got[0]['env_steps']} | {fa} | "
-                f"{np.nanmean(a) if i else float('nan'):.2f} | "
+                f"| {i} | {got[0]['env_steps']} | {fa} | {ma} | "
                 f"{' / '.join(f'{v:.2f}' for v in b)} | {np.mean(b):.2f} | {dist:.3f} |"
             )
         loads = [
@@ -128,8 +128,26 @@ def main() -> int:
             for seed in range(args.seeds):
                 run(task, seed)
                 (ROOT / "docs" / "gps_results.md").write_text(report(list(PLAN), args.seeds))
-    (ROOT / "docs" / "gps_results.md").write_text(report(list(PLAN), args.seeds))
+    page = report(list(PLAN), args.seeds)
+    (ROOT / "docs" / "gps_results.md").write_text(page)
+    write_results_section(page)
     return 0
+
+
+def write_results_section(page: str) -> None:
+    """The same tables as a marked section of docs/results.md (scripts/results.py keeps it)."""
+    path = ROOT / "docs" / "results.md"
+    begin, end = "<!-- gps:begin -->", "<!-- gps:end -->"
+    body = page.replace("# Guided policy search:", "## Guided policy search (issue 13):", 1)
+    body = body.replace("\n## reach", "\n### reach").replace("\n## push", "\n### push")
+    section = f"{begin}\n{body.rstrip()}\n{end}"
+    text = path.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

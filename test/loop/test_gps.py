@@ -28,7 +28,7 @@ from mbrl.models.base import ModelFileError
 
 torch.set_num_threads(1)
 NJ = 5
-DX_PUSH = 2 * NJ + 6
+DX_PUSH = 2 * NJ + 9  # [q, qdot, ee, cube, cube velocity]
 EE, OBJ = (2 * NJ, 2 * NJ + 3), (2 * NJ + 3, 2 * NJ + 6)
 
 
@@ -117,8 +117,9 @@ def test_conditions_are_env_episodes_and_the_local_actor_runs_its_own_condition(
         actor.reset()
         x = np.zeros(2 * NJ + 6)
         np.testing.assert_allclose([actor.act(x)[0] for _ in range(3)], [0.0, 0.35, 0.35])
+        actor.set_goal(learner.goals[0] + 0.01)
         with pytest.raises(ValueError, match="no local controller for goal"):
-            actor.set_goal(learner.goals[0] + 0.01)
+            actor.act(x)
         ctl.save(tmp_path / "local.npz")
         back = LocalControllers.load(tmp_path / "local.npz")
         np.testing.assert_allclose(back.k, ctl.k)
@@ -210,6 +211,7 @@ def test_tiny_mdgps_run_improves_every_local_controller_and_the_global_policy(tm
     assert rows[-1]["local_cost"] < 0.5 * rows[1]["local_cost"]
     assert rows[-1]["final_distance"] < 0.9 * rows[0]["final_distance"]
     assert (run / "checkpoints" / "global_policy.npz").exists()
+    assert (run / "checkpoints" / "local_controllers_it05.npz").exists()
     assert len(list((run / "episodes").glob("*.mcap"))) == 30
     with open(run / "metrics.csv") as f:
         assert len(list(csv.DictReader(f))) == 6
@@ -236,3 +238,24 @@ def test_the_agent_registry_hosts_gps(tmp_path):
     assert isinstance(actors["gps_policy"], GlobalPolicyActor)
     assert registry.spec("gps").artifact == "gps_local"
     assert registry.artifact_layout("gps", "reach", arm, params)["local_state"] == 13
+
+
+def test_push_local_state_holds_the_cube_velocity_of_the_observation():
+    """Push: the local state is [q, qdot, ee, cube, cube velocity] of the observation (the
+    velocity estimate the push observation carries, issue 12), not the goal or the yaw."""
+    from mbrl.agents.gps_local import local_state
+    from mbrl.costs.tasks import object_velocity_span, obs_layout
+
+    env = make_task_env("push", seed=0, max_steps=3)
+    try:
+        obs, _ = env.reset(seed=5)
+        for _ in range(2):
+            obs, *_ = env.step(np.full(NJ, 0.5))
+    finally:
+        env.close()
+    x = local_state("push", NJ, obs)
+    v = object_velocity_span(NJ)[0]
+    assert x.shape == (DX_PUSH,)
+    np.testing.assert_allclose(x, np.concatenate([obs[: 2 * NJ + 6], obs[v : v + 3]]))
+    g = obs_layout("push", NJ).goal
+    assert not np.isin(obs[g[0] : g[1]], x).all()

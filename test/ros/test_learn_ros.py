@@ -176,3 +176,25 @@ def test_any_arm_by_one_arm_file_the_iiwa_learns_reach_through_the_graph(tmp_pat
     assert episode.positions.shape[1] == 7 and tuple(episode.joint_names)[0] == "lbr_iiwa_joint_1"
     assert _improves(summary), summary["curve"]
     assert summary["final_distance"] < 0.1, summary["curve"]
+
+
+@pytest.mark.expensive  # 66 s at load average 14 (2 cores): over the default tier's share
+def test_gps_runs_its_schedule_through_the_graph_and_the_local_controllers_improve(tmp_path):
+    """GPS through the graph: the experiment node runs conditions x samples per iteration
+    (episode seeds the fitter's learner derives from the same agent parameters), the fitter
+    runs the GPS learner (the one mbrl.loop.gps drives) and publishes the local controllers
+    in the safe format, the controller runs them in mode policy on the tick. The first
+    iteration explores; then the local controllers' final distance on their own conditions
+    must fall. 2 conditions x 2 samples x 41 ticks (T = 40 plus one the recording may lack)
+    x 3 iterations = 492 real steps."""
+    run_dir = tmp_path / "runs" / "ros-gps"
+    overrides = "{conditions: 2, samples: 2, horizon: 40, policy_steps: 50}"
+    summary = learn(run_dir, budget_steps=492, episode_steps=40, eval_goals=1, eval_every=1,
+                    seed=0, timeout=900, algo="gps", agent_params=overrides)  # fmt: skip
+    assert summary["algo"] == "gps" and summary["real_steps"] >= 480
+    rows = summary["curve"]
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert rows[-1]["final_distance"] < 0.6 * rows[0]["final_distance"], rows
+    models = run_dir / "model_fitter" / "models"
+    assert len(list(models.glob("gps_local_v*.npz"))) == 3
+    assert len(list(models.glob("gps_policy_v*.npz"))) == 3

@@ -33,6 +33,7 @@ from mbrl.agents.gps_local import (
     expected_cost,
     initial_controller,
     local_dim,
+    local_state,
     make_cost,
     quadratic_cost,
     sample_costs,
@@ -53,7 +54,7 @@ from mbrl.control.gps_kl import (
 )
 from mbrl.costs.tasks import obs_layout, obs_size
 from mbrl.data.dataset import TransitionDataset
-from mbrl.models.base import FitReport
+from mbrl.models.base import FitReport, ModelFileError
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.io import check_arrays, load_model_file, save_model_file
 from mbrl.models.local_lg import TimeVaryingLinearGaussian
@@ -78,7 +79,9 @@ class LocalControllers:
         goals: np.ndarray,
         policies: Sequence[LinearGaussianPolicy],
         action_limit: float,
+        task: str,
     ) -> None:
+        self.task = task
         self.goals = np.asarray(goals, float).reshape(-1, 3)
         self.K = np.stack([p.K for p in policies])
         self.k = np.stack([p.k for p in policies])
@@ -108,7 +111,7 @@ class LocalControllers:
         return i
 
     def save(self, path: str | Path) -> None:
-        meta = {"action_limit": self.action_limit}
+        meta = {"action_limit": self.action_limit, "task": self.task}
         arrays = dict(goals=self.goals, K=self.K, k=self.k, cov=self.cov)
         save_model_file(path, "GPSLocalControllers", meta, arrays)
 
@@ -121,7 +124,10 @@ class LocalControllers:
         check_arrays(path, arrays, shapes)
         pols = [LinearGaussianPolicy(arrays["K"][i], arrays["k"][i], arrays["cov"][i])
                 for i in range(C)]  # fmt: skip
-        return cls(arrays["goals"], pols, float(meta["action_limit"]))
+        try:
+            return cls(arrays["goals"], pols, float(meta["action_limit"]), str(meta["task"]))
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(f"{path}: not a GPS local-controller file: {exc}") from exc
 
 
 def layout(algo: str, task: str, nj: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -189,7 +195,7 @@ class GPSLearner:
         if not kept:
             raise ValueError(f"no transitions in {len(trajectories)} trajectories")
         return TransitionDataset.from_episodes(
-            [np.asarray(o, np.float32)[:, : self.dx] for o, _ in kept],
+            [local_state(self.task, self.nj, o).astype(np.float32) for o, _ in kept],
             [np.clip(np.asarray(a, float), -1.0, 1.0) for _, a in kept],
         )
 
@@ -199,7 +205,7 @@ class GPSLearner:
         return self.controllers().condition_of(np.asarray(obs, float)[0, self.goal_slice])
 
     def controllers(self) -> LocalControllers:
-        return LocalControllers(self.goals, self.local, self.config.action_limit)
+        return LocalControllers(self.goals, self.local, self.config.action_limit, self.task)
 
     # -- the learner protocol ---------------------------------------------------------
     def fit(self, trajectories: Sequence[Trajectory]) -> FitReport:
@@ -236,7 +242,7 @@ class GPSLearner:
         c, T, dx = self.config, self.T, self.dx
         data: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for i, eps in sorted(by_cond.items()):
-            X = np.stack([o[:, :dx] for o, _ in eps])
+            X = np.stack([local_state(self.task, self.nj, o) for o, _ in eps])
             U = np.clip(np.stack([a for _, a in eps]), -c.action_limit, c.action_limit)
             data[i] = (X, U)
             self.z_rows.append(
@@ -329,6 +335,8 @@ class LocalActor:
     ) -> None:
         self.ctl, self.rng, self.noise = controllers, rng, bool(noise)
         self.cond: int | None = None
+        self.goal: np.ndarray | None = None
+        self._refusal = ""
         self.t = 0
         self.chol = np.linalg.cholesky(controllers.cov)  # (C, T, du, du); cov is PD
         lim = controllers.action_limit
@@ -338,13 +346,19 @@ class LocalActor:
         self.t = 0
 
     def set_goal(self, goal: np.ndarray) -> None:
-        self.cond = self.ctl.condition_of(goal)
+        """Select the condition of `goal`; a goal of no condition is refused by `act` (the
+        controller then holds the arm and says why), not here in a goal callback."""
+        self.goal = np.asarray(goal, float)
+        try:
+            self.cond, self._refusal = self.ctl.condition_of(goal), ""
+        except ValueError as exc:
+            self.cond, self._refusal = None, str(exc)
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         if self.cond is None:
-            raise ValueError("LocalActor.act before set_goal: which condition is running?")
+            raise ValueError(self._refusal or "LocalActor.act before set_goal")
         i, t = self.cond, min(self.t, self.ctl.T - 1)
-        x = np.asarray(obs, float)[: self.ctl.dx]
+        x = local_state(self.ctl.task, self.ctl.du, obs)
         u = self.ctl.K[i, t] @ x + self.ctl.k[i, t]
         if self.noise:
             u = u + self.chol[i, t] @ self.rng.standard_normal(self.ctl.du)
@@ -361,7 +375,8 @@ class GlobalPolicyActor:
     """The global policy's mean action on the observation (its goal is in the observation)."""
 
     def __init__(self, policy: GlobalPolicy, task: str, nj: int, action_limit: float) -> None:
-        self.policy, self.dx = policy, local_dim(task, nj)
+        self.policy, self.task, self.nj = policy, task, nj
+        self.goal: np.ndarray | None = None
         self.goal_slice = slice(*obs_layout(task, nj).goal)
         self.action_bounds = (-action_limit, action_limit)
 
@@ -369,11 +384,12 @@ class GlobalPolicyActor:
         """The policy is a function of the observation."""
 
     def set_goal(self, goal: np.ndarray) -> None:
-        """The goal reaches the policy in the observation."""
+        """The goal reaches the policy in the observation (kept for the controller)."""
+        self.goal = np.asarray(goal, float)
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         obs = np.asarray(obs, float)
-        u = self.policy.mean(obs[None, : self.dx], obs[self.goal_slice])[0]
+        u = self.policy.mean(local_state(self.task, self.nj, obs)[None], obs[self.goal_slice])[0]
         if not np.all(np.isfinite(u)):
             raise ValueError(f"global policy gave {u.tolist()}")
         return np.clip(u, *self.action_bounds)
@@ -404,10 +420,11 @@ def make_actor(
     unless params["noise"] is False), GlobalPolicy -> GlobalPolicyActor."""
     lim = gps_config(task, {k: v for k, v in params.items() if k != "noise"}).action_limit
     if isinstance(artifact, LocalControllers):
-        if artifact.dx != local_dim(task, arm.nj) or artifact.du != arm.nj:
+        if artifact.task != task or artifact.dx != local_dim(task, arm.nj) or artifact.du != arm.nj:
             raise ValueError(
-                f"local controllers map {artifact.dx} states to {artifact.du} actions; {task} "
-                f"on this arm needs {local_dim(task, arm.nj)} -> {arm.nj}"
+                f"local controllers for {artifact.task} map {artifact.dx} states to "
+                f"{artifact.du} actions; {task} on this arm needs {local_dim(task, arm.nj)} "
+                f"-> {arm.nj}"
             )
         rng = np.random.default_rng([int(seed), int(stream)])
         return LocalActor(artifact, rng, bool(params.get("noise", True)))

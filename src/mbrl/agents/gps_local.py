@@ -3,8 +3,8 @@ expansion the KL-constrained LQG step needs, and expected costs under linear-Gau
 dynamics (for the step-size rule). No env: the learner (mbrl.agents.gps) uses them in both
 drivers.
 
-Local state x (dx,) = the observation without the goal (and without the cube's yaw): reach
-[q, qdot, ee] (dx = 2 nj + 3), push [q, qdot, ee, cube] (dx = 2 nj + 6). The goal is fixed
+Local state x (dx,) (local_state): reach [q, qdot, ee] (dx = 2 nj + 3), push [q, qdot, ee,
+cube, cube velocity] (dx = 2 nj + 9). The goal is fixed
 per initial condition, so the local cost holds it instead of the state.
 """
 
@@ -20,11 +20,24 @@ from mbrl.control.gps_kl import LinearGaussianDynamics, LinearGaussianPolicy, st
 from mbrl.costs.base import Cost, autodiff_quadratize, trajectory_cost
 from mbrl.costs.push import PushCost, PushCostConfig
 from mbrl.costs.reach import ReachCost, ReachCostConfig, StateLayout
+from mbrl.costs.tasks import object_velocity_span
 
 
 def local_dim(task: str, nj: int) -> int:
     """dx of the local state for `task` with nj joints."""
-    return 2 * nj + (6 if task == "push" else 3)
+    return 2 * nj + (9 if task == "push" else 3)
+
+
+def local_state(task: str, nj: int, obs: np.ndarray) -> np.ndarray:
+    """The local state (..., dx) of task observations (..., dobs): reach [q, qdot, ee];
+    push [q, qdot, ee, cube, cube velocity (3, m/s)]: the pose-difference estimate the push
+    observation carries (mbrl.costs.tasks.object_velocity_span), so the contact's effect on
+    the cube is in the state the per-step linear fit sees."""
+    obs = np.asarray(obs, float)
+    if task != "push":
+        return obs[..., : 2 * nj + 3]
+    start = object_velocity_span(nj)[0]
+    return np.concatenate([obs[..., : 2 * nj + 6], obs[..., start : start + 3]], axis=-1)
 
 
 def local_layout(task: str, nj: int) -> StateLayout:

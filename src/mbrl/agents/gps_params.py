@@ -112,10 +112,15 @@ PRESETS: dict[str, GPSConfig] = {
 }
 
 
+# Keys of the agent preset that are not GPSConfig's: the nodes' explorer and action base.
+SCHEDULE_KEYS = ("random_smoothing", "env")
+
+
 def gps_config(task: str, params: dict[str, Any]) -> GPSConfig:
     """The shipped preset for `task` with `params` (ExperimentConfig.algo_params) applied."""
     base = PRESETS[task]
     known = {f.name for f in dataclasses.fields(GPSConfig)}
+    params = {k: v for k, v in params.items() if k not in SCHEDULE_KEYS}
     unknown = sorted(set(params) - known)
     if unknown:
         from mbrl.agents.presets import ParamError  # (presets imports this module)
@@ -131,7 +136,9 @@ def gps_preset(task: str) -> dict[str, Any]:
     """The shipped preset of `task` as a plain mapping (mbrl.agents.presets' table)."""
     cfg = dataclasses.asdict(PRESETS[task])
     cfg["hidden"] = list(cfg["hidden"])
-    return cfg
+    # What the graph's nodes read beside the learner's settings: the explorer of the first
+    # iteration (white, as the initial controller's noise) and the increment base.
+    return {**cfg, "random_smoothing": 0.0, "env": {"increment_from": "command"}}
 
 
 def condition_seeds(seed: int, conditions: int) -> list[int]:

@@ -25,6 +25,7 @@ from mbrl.agents.gps import (  # noqa: F401 (GPSConfig, PRESETS, gps_config: the
     GPSConfig,
     GPSLearner,
     LocalActor,
+    condition_seeds,
     gps_config,
 )
 from mbrl.data.dataset import TransitionDataset
@@ -125,6 +126,10 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
             }
         )
         (recorder.run_dir / "local_conditions.json").write_text(json.dumps(per_condition) + "\n")
+        # every iteration's controllers and policy (small files), for stepping through a run
+        n = learner.iterations
+        recorder.checkpoint(learner.policy, f"global_policy_it{n:02d}")
+        recorder.checkpoint(learner.controllers(), f"local_controllers_it{n:02d}")
         recorder.log(
             env_steps=env_steps,
             success_rate=ev["success_rate"],
@@ -146,3 +151,67 @@ def run_gps(config: ExperimentConfig, recorder: RunRecorder) -> dict[str, Any]:
     return recorder.finish(
         iterations=learner.iterations, conditions=len(learner.seeds), samples=gcfg.samples
     )
+
+
+def run_gps_schedule(
+    backend: Any,
+    config: ExperimentConfig,
+    recorder: RunRecorder,
+    params: dict[str, Any],
+    *,
+    extra: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]]]:
+    """The GPS schedule over a backend (mbrl.loop.schedule.Backend; the ROS experiment node's
+    GraphBackend): per iteration, `samples` episodes of every training condition (episode
+    seeds condition_seeds(condition_seed, conditions), as the fitter's learner draws them),
+    then one fit. The first iteration explores (the controller's explorer: before the first
+    fit there are no local controllers to run); later ones run the local controllers.
+    Logged per iteration: the local controllers' success and final distance on their own
+    training conditions (success_rate / final_distance here; the global policy is not run
+    through the graph). Returns (summary, trajectories)."""
+    g = gps_config(config.task, params)
+    T = config.episode_steps
+    if g.horizon != T:
+        raise ValueError(
+            f"gps: the agent's horizon {g.horizon} must equal the schedule's episode_steps {T}"
+        )
+    seeds = condition_seeds(g.condition_seed, g.conditions)
+    per_iter = len(seeds) * g.samples * (T + 1)
+    iterations = config.budget_steps // per_iter
+    if iterations < 1:
+        raise ValueError(
+            f"gps: one iteration needs conditions*samples*episode_steps = {per_iter} steps; "
+            f"budget_steps is {config.budget_steps}"
+        )
+    history: list[tuple[np.ndarray, np.ndarray]] = []
+    steps, index = 0, 0
+    for it in range(iterations):
+        mode = "explore" if it == 0 else "control"
+        finals, wins = [], []
+        for seed in seeds:
+            for _ in range(g.samples):
+                # one tick more than T: a graph recording can lack the last state
+                outcome = backend.run_episode(mode, seed, T + 1, index)
+                index += 1
+                steps += outcome.ticks
+                history.append((outcome.obs, outcome.actions))
+                finals.append(outcome.final_distance)
+                wins.append(outcome.success)
+        metrics = backend.fit(history, index - 1)
+        recorder.log(
+            env_steps=steps,
+            success_rate=float(np.mean(wins)),
+            final_distance=float(np.mean(finals)),
+            iteration=it + 1,
+            **metrics,
+        )
+    more = {k: v() if callable(v) else v for k, v in (extra or {}).items()}
+    summary = recorder.finish(
+        real_steps=steps,
+        iterations=iterations,
+        conditions=len(seeds),
+        samples=g.samples,
+        measured_on="the local controllers' own training conditions",
+        **more,
+    )
+    return summary, history

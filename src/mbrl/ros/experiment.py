@@ -433,12 +433,15 @@ class ExperimentNode(Node):
         recorder.save_params(self.params)  # the agent's effective preset, as the loop's
         recorder.save_params(dataclasses.asdict(self.cfg), "experiment_node.json")
         backend = GraphBackend(self)
+        extra = {"via": "ros", "timing": self.cfg.timing,
+                 "wall_seconds": lambda: time.monotonic() - start}  # fmt: skip
+        if self.cfg.agent.algo == "gps":  # conditions x samples per iteration (mbrl.loop.gps)
+            from mbrl.loop.gps import run_gps_schedule
+
+            summary, _ = run_gps_schedule(backend, config, recorder, self.params, extra=extra)
+            return summary
         explore = agents.explore_episodes(self.cfg.agent.algo, self.params, config.num_episodes)
-        summary, _ = run_schedule(
-            backend, config, recorder, explore_episodes=explore,
-            extra={"via": "ros", "timing": self.cfg.timing,
-                   "wall_seconds": lambda: time.monotonic() - start},
-        )  # fmt: skip
+        summary, _ = run_schedule(backend, config, recorder, explore_episodes=explore, extra=extra)
         return summary
 
 
