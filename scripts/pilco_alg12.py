@@ -69,7 +69,7 @@ explores for all 10 episodes, Alg. 2 for the first only). At 1,000 steps they ar
 over 3 seeds (table: 0.10 vs 0.08 success, 4.6 vs 4.4 cm). `scripts/alg12_mismatch.py`
 (final models, 20 held-out goals, one plan each; `runs/issue13/mismatch.json`) says why:
 
-| run | model error at the plan's end: joints (max, rad) | EE (m) | one-step joint error on random data (rad) | planned distance to the goal (model, m) | final distance (m) |
+| run | model error, plan end: q (rad) | EE (m) | 1-step q error, random (rad) | planned (m) | final (m) |
 |---|---:|---:|---:|---:|---:|
 | alg1-s0 | 0.053 | 0.015 | 0.0016 | 0.039 | 0.048 |
 | alg1-s1 | 0.040 | 0.010 | 0.0014 | 0.044 | 0.050 |
@@ -78,6 +78,8 @@ over 3 seeds (table: 0.10 vs 0.08 success, 4.6 vs 4.4 cm). `scripts/alg12_mismat
 | alg2-s1 | 0.046 | 0.011 | 0.0016 | 0.043 | 0.049 |
 | alg2-s2 | 0.040 | 0.010 | 0.0018 | 0.042 | 0.045 |
 
+(q: largest joint error; "planned": the model's predicted distance to the goal at the
+plan's end; "final": measured at the end of the episode.)
 Alg. 1's model is *not* worse on the states its own plans visit (1.0-1.5 cm at the plan's
 end for both), and the plans themselves end 3.8-4.4 cm from the goal *in the model*: the
 open-loop planner (200 samples x 8 iterations over 30 x 5 actions) is the bottleneck, not
