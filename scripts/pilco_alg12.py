@@ -69,7 +69,7 @@ explores for all 10 episodes, Alg. 2 for the first only). At 1,000 steps they ar
 over 3 seeds (table: 0.10 vs 0.08 success, 4.6 vs 4.4 cm). `scripts/alg12_mismatch.py`
 (final models, 20 held-out goals, one plan each; `runs/issue13/mismatch.json`) says why:
 
-| run | model error, plan end: q (rad) | EE (m) | 1-step q error, random (rad) | planned (m) | final (m) |
+| run | plan-end q error (rad) | EE (m) | 1-step q, random (rad) | planned (m) | final (m) |
 |---|---:|---:|---:|---:|---:|
 | alg1-s0 | 0.053 | 0.015 | 0.0016 | 0.039 | 0.048 |
 | alg1-s1 | 0.040 | 0.010 | 0.0014 | 0.044 | 0.050 |
