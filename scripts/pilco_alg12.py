@@ -66,16 +66,26 @@ on 3 seeds) are in the PILCO section above.
 
 **Algorithms 1 and 2** (same ensemble, same open-loop iCEM planner and preset; Alg. 1
 explores for all 10 episodes, Alg. 2 for the first only). At 1,000 steps they are level
-(table), both ~4.5 cm from the goals. `scripts/alg12_mismatch.py` says why
-(seed 0, 20 held-out goals): at the end of the 30-step plan the final model's mean
-prediction is 1.5 cm (EE) from the measured arm for *both* (0.053 / 0.050 rad), its
-one-step error on fresh random data is the same (0.0016 / 0.0017 rad), and the plans
-themselves end 3.9 / 3.8 cm from the goal *in the model*. The open-loop planner
-(200 samples x 8 iterations over 30 x 5 actions) is the bottleneck, not the model: with
-smoothed random exploration covering the reach motions, Alg. 1's model is not worse on
-the states its plans visit, so on-policy data has nothing to fix here. Showing the
-lecture's effect needs a task where the plans leave the explored region (push), or a
-planner strong enough that model error dominates; neither was run.
+over 3 seeds (table: 0.10 vs 0.08 success, 4.6 vs 4.4 cm). `scripts/alg12_mismatch.py`
+(final models, 20 held-out goals, one plan each; `runs/issue13/mismatch.json`) says why:
+
+| run | plan-end q error (rad) | EE (m) | 1-step q, random (rad) | planned (m) | final (m) |
+|---|---:|---:|---:|---:|---:|
+| alg1-s0 | 0.053 | 0.015 | 0.0016 | 0.039 | 0.048 |
+| alg1-s1 | 0.040 | 0.010 | 0.0014 | 0.044 | 0.050 |
+| alg1-s2 | 0.051 | 0.015 | 0.0015 | 0.041 | 0.048 |
+| alg2-s0 | 0.050 | 0.015 | 0.0017 | 0.038 | 0.048 |
+| alg2-s1 | 0.046 | 0.011 | 0.0016 | 0.043 | 0.049 |
+| alg2-s2 | 0.040 | 0.010 | 0.0018 | 0.042 | 0.045 |
+
+(q: largest joint error; "planned": the model's predicted distance to the goal at the
+plan's end; "final": measured at the end of the episode.)
+Alg. 1's model is *not* worse on the states its own plans visit (1.0-1.5 cm at the plan's
+end for both), and the plans themselves end 3.8-4.4 cm from the goal *in the model*: the
+open-loop planner (200 samples x 8 iterations over 30 x 5 actions) is the bottleneck, not
+the model. Smoothed random exploration covers the reach motions, so on-policy data has no
+mismatch to fix here; the lecture's effect needs plans that leave the explored region
+(push) or a planner strong enough that model error dominates. Neither was run.
 """
 
 
