@@ -1,7 +1,7 @@
 """The controller's model gate (issue 16, part 3), ROS-free: a new model replaces the running
 one only if it was fitted on enough data, predicts finite values, predicts the controller's own
-recent transitions better than "no motion" does, and no worse than the running learned model,
-by a stated margin.
+recent transitions better than "no motion" does where the running model does, and no worse
+than the running learned model, by a stated margin.
 
 Shapes: dx model state, du = nj actions; x (N, dx), u (N, du) as the model sees them
 (mbrl.agents.mpc model columns; u = the command's increment / max_increment).
@@ -105,14 +105,17 @@ class ModelGate:
         return tuple(np.stack([r[i] for r in rows]) for i in range(3))  # type: ignore[return-value]
 
     # -- the model thread's side ----------------------------------------------------------
-    def check(self, version: int, metrics: dict, model: Any, running: Any | None) -> dict:
+    def check(
+        self, version: int, metrics: dict, model: Any, running: Any | None, learned: bool = True
+    ) -> dict:
         """Pass `model` (version `version`, its fit `metrics`) or raise ModelRefused.
 
-        `running` is the learned model in use (None: none yet, or the known kinematic model:
-        nothing learned to protect). Returns the figures of the checks that ran.
+        `running` is the model in use (None: none yet); `learned` False for the known
+        kinematic model (a learned model is not held to its margin). Returns the figures of
+        the checks that ran.
         """
         try:
-            figures = self._check(version, metrics, model, running)
+            figures = self._check(version, metrics, model, running, learned)
         except ModelRefused as exc:
             self.refused += 1
             self.refused_version = max(self.refused_version, int(version))
@@ -122,7 +125,8 @@ class ModelGate:
         self.last = f"version {version} accepted: {figures}"
         return figures
 
-    def _check(self, version: int, metrics: dict, model: Any, running: Any | None) -> dict:
+    def _check(self, version: int, metrics: dict, model: Any, running: Any | None,
+               learned: bool) -> dict:  # fmt: skip
         cfg = self.cfg
         n = metrics.get("num_transitions")
         if not isinstance(n, int) or isinstance(n, bool) or n < cfg.min_transitions:
@@ -131,8 +135,10 @@ class ModelGate:
                 f"{cfg.min_transitions} required (model_min_transitions)"
             )
         figures: dict[str, Any] = {"num_transitions": n}
+        if not hasattr(model, "predict"):
+            return figures  # an artifact that is no dynamics model (a policy): data only
         x, u, x_next = self.recent()
-        if len(x) == 0 or x.shape[1] != model.dx or u.shape[1] != model.du:
+        if len(x) == 0 or x.shape[1] != getattr(model, "dx", -1) or u.shape[1] != model.du:
             return figures  # no recent data in this model's state: data check only
         new = one_step_mse(model, x, u, x_next)
         if math.isnan(new):
@@ -141,23 +147,21 @@ class ModelGate:
                 "transitions"
             )
         figures.update(recent=len(x), mse=round(new, 8))
-        if len(x) < cfg.min_check:
-            return figures
-        # Worse than predicting no motion at all is no model of this arm (a well-formed file
-        # of random weights; the known kinematic model needs no such comparison to lose).
+        if len(x) < cfg.min_check or running is None or not hasattr(running, "predict"):
+            return figures  # nothing to compare with: anything beats holding the arm
+        old = one_step_mse(running, x, u, x_next)
         still = float(np.mean((x_next - x) ** 2))
-        figures["no_motion_mse"] = round(still, 8)
-        if new > still + cfg.floor:
+        figures.update(running_mse=round(old, 8), no_motion_mse=round(still, 8))
+        # The running model explains the recent motion: a model that does worse than
+        # predicting no motion at all must not replace it (a well-formed file of random
+        # weights over the known kinematic model).
+        if old <= still + cfg.floor and new > still + cfg.floor:
             raise ModelRefused(
                 f"model version {version} refused: one-step MSE {new:.3g} on the {len(x)} most "
                 f"recent transitions, worse than predicting no motion ({still:.3g} + "
-                f"{cfg.floor:g})"
+                f"{cfg.floor:g}) where the running model's is {old:.3g}"
             )
-        if running is None:
-            return figures
-        old = one_step_mse(running, x, u, x_next)
-        figures["running_mse"] = round(old, 8)
-        if math.isfinite(old) and new > (1 + cfg.margin) * old + cfg.tol:
+        if learned and math.isfinite(old) and new > (1 + cfg.margin) * old + cfg.tol:
             raise ModelRefused(
                 f"model version {version} refused: one-step MSE {new:.3g} on the {len(x)} most "
                 f"recent transitions, worse than the running model's {old:.3g} by more than "

@@ -163,8 +163,10 @@ class MpcController(OffTickWork, Node):
         input_group = MutuallyExclusiveCallbackGroup()
         model_group = MutuallyExclusiveCallbackGroup()
         state_group = tick_group if cfg.ticks_on_states else input_group
+        # (ticking on states: only the newest; a fixed-rate tick: every publisher's, merged)
+        state_qos = topics.LATEST_STATE_QOS if cfg.ticks_on_states else topics.MERGED_STATE_QOS
         self.create_subscription(
-            JointState, topics.JOINT_STATES, self._on_joint_state, topics.LATEST_STATE_QOS,
+            JointState, topics.JOINT_STATES, self._on_joint_state, state_qos,
             callback_group=state_group,
         )  # fmt: skip
         self.create_subscription(
@@ -445,11 +447,11 @@ class MpcController(OffTickWork, Node):
 
     def check_model(self, payload, model) -> None:
         """The model gate for a received `model` (raises ModelRefused, a ValueError, with
-        the reason); compared with the running learned model (not the known one)."""
+        the reason); compared with the running model (the known one: only on "no motion")."""
         bundle = self.bundle
         running = getattr(bundle.actor, "model", None) if bundle is not None else None
-        running = None if bundle is None or bundle.kind == "known" else running
-        figures = self.gate.check(payload.version, payload.metrics, model, running)
+        learned = bundle is not None and bundle.kind != "known"
+        figures = self.gate.check(payload.version, payload.metrics, model, running, learned)
         self.get_logger().info(f"model version {payload.version} passed the gate: {figures}")
 
     def _action(self, status: safety.SafetyStatus, start: float):
