@@ -32,7 +32,8 @@ and every push run plan each lockstep tick to completion, as the loop does. Push
 at 2,000 steps (the issue's 10k-step push runs take about an hour a seed here): both drivers
 sit at the same 0.30, far from the 80 % target (issue 12), with the cube-to-goal distance
 barely below its 0.068 m start while the tip reaches the cube (`final_tip_to_cube` 0.38 ->
-0.04 m)."""
+0.04 m). These push runs predate the contact model (issue 12: qdot and the cube velocity in
+the state, MSE loss; section "Push with the contact model" above); not yet rerun."""
 # task -> (budget_steps, eval_goals, eval_every): what each run may spend
 PLAN = {"reach": (500, 20, 1), "push": (2000, 10, 10)}
 # The conditions of a real arm (issue 14) beside the fast path, reach through the graph:
