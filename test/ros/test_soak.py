@@ -86,6 +86,7 @@ def test_soak_realtime_control_with_periodic_refits(ros_context, tmp_path) -> No
     finally:
         node.destroy_node()
         runner.shutdown()
+        (tmp_path / "graph.log").write_text(output.text())  # every node's log, to diagnose
     after_warmup = [s for s in samples if 300 <= s["t"] <= 600] or samples[:1]
     end = samples[-10:]
     growth = {
@@ -103,6 +104,7 @@ def test_soak_realtime_control_with_periodic_refits(ros_context, tmp_path) -> No
     (tmp_path / "soak.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps({k: v for k, v in figures.items() if k != "samples"}))
     assert last["model_version"] > 1  # refits happened and models swapped in
+    assert end[-1]["ticks"] > end[0]["ticks"], "the controller stopped ticking (graph.log)"
     assert growth["mpc_controller"] < 0.05 and growth["sim"] < 0.05, growth
     assert figures["miss_rate"] < MAX_MISS, figures["miss_rate"]
 
