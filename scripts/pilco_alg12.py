@@ -54,15 +54,15 @@ random explorer). The target, >= 90 % of the 20 held-out goals, is **not met**: 
 and 1 reach 0.80 each (1.5 and 1.2 cm mean final distance); an earlier seed-0 run of the
 same objective before the EE GP dropped repeated resting states reached 0.70 at 500 steps
 and 0.80 at 1,000. Before the fix the same learned-EE objective without the resting term
-reached 0.12 (5.6 cm) on 8 held-out goals at 1,000 steps.
-`bench/pilco_heldout.py runs/issue13/pilco-s0` explains the misses goal by goal: the arm rests at the policy's `q_ref` (to 0.000 rad on 19
-of 20 goals), and the 4 misses are the goals whose `q_ref` lies 0.64-1.0 rad from any
-recorded state, where the EE GP's predictive sd at rest is 2.6-6.4 cm (it is <= 1 cm on
-most hits). The model is uncertain where it has no data and says so; ten trials towards
-nine training goals do not cover the workspace the held-out goals span. Seed 2 was not
-run in this session (one run takes ~30 min under load 11-39 on the shared cores); the
-kinematic variant (`pilco-fk`) was not rerun: its 500-step rows from before issue 13 (1.00
-on 3 seeds) are in the PILCO section above.
+reached 0.12 (5.6 cm) on 8 held-out goals at 1,000 steps. `bench/pilco_heldout.py
+runs/issue13/pilco-s0` explains the misses goal by goal: the arm rests at the policy's
+`q_ref` (to 0.000 rad on 19 of 20 goals), and the 4 misses are the goals whose `q_ref`
+lies 0.64-1.0 rad from any recorded state, where the EE GP's predictive sd at rest is
+2.6-6.4 cm (it is <= 1 cm on most hits). The model is uncertain where it has no data and
+says so; ten trials towards nine training goals do not cover the workspace the held-out
+goals span. Seed 2 was not run in this session (one run takes ~30 min under load 11-39 on
+the shared cores); the kinematic variant (`pilco-fk`) was not rerun: its 500-step rows
+from before issue 13 (1.00 on 3 seeds) are in the PILCO section above.
 
 **Algorithms 1 and 2** (same ensemble, same open-loop iCEM planner and preset; Alg. 1
 explores for all 10 episodes, Alg. 2 for the first only). At 1,000 steps they are level
