@@ -15,6 +15,10 @@ from mcap.reader import SeekingReader
 from ros_helpers import JOINTS, Output
 from std_msgs.msg import String, UInt8MultiArray
 
+from mbrl.agents import registry as agents
+from mbrl.agents.arm import ArmModel
+from mbrl.agents.presets import preset
+from mbrl.config import ArmConfig
 from mbrl.data.episodes import EpisodeWriter, read_episode
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.ros.graph import get_nodes
@@ -31,9 +35,10 @@ from mbrl.ros.transport import (
 )
 
 pytestmark = pytest.mark.ros
-LAYOUT = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4], "action": "increment",
-          "joint_names": list(JOINTS), "max_increment": 0.1, "action_base": "command",
-          "control_rate_hz": 20.0}  # fmt: skip
+# the layout the controller expects: the agent layer's, whatever the reach model state is
+LAYOUT = agents.artifact_layout("mpc", "reach", ArmModel.from_config(ArmConfig()),
+                                preset("mpc", "reach"))  # fmt: skip
+DX = len(LAYOUT["columns"])
 
 
 def _cut_file(directory):
@@ -126,16 +131,16 @@ def test_nodes_start_on_damaged_files_and_survive_crafted_messages(ros_context, 
             w.write_joint_state(0.0, np.zeros(5), np.zeros(5))
         episodes.publish(encode_episode_msg(other.read_bytes(), 6, 1, True))
         # crafted models (the controller): an infinite version, then NaN weights
-        models.publish(_with_header(encode_model_msg(b"x", 1, "ensemble", 5, 5, layout=LAYOUT),
+        models.publish(_with_header(encode_model_msg(b"x", 1, "ensemble", DX, 5, layout=LAYOUT),
                                     version=float("inf")))  # fmt: skip
         spin_until(lambda: diag["mbrl/mpc_controller"].get("rejected_models") == "1",
                    what="the infinite version refused")  # fmt: skip
-        model = ProbabilisticEnsemble(5, 5, ensemble_size=2, hidden=(8,), seed=0)
+        model = ProbabilisticEnsemble(DX, 5, ensemble_size=2, hidden=(8,), seed=0)
         with torch_no_grad():
             next(iter(model.net.parameters())).data[0, 0, 0] = float("nan")
         path = tmp_path / "nan.npz"
         model.save(path)
-        models.publish(encode_model_msg(path.read_bytes(), 2, "ensemble", 5, 5, layout=LAYOUT))
+        models.publish(encode_model_msg(path.read_bytes(), 2, "ensemble", DX, 5, layout=LAYOUT))
         spin_until(
             lambda: (
                 diag["mbrl/mpc_controller"].get("rejected_models") == "2"
