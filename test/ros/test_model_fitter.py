@@ -18,6 +18,7 @@ from std_msgs.msg import String, UInt8MultiArray
 from std_srvs.srv import Trigger
 from test_collector import JOINTS, Driver
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.config import AgentConfig
 from mbrl.agents.mpc import MPCLearner
@@ -228,9 +229,12 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         checkpoint = (models / "ensemble_v0002.npz").read_bytes()
         assert payload.sha256 == hashlib.sha256(checkpoint).hexdigest()
         # the agent's reach model: x = q (the loop driver's model state), u increments
-        assert payload.kind == "ensemble" and (payload.dx, payload.du) == (5, 5)
+        columns = agents.artifact_layout(
+            "mpc", "reach", ArmModel.from_config(ArmConfig()), preset("mpc", "reach")
+        )["columns"]
+        assert payload.kind == "ensemble" and (payload.dx, payload.du) == (len(columns), 5)
         assert payload.layout["joint_names"] == list(JOINTS)
-        assert payload.layout["task"] == "reach" and payload.layout["columns"] == [0, 1, 2, 3, 4]
+        assert payload.layout["task"] == "reach" and payload.layout["columns"] == columns
         assert payload.metrics["num_transitions"] == float(last["metric.num_transitions"])
 
         # a subscriber started after publication, in another process and directory
@@ -244,7 +248,7 @@ def test_collector_to_fitter_to_late_subscriber(ros_context, tmp_path) -> None:
         got = json.loads(late.stdout.strip().splitlines()[-1])
         assert (got["version"], got["sha256"]) == (2, payload.sha256)
         ours = ProbabilisticEnsemble.load(models / "ensemble_v0002.npz")
-        x, u = np.full((1, 5), 0.1, np.float32), np.full((1, 5), 0.5, np.float32)
+        x, u = np.full((1, payload.dx), 0.1, np.float32), np.full((1, 5), 0.5, np.float32)
         np.testing.assert_allclose(got["mean"], ours.predict(x, u)[0], rtol=1e-6)
         assert not list(late_dir.glob("received/*"))  # loaded via a temp file, then removed
 
