@@ -9,26 +9,30 @@ import time
 import numpy as np
 import pytest
 import torch
-from ros_helpers import JOINTS
 from test_mpc_controller import Graph
 
+from mbrl.agents import registry as agents
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.mpc import known_model
+from mbrl.agents.presets import preset
 from mbrl.config import ArmConfig
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.ros.model_gate import GateConfig, ModelGate, ModelRefused
 from mbrl.ros.transport import MODEL_TOPIC, encode_model_msg
 
 torch.set_num_threads(1)
-LAYOUT = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4], "action": "increment",
-          "joint_names": list(JOINTS), "max_increment": 0.1, "action_base": "command",
-          "control_rate_hz": 20.0}  # fmt: skip
+# the layout the controller expects: the agent layer's, whatever the reach model state is
+LAYOUT = agents.artifact_layout("mpc", "reach", ArmModel.from_config(ArmConfig()),
+                                preset("mpc", "reach"))  # fmt: skip
+DX = len(LAYOUT["columns"])
 
 
-def _ensemble(seed: int, bias: float = 0.0, zero: bool = False) -> ProbabilisticEnsemble:
+def _ensemble(
+    seed: int, bias: float = 0.0, zero: bool = False, dx: int = DX
+) -> ProbabilisticEnsemble:
     """A real ensemble file's model: random weights; `zero`: every weight 0, so it predicts
     x' = x (no motion); `bias`: its mean of x' shifted far off."""
-    model = ProbabilisticEnsemble(5, 5, ensemble_size=2, hidden=(16,), seed=seed)
+    model = ProbabilisticEnsemble(dx, 5, ensemble_size=2, hidden=(16,), seed=seed)
     with torch.no_grad():
         if zero:
             for name, value in model.net.state_dict().items():
@@ -66,7 +70,7 @@ def test_gate_checks_data_finiteness_and_recent_error() -> None:
     # worse than predicting no motion (well-formed random weights) over a running model
     # that explains the motion (here the known kinematics): refused, with the numbers
     with pytest.raises(ModelRefused, match="worse than predicting no motion"):
-        gate.check(5, {"num_transitions": 500}, _ensemble(2, bias=3.0), truth, learned=False)
+        gate.check(5, {"num_transitions": 500}, _ensemble(2, bias=3.0, dx=5), truth, learned=False)
     # better than no motion but far worse than the running learned model: the margin
     with pytest.raises(ModelRefused, match="worse than the running model's .* margin"):
         gate.check(6, {"num_transitions": 500}, off, truth)
@@ -75,7 +79,9 @@ def test_gate_checks_data_finiteness_and_recent_error() -> None:
     figures = gate.check(8, {"num_transitions": 500}, truth, off)
     assert figures["mse"] <= figures["running_mse"]
     # no running model at all (push before its first fit): anything beats holding the arm
-    assert "running_mse" not in gate.check(9, {"num_transitions": 500}, _ensemble(2, 3.0), None)
+    assert "running_mse" not in gate.check(
+        9, {"num_transitions": 500}, _ensemble(2, 3.0, dx=5), None
+    )
     # a hold interrupts the chain: no transition spans it
     gate.interrupt()
     gate.observe(np.ones(5), np.zeros(5))
@@ -89,7 +95,7 @@ def _publish(g: Graph, model: ProbabilisticEnsemble, version: int, n: int, tmp_p
     model.save(path)
     metrics = {"num_transitions": n}
     g.model_pub.publish(
-        encode_model_msg(path.read_bytes(), version, "ensemble", 5, 5, metrics, layout=LAYOUT)
+        encode_model_msg(path.read_bytes(), version, "ensemble", DX, 5, metrics, layout=LAYOUT)
     )
 
 
@@ -130,9 +136,7 @@ def test_restarted_fitter_never_relabels_an_old_checkpoint(ros_context, tmp_path
     from mbrl.ros.runner import GraphRunner
     from mbrl.ros.transport import MODEL_QOS, decode_model_msg
 
-    old = {"learner": "mpc", "task": "reach", "columns": [0, 1, 2, 3, 4], "action": "increment",
-           "joint_names": list(JOINTS), "max_increment": 0.05, "action_base": "command",
-           "control_rate_hz": 20.0}  # fmt: skip
+    old = {**LAYOUT, "max_increment": 0.05}
     store = CheckpointStore(tmp_path / "fitter" / "models")
     store.save(1, FitResult({"ensemble": _ensemble(1)}, {"num_transitions": 99}),
                {"episodes": [], "layout": old})  # fmt: skip

@@ -101,7 +101,11 @@ class MpcController(OffTickWork, Node):
                 window=max(400, cfg.model_gate_min_check),
             )
         )  # fmt: skip
-        self._columns = model_columns(cfg.agent.task, len(self.joints))
+        # the gate's transitions in the agent's model state (the columns its models take)
+        columns = self.expected_layout().get("columns")
+        self._columns = np.asarray(
+            columns if columns is not None else model_columns(cfg.agent.task, len(self.joints))
+        )
         self._lock = threading.Lock()  # guards what other threads hand to the tick
         self._rng = np.random.default_rng(cfg.seed)
         self._goal: np.ndarray | None = np.array(cfg.goal) if cfg.goal else None
