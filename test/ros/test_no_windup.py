@@ -113,5 +113,6 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
     assert lead.max() <= arm.max_increment + 1e-9, (
         f"command leads the measured position by {lead.max():.3f} rad on "
         f"{JOINTS[worst[1]]} at tick {worst[0]} (bound {arm.max_increment} rad, one tick's "
-        f"increment): the command winds up"
+        f"increment): the command winds up; q around it {q[worst[0] - 2 : worst[0] + 2, worst[1]]}"
+        f", commands {c[worst[0] - 2 : worst[0] + 2, worst[1]]}"
     )

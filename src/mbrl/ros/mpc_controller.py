@@ -407,9 +407,13 @@ class MpcController(OffTickWork, Node):
                     self.bundle.reset()
             u, plan = self._action(status, start)
             if u is None:
-                command = self.limiter.hold_command(start)
-                if command is None:
-                    command = self.limiter.command(status.q, status.q, start)
+                # a hold on a good state is the zero action of next_command: the last command,
+                # pulled back toward the measured q if a blocked joint was pushed back (no
+                # wind-up), within the speed limit like any command
+                last = self.limiter.last if self.limiter.last is not None else status.q
+                hold = next_command(np.zeros_like(last), last, status.q,
+                                    self.cfg.arm.max_increment)  # fmt: skip
+                command = self.limiter.command(hold, status.q, start)
                 self.stats.holds += 1
                 self.gate.interrupt()
             else:
