@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from results import PUSH_BOUNDS  # scripts/results.py: the push ceiling and floor
+from results_page import markers, update_section  # scripts/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- drivers:begin -->", "<!-- drivers:end -->"
+BEGIN, END = markers("drivers")
 # Conditions of the runs on the page (edit when re-measuring).
 CONDITIONS = """Measured 2026-12-01 on the 2-core machine while four other agents' jobs ran (load
 average 8-12), so wall times are not comparable between rows. The graph's reach seed 0 ran
@@ -223,18 +224,6 @@ Each run (seeds 0, 1, 2; these runs: `{out}`):
 """
 
 
-def update_results_page(text: str) -> None:
-    page_path = ROOT / "docs" / "results.md"
-    page = page_path.read_text()
-    if BEGIN in page:
-        head, rest = page.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1] if END in rest else ""
-        page = head + text.strip() + tail
-    else:
-        page = page.rstrip() + "\n\n" + text.strip() + "\n"
-    page_path.write_text(page)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "side")
@@ -259,7 +248,7 @@ def main() -> int:
                 print(f"[drivers] {condition} seed {seed}: {' '.join(argv[1:])}", flush=True)
                 subprocess.run(argv, check=True, env=env)
     text = section(args.out, args.seeds)
-    update_results_page(text)
+    update_section("drivers", text)
     print(text)
     return 0
 

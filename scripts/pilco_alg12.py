@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_page import markers, update_section  # scripts/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- pilco-alg12:begin -->", "<!-- pilco-alg12:end -->"
+BEGIN, END = markers("pilco-alg12")
 
 # row -> (algo, budget_steps, eval_goals, eval_every, [--set overrides], what it is)
 ROWS: dict[str, tuple[str, int, int, int, list[str], str]] = {
@@ -210,18 +211,6 @@ Load on the shared 2-core machine:
 """
 
 
-def update_results_page(text: str) -> None:
-    page_path = ROOT / "docs" / "results.md"
-    page = page_path.read_text()
-    if BEGIN in page:
-        head, rest = page.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1] if END in rest else ""
-        page = head + text.strip() + tail
-    else:
-        page = page.rstrip() + "\n\n" + text.strip() + "\n"
-    page_path.write_text(page)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "issue13")
@@ -260,7 +249,7 @@ def main() -> int:
                     flush=True,
                 )
     text = section(args.out, args.seeds, NOTES.strip())
-    update_results_page(text)
+    update_section("pilco-alg12", text)
     print(text)
     return 0
 

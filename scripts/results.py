@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results_page import markers  # scripts/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 # marked sections of docs/results.md kept as they are: scripts/drivers.py,
@@ -394,7 +395,7 @@ def main() -> int:
     # and the push runs with the contact model (issue 12, by hand until they are in PLAN)
     previous = (ROOT / "docs" / "results.md").read_text()
     for name in KEPT_SECTIONS:
-        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        begin, end = markers(name)
         if begin in previous and end in previous:
             kept = begin + previous.split(begin, 1)[1].split(end, 1)[0] + end
             page = page.rstrip() + "\n\n" + kept + "\n"
