@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from mbrl.agents.arm import ArmModel
-from mbrl.agents.registry import explore_episodes, increment_base  # noqa: F401 (old home)
+from mbrl.agents.registry import increment_base
 from mbrl.control.anytime import AnytimeMPC
 from mbrl.control.cem import CEMConfig, CEMPlanner
 from mbrl.control.icem import ICEMConfig, ICEMPlanner

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mbrl.agents.mpc import MPCLearner, explore_episodes, make_actor
+from mbrl.agents.mpc import MPCLearner, make_actor
+from mbrl.agents.registry import explore_episodes
 from mbrl.loop.common import ExperimentConfig, RunRecorder, torch_threads
 from mbrl.loop.mpc_loop import EnvBackend
 from mbrl.loop.presets import preset
