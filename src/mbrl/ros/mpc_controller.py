@@ -93,6 +93,7 @@ class MpcController(OffTickWork, Node):
         )
         plausible = safety.Plausibility(lower, upper, velocity, cfg.period, stale_after)
         self.watchdog = safety.JointStateWatchdog(self.joints, stale_after, plausible)
+        self._arm_joints = frozenset(self.joints)
         # The model gate (mbrl.ros.model_gate): the controller's own recent transitions
         # and the checks a new model must pass before it replaces the running one.
         self.gate = ModelGate(
@@ -167,10 +168,8 @@ class MpcController(OffTickWork, Node):
         input_group = MutuallyExclusiveCallbackGroup()
         model_group = MutuallyExclusiveCallbackGroup()
         state_group = tick_group if cfg.ticks_on_states else input_group
-        # (ticking on states: only the newest; a fixed-rate tick: every publisher's, merged)
-        state_qos = topics.LATEST_STATE_QOS if cfg.ticks_on_states else topics.MERGED_STATE_QOS
         self.create_subscription(
-            JointState, topics.JOINT_STATES, self._on_joint_state, state_qos,
+            JointState, topics.JOINT_STATES, self._on_joint_state, topics.STATE_QOS,
             callback_group=state_group,
         )  # fmt: skip
         self.create_subscription(
@@ -227,6 +226,8 @@ class MpcController(OffTickWork, Node):
         now = time.perf_counter()
         rename_joints(msg, self.cfg.arm.from_driver())  # a driver's `*_joint` names -> ours
         self.watchdog.observe(msg.name, msg.position, msg.velocity, now)
+        if self.cfg.ticks_on_states and not self._arm_joints.intersection(msg.name):
+            return  # another device's state (a gripper driver) is merged, never a tick
         if self.cfg.timing == "realtime" and self.cfg.ticks_on_states:
             # every state received is a new reading; the one that follows each period
             # boundary starts the tick (AlignedTicks), whatever the driver's rate and stamps

@@ -62,14 +62,12 @@ def command_qos(timing: str) -> QoSProfile:
     return QoSProfile(depth=stream_depth(timing), reliability=ReliabilityPolicy.RELIABLE)
 
 
-# The controller only wants the newest joint state: a backlog would make a tick driven by
-# joint states act on old ones (in lockstep each one would also step the sim again)...
-LATEST_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# ...but with a fixed-rate tick it wants each joint's newest state, and several publishers may
-# share the topic (an arm driver and a gripper driver): a keep-last reader's history is shared
-# by all of them, so depth 1 would drop one publisher's message behind another's. Depth 10
-# covers a few publishers; the watchdog keeps each joint's newest reading.
-MERGED_STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# The controller's joint states. Several publishers may share the topic (an arm driver and a
+# gripper driver): a keep-last reader's history is shared by all of them, so depth 1 would drop
+# one publisher's message behind another's. Depth 10 covers a few publishers; the watchdog
+# keeps each joint's newest reading. A tick driven by states takes at most one per period
+# (AlignedTicks) and the queue drains between ticks, so no tick acts on a backlog.
+STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 OBJECT_QOS = qos_profile_sensor_data
 # Late joiners get the latest value: the goal, the URDF, each node's status.
 LATCHED_QOS = QoSProfile(
