@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> dict:
     sim = {"timing": "lockstep" if lockstep else "realtime", "seed": 0}
     if lockstep:
         sim["idle_publish_rate_hz"] = 1.0
-    ctl = {"trigger": "joint_states" if lockstep else args.trigger, "viz_every": 2,
+    ctl = {"timing": sim["timing"], "trigger": "joint_states" if lockstep else args.trigger,
+           "viz_every": 2,
            "diagnostics_rate_hz": 2.0}  # fmt: skip
     fk = ForwardKinematics(cfg.urdf, cfg.ee_link, cfg.joint_names, dtype=torch.float64)
     rng = np.random.default_rng(0)

@@ -39,6 +39,7 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
         overrides={
             "sim": {"timing": "lockstep", "seed": 0},
             "mpc_controller": {
+                "timing": "lockstep",
                 "trigger": "joint_states",
                 "start_enabled": False,  # lockstep runs at ~1 kHz: enable once all is seen
                 # no heartbeat hold under a loaded machine: one command per new state only
@@ -114,5 +115,6 @@ def test_command_never_leads_a_blocked_arm_by_more_than_one_increment(ros_contex
         f"command leads the measured position by {lead.max():.3f} rad on "
         f"{JOINTS[worst[1]]} at tick {worst[0]} (bound {arm.max_increment} rad, one tick's "
         f"increment): the command winds up; q around it {q[worst[0] - 2 : worst[0] + 2, worst[1]]}"
-        f", commands {c[worst[0] - 2 : worst[0] + 2, worst[1]]}"
+        f", commands {c[worst[0] - 2 : worst[0] + 2, worst[1]]}\n"
+        + "\n".join(line for line in output.text().splitlines() if "mpc_controller" in line)[-3000:]
     )

@@ -52,6 +52,17 @@ def test_unknown_node_is_named():
         get_nodes(["simulator"])
 
 
+def test_timing_overrides_that_split_the_graph_are_refused():
+    """A lockstep sim beside a real-time controller (graph.yaml's default) pairs no command
+    with its state: refused before anything starts, naming both; agreeing values pass."""
+    nodes = get_nodes(["sim", "mpc_controller"])
+    with pytest.raises(ValueError, match=r"'sim': 'lockstep', 'mpc_controller': 'realtime'"):
+        GraphRunner(nodes, overrides={"sim": {"timing": "lockstep"}})
+    both = {"timing": "lockstep"}
+    GraphRunner(nodes, overrides={"sim": both, "mpc_controller": both})
+    GraphRunner(nodes, overrides={"sim": {"timing": "realtime"}})  # the files say realtime
+
+
 def test_overrides_nest_like_a_parameter_file():
     assert _nest({"arm.servo.noise_std": 0.1, "mode": "x", "arm.home": (1.0,)}) == {
         "arm": {"servo": {"noise_std": 0.1}, "home": [1.0]},

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from mbrl.ros.graph import NodeSpec, get_nodes, param_file_paths
+from mbrl.ros.graph import TIMED_NODES, NodeSpec, get_nodes, param_file_paths
 
 _PR_SET_PDEATHSIG = 1
 
@@ -70,6 +70,15 @@ class _Process:
         self.reader: threading.Thread | None = None
 
 
+def _file_timing(spec: NodeSpec) -> str | None:
+    """The `timing` a node's parameter files give it (the last file that sets it)."""
+    timing = None
+    for path in param_file_paths(spec):
+        for block in (yaml.safe_load(path.read_text()) or {}).values():
+            timing = ((block or {}).get("ros__parameters") or {}).get("timing", timing)
+    return timing
+
+
 class GraphRunner:
     """Run nodes of the graph as child processes; use as a context manager.
 
@@ -95,6 +104,17 @@ class GraphRunner:
         unknown = sorted(set(self.overrides) - {s.name for s in self.specs})
         if unknown:
             raise KeyError(f"overrides for node(s) {unknown} that are not being started")
+        timed = [s for s in self.specs if s.name in TIMED_NODES]
+        timings = {s.name: self.overrides.get(s.name, {}).get("timing") for s in timed}
+        if len(set(timings.values())) > 1:
+            timings = {s.name: timings[s.name] or _file_timing(s) for s in timed}
+        if len(set(timings.values())) > 1:
+            # graph.yaml's one switch: a lockstep sim beside a real-time controller pairs
+            # no command with the state it was made from
+            raise ValueError(
+                f"timing is one switch for the whole graph; these overrides split it: "
+                f"{timings} (set it for every one of {[s.name for s in timed]}, or for none)"
+            )
         self.output = output or sys.stdout
         self.python = python
         self.tail_lines = tail_lines
