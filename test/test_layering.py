@@ -31,12 +31,13 @@ def _all_modules() -> list[str]:
 # checked exactly as in a fresh interpreter, without paying torch's import 120 times.
 ZYGOTE = """
 import importlib, importlib.abc, json, os, sys, traceback
-for name in ("numpy", "scipy", "scipy.linalg", "torch", "gymnasium", "yaml", "matplotlib"):
+for name in sys.argv[1:]:
     try:
         importlib.import_module(name)
     except ImportError:
         pass
 assert not any(m == "mbrl" or m.startswith("mbrl.") for m in sys.modules)
+loaded = {m.split('.')[0] for m in sys.modules}
 class Block(importlib.abc.MetaPathFinder):
     def __init__(self, roots, mod): self.roots, self.mod = roots, mod
     def find_spec(self, name, path, target=None):
@@ -47,6 +48,8 @@ class Block(importlib.abc.MetaPathFinder):
 results = {}
 for line in sys.stdin:
     mod, blocked = json.loads(line)
+    preloaded = sorted(loaded & set(blocked))
+    assert not preloaded, f'{preloaded} preloaded, so not checked for {mod}'
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -82,15 +85,58 @@ def _blocked_for(module: str) -> set[str]:
 MODULES = [m for m in _all_modules() if m != "mbrl.__main__"]
 
 
+# What each zygote imports first: the libraries every layer may use, then what only the
+# layer that may import it gets (a preloaded blocked package would escape the check: the
+# zygote refuses that).
+COMMON = (
+    "numpy",
+    "scipy",
+    "scipy.linalg",
+    "torch",
+    "gymnasium",
+    "yaml",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "pytorch_kinematics",
+    "sklearn.mixture",
+    "lz4.frame",
+    "mcap",
+)
+MESSAGES = (
+    "sensor_msgs.msg",
+    "std_msgs.msg",
+    "trajectory_msgs.msg",
+    "diagnostic_msgs.msg",
+    "visualization_msgs.msg",
+    "nav_msgs.msg",
+    "geometry_msgs.msg",
+    "std_srvs.srv",
+)
+PRELOAD = {
+    "mbrl.ros": (*COMMON, "pybullet", "rclpy", "rclpy.node", "rclpy.executors", *MESSAGES),
+    "mbrl.sim": (*COMMON, "pybullet"),
+    "": COMMON,
+}
+
+
+def _zygote_of(module: str) -> str:
+    return next(k for k in PRELOAD if module == k or module.startswith(k + ".") or not k)
+
+
 @pytest.fixture(scope="module")
 def imports() -> dict[str, list]:
     """module -> [exit code, traceback] of importing it with its blocked packages."""
-    lines = "".join(json.dumps([m, sorted(_blocked_for(m))]) + "\n" for m in MODULES)
-    result = subprocess.run(
-        [sys.executable, "-c", ZYGOTE], input=lines, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    results: dict[str, list] = {}
+    for zygote, preload in PRELOAD.items():
+        mods = [m for m in MODULES if _zygote_of(m) == zygote]
+        lines = "".join(json.dumps([m, sorted(_blocked_for(m))]) + "\n" for m in mods)
+        result = subprocess.run(
+            [sys.executable, "-c", ZYGOTE, *preload], input=lines, capture_output=True,
+            text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        results.update(json.loads(result.stdout.strip().splitlines()[-1]))
+    return results
 
 
 def test_every_module_is_found():
@@ -106,14 +152,37 @@ def test_the_check_catches_an_indirect_import(tmp_path):
     (pkg / "high.py").write_text("from fake_layer import low\n")
     line = json.dumps(["fake_layer.high", ["pybullet"]]) + "\n"
     result = subprocess.run(
-        [sys.executable, "-c", ZYGOTE], input=line, capture_output=True, text=True,
+        [sys.executable, "-c", ZYGOTE, *COMMON], input=line, capture_output=True, text=True,
         timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
     )  # fmt: skip
     code, err = json.loads(result.stdout.strip().splitlines()[-1])["fake_layer.high"]
     assert code == 1 and "layer violation: pybullet imported while importing fake_layer.high" in err
 
 
+def test_a_preloaded_blocked_package_is_refused_not_passed():
+    """A zygote that imported pybullet first could not see mbrl.config import it."""
+    line = json.dumps(["mbrl.config", ["pybullet"]]) + "\n"
+    result = subprocess.run(
+        [sys.executable, "-c", ZYGOTE, "pybullet"], input=line, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0 and "['pybullet'] preloaded" in result.stderr
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_module_respects_layers(module, imports):
     code, err = imports[module]
     assert code == 0, err
+
+
+def test_the_sim_and_the_collector_start_without_torch():
+    """Neither node runs a model: importing them must not load torch (or matplotlib), which
+    is 3-4 s of every start of each (the graph starts them in every learning run)."""
+    code = (
+        "import sys, mbrl.ros.sim_node, mbrl.ros.collector\n"
+        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mbrl.agents.arm import ArmModel
+if TYPE_CHECKING:  # (a type only: mbrl.agents.arm imports torch)
+    from mbrl.agents.arm import ArmModel
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ import torch
 
 from mbrl.costs.base import Tensor
 from mbrl.costs.kinematics import ForwardKinematics
+from mbrl.costs.layout import StateLayout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,20 +38,6 @@ class ReachCostConfig:
     limit: float = 1.0
     limit_margin: float = 0.05
     smoothing: float = 1e-3
-
-
-class StateLayout:
-    """Where quantities sit in the state vector: joint positions, EE position, object, goal.
-
-    Each is a (start, stop) index pair or None. `q` is needed for FK and the barrier.
-    """
-
-    def __init__(self, q=None, ee=None, obj=None, goal=None) -> None:
-        self.q, self.ee, self.obj, self.goal = q, ee, obj, goal
-
-    @staticmethod
-    def take(x: Tensor, span) -> Tensor:
-        return x[..., span[0] : span[1]]
 
 
 def limit_barrier(q: Tensor, lower: Tensor, upper: Tensor, margin: float) -> Tensor:

@@ -18,12 +18,14 @@ command minus the measured q (nj) rad.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from mbrl.costs.kinematics import ForwardKinematics
-from mbrl.costs.reach import StateLayout
+from mbrl.costs.layout import StateLayout
+
+if TYPE_CHECKING:  # torch loads where forward kinematics runs, not where a task is named
+    from mbrl.costs.kinematics import ForwardKinematics
 
 TASKS = ("reach", "push")
 # Held-out evaluation episodes are drawn from seeds EVAL_SEED + i, i < eval_goals: the same
@@ -261,6 +263,8 @@ class TaskSampler:
 
     def ee(self, q: np.ndarray) -> np.ndarray:
         """q (..., nj) rad -> end effector (..., 3) m."""
+        import torch
+
         with torch.no_grad():
             return self.fk(torch.as_tensor(q, dtype=self.fk.dtype)).double().numpy()
 

@@ -24,32 +24,17 @@ import numpy as np
 from mbrl.agents.arm import ArmModel
 from mbrl.agents.episodes import task_trajectories
 from mbrl.agents.mpc import pending_in_obs
-from mbrl.agents.registry import ARTIFACT_LOADERS, increment_base, load_artifact
+from mbrl.agents.registry import increment_base, load_artifact
 from mbrl.data.dataset import TransitionDataset
 from mbrl.data.episode_transitions import equal_length_trajectories
 from mbrl.data.episodes import Episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.gmm_prior import GMMPrior
 from mbrl.models.local_lg import TimeVaryingLinearGaussian
+from mbrl.ros.node_configs import MODEL_KINDS, LocalModelSettings
 
-MODEL_KINDS = tuple(ARTIFACT_LOADERS)  # what a fitter can publish on /mbrl/model
 MANIFEST = "latest.json"
 _CHECKPOINT = re.compile(rf"({'|'.join(MODEL_KINDS)})_v(\d+)\.npz$")
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalModelSettings:
-    """The time-varying linear-Gaussian local models fitted beside the learner's artifact.
-
-    Attributes:
-        enabled: fit them at all.
-        min_length: shortest trajectory (transitions) used for them.
-        gmm_components: components of their GMM prior.
-    """
-
-    enabled: bool = True
-    min_length: int = 10
-    gmm_components: int = 4
 
 
 @dataclasses.dataclass

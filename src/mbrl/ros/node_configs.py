@@ -11,14 +11,31 @@ import dataclasses
 import re
 
 from mbrl.agents.config import AgentConfig
+from mbrl.agents.registry import ARTIFACT_LOADERS
 from mbrl.config import ArmConfig, ConfigError
-from mbrl.ros.fitting import MODEL_KINDS, LocalModelSettings
 
 # The graph's one timing switch (graph.yaml `timing`): "realtime" (the arm, or the sim on a
 # wall-clock timer, does not wait) or "lockstep" (the sim advances one period per command and
 # the controller plans each tick to completion: the fast, load-independent test path).
 TIMINGS = ("realtime", "lockstep")
 MODES = TIMINGS  # the sim's timing, as `mbrl demo --scripted --mode` names it
+
+MODEL_KINDS = tuple(ARTIFACT_LOADERS)  # what a fitter can publish on /mbrl/model
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalModelSettings:
+    """The time-varying linear-Gaussian local models fitted beside the learner's artifact.
+
+    Attributes:
+        enabled: fit them at all.
+        min_length: shortest trajectory (transitions) used for them.
+        gmm_components: components of their GMM prior.
+    """
+
+    enabled: bool = True
+    min_length: int = 10
+    gmm_components: int = 4
 
 
 @dataclasses.dataclass(frozen=True)

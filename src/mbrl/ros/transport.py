@@ -30,7 +30,7 @@ EPISODE_CONTROL_TOPIC, DIAGNOSTICS_TOPIC = topics.EPISODE_CONTROL, topics.DIAGNO
 EPISODES_QOS, MODEL_QOS = topics.EPISODES_QOS, topics.MODEL_QOS
 EPISODE_CONTROL_QOS = topics.EPISODE_CONTROL_QOS
 
-from mbrl.ros.fitting import MODEL_KINDS  # noqa: E402 - the kinds a fitter publishes
+from mbrl.ros.node_configs import MODEL_KINDS  # noqa: E402 - the kinds a fitter publishes
 
 
 class TransportError(ValueError):
