@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -111,11 +112,14 @@ def learn(
     timing: str = "lockstep",
     agent_params: str = "",
     arm: ArmConfig | None = None,
+    prefixes: Mapping[str, Sequence[str]] | None = None,
+    additional_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Run the learning graph until the experiment node writes run_dir/summary.json.
 
-    Returns the summary (RunRecorder.finish). Raises NodeDied if a node dies, TimeoutError
-    after `timeout` s in total.
+    `prefixes` / `additional_env` start single nodes elsewhere (GraphRunner's, e.g. the
+    fitter in another network namespace). Returns the summary (RunRecorder.finish). Raises
+    NodeDied if a node dies, TimeoutError after `timeout` s in total.
     """
     run_dir = Path(run_dir).resolve()
     if (run_dir / "summary.json").exists():
@@ -126,7 +130,9 @@ def learn(
         algo=algo, timing=timing, agent_params=agent_params, arm=arm,
     )  # fmt: skip
     deadline = time.monotonic() + timeout
-    with GraphRunner(GRAPH, overrides=overrides, output=output) as runner:
+    with GraphRunner(
+        GRAPH, overrides=overrides, output=output, prefixes=prefixes, additional_env=additional_env
+    ) as runner:
         while not (run_dir / "summary.json").exists():
             runner.check()
             if time.monotonic() > deadline:

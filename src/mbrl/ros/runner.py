@@ -88,6 +88,11 @@ class GraphRunner:
         output: where prefixed child output goes.
         python: interpreter for the children.
         tail_lines: lines of each child's output kept for the error report.
+        prefixes: per node name, a command put before its interpreter (launch_ros's
+            `prefix`), e.g. ["ip", "netns", "exec", "fitter_host"] to run it on another
+            network; the prefix must exec the node, not fork it (signals reach its pid).
+        additional_env: per node name, environment variables set for it alone (launch_ros's
+            `additional_env`), e.g. its ROS_STATIC_PEERS.
     """
 
     def __init__(
@@ -98,12 +103,19 @@ class GraphRunner:
         output: TextIO | None = None,
         python: str = sys.executable,
         tail_lines: int = 40,
+        prefixes: Mapping[str, Sequence[str]] | None = None,
+        additional_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.specs = tuple(specs)
         self.overrides = dict(overrides or {})
-        unknown = sorted(set(self.overrides) - {s.name for s in self.specs})
-        if unknown:
-            raise KeyError(f"overrides for node(s) {unknown} that are not being started")
+        self.prefixes = {k: list(v) for k, v in (prefixes or {}).items()}
+        self.additional_env = {k: dict(v) for k, v in (additional_env or {}).items()}
+        names = {s.name for s in self.specs}
+        for what, given in (("overrides", self.overrides), ("prefixes", self.prefixes),
+                            ("additional_env", self.additional_env)):  # fmt: skip
+            unknown = sorted(set(given) - names)
+            if unknown:
+                raise KeyError(f"{what} for node(s) {unknown} that are not being started")
         timed = [s for s in self.specs if s.name in TIMED_NODES]
         timings = {s.name: self.overrides.get(s.name, {}).get("timing") for s in timed}
         if len(set(timings.values())) > 1:
@@ -125,7 +137,8 @@ class GraphRunner:
 
     def command(self, spec: NodeSpec, override_file: Path | None = None) -> list[str]:
         """The argv that starts `spec`."""
-        argv = [self.python, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+        argv = [*self.prefixes.get(spec.name, ()), self.python, "-m", spec.module]
+        argv += ["--ros-args", "-r", f"__node:={spec.name}"]
         for path in param_file_paths(spec):
             argv += ["--params-file", str(path)]
         if override_file is not None:
@@ -150,7 +163,7 @@ class GraphRunner:
                 stdin=subprocess.DEVNULL,
                 text=True,
                 bufsize=1,
-                env=env,
+                env={**env, **self.additional_env.get(spec.name, {})},
                 # Own session: a terminal Ctrl-C reaches only the runner, which then stops the
                 # children in order instead of all of them racing.
                 start_new_session=True,
@@ -160,7 +173,8 @@ class GraphRunner:
             proc.reader = threading.Thread(target=self._forward, args=(proc,), daemon=True)
             proc.reader.start()
             self._procs.append(proc)
-            self._say(f"started node '{spec.name}' (pid {popen.pid}): {' '.join(argv[1:])}")
+            shown = " ".join(argv[len(self.prefixes.get(spec.name, ())) + 1 :])
+            self._say(f"started node '{spec.name}' (pid {popen.pid}): {shown}")
         return self
 
     def _say(self, line: str) -> None:
