@@ -180,6 +180,8 @@ def test_the_sim_and_the_collector_start_without_torch():
     is 3-4 s of every start of each (the graph starts them in every learning run)."""
     code = (
         "import sys, mbrl.ros.sim_node, mbrl.ros.collector\n"
+        "from mbrl.ros.strict_params import all_declared\n"
+        "all_declared()  # what each node checks a `/**` parameter block against\n"
         "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,10 +8,13 @@ ask it for screenshots over the DevTools websocket when they choose.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -43,11 +46,16 @@ class HeadlessChromium:
         binary = chromium_path()
         if binary is None:
             raise FileNotFoundError("chromium is not installed (Debian package 'chromium')")
-        self._profile = tempfile.TemporaryDirectory(prefix="mbrl-chromium-")
+        # (chromium's helpers can still write to the profile as it goes: cleanup never fails)
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="mbrl-chromium-", ignore_cleanup_errors=True
+        )
         args = [binary, "--headless", "--no-sandbox", "--no-first-run", "--mute-audio",
                 "--remote-debugging-port=0", f"--user-data-dir={self._profile.name}",
                 f"--window-size={size[0]},{size[1]}", *GL_FLAGS, url]  # fmt: skip
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        # its own process group: close() stops the renderer and GPU helpers with it
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     start_new_session=True)  # fmt: skip
         port = self._devtools_port(timeout=30.0)
         self._ws = websocket.create_connection(self._page_socket(port, timeout=30.0), timeout=60)
         self._next_id = 0
@@ -102,12 +110,15 @@ class HeadlessChromium:
             if getattr(self, "_ws", None) is not None:
                 self._ws.close()
         finally:
-            self.proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            with contextlib.suppress(ProcessLookupError):  # helpers that outlived it
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self._profile.cleanup()
 
     def __enter__(self) -> HeadlessChromium:

@@ -8,15 +8,18 @@ mbrl.loop.schedule, and episode starts come from the shared sampler (mbrl.costs.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mbrl.agents.arm import ArmModel
 from mbrl.agents.config import AgentConfig
 from mbrl.config import ArmConfig, ConfigError
 from mbrl.costs.tasks import cube_velocities, observation
 from mbrl.loop.common import ExperimentConfig
 from mbrl.ros.status import FitterStatus
+
+if TYPE_CHECKING:  # (a type only: the nodes check parameters against this config, torch-free)
+    from mbrl.agents.arm import ArmModel
 
 
 @dataclasses.dataclass(frozen=True)
