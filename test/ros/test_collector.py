@@ -219,3 +219,25 @@ def test_router_assigns_by_message_time_not_processing_order(tmp_path) -> None:
     assert (two.episode_id, two.complete, two.writer.num_messages) == (2, False, 3)
     assert not router.end(2, 5.0)  # no longer open
     assert [p.name for p in router.close_all()] == ["episode_000003.mcap"]
+
+
+def test_the_start_event_goal_wins_over_the_previous_latched_goal(tmp_path) -> None:
+    """The experiment publishes episode 2's goal on /goal, then its start event (with the
+    goal); /goal is another topic, so the collector may process the start first, holding
+    episode 1's goal. The episode must record its own goal (before: the previous one), and
+    the late /goal message must not add a second one."""
+    router = EpisodeRouter(tmp_path, JOINTS, end_grace=0.0)
+    q = np.zeros(5)
+    router.goal(0.5, [0.1, 0.1, 0.1], "base_link")  # episode 1's goal, latched
+    router.start(1, 1.0, {"episode_id": "1"})
+    router.end(1, 2.0)
+    router.start(2, 3.0, {"episode_id": "2"}, goal=([0.2, 0.2, 0.2], "base_link"))
+    router.goal(2.9, [0.2, 0.2, 0.2], "base_link")  # sent before the start, processed after
+    router.state(3.1, q, None)
+    router.command(3.2, q)
+    router.end(2, 4.0)
+    router.state(4.1, q, None)
+    router.command(4.2, q)
+    done = {r.episode_id: read_episode(r.writer.path) for r in router.finished()}
+    np.testing.assert_allclose(done[1].goals, [[0.1, 0.1, 0.1]])
+    np.testing.assert_allclose(done[2].goals, [[0.2, 0.2, 0.2]])

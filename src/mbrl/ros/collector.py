@@ -69,6 +69,20 @@ def _stamp(info: dict) -> float:
     return time.time()
 
 
+def _event_goal(event: dict) -> tuple[list[float], str] | None:
+    """The optional `goal` ([x, y, z] m) and `frame_id` of a start event (the episode's
+    own goal); ValueError if malformed."""
+    if "goal" not in event:
+        return None
+    goal, frame = event["goal"], event.get("frame_id", "base_link")
+    if not (isinstance(goal, list) and len(goal) == 3 and isinstance(frame, str)):
+        raise ValueError(f"goal {truncate(repr(goal), 80)}: expected [x, y, z] and a frame_id")
+    point = [float(v) for v in goal]
+    if not all(math.isfinite(v) for v in point):
+        raise ValueError(f"goal {point} is not finite")
+    return point, frame
+
+
 class Collector(Node):
     """Node `collector`: episode files opened/closed by episode_control, messages routed to
     them by publication time (mbrl.ros.recording.EpisodeRouter)."""
@@ -153,6 +167,7 @@ class Collector(Node):
             episode_id = header_int(event, "episode_id", EPISODE_CONTROL_TOPIC)
             if kind not in ("start", "end"):
                 raise ValueError(f"event {truncate(repr(kind), 80)}; expected 'start' or 'end'")
+            goal = _event_goal(event)
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._error(
                 f"ignored {EPISODE_CONTROL_TOPIC} message {truncate(repr(msg.data), 200)}: "
@@ -183,7 +198,7 @@ class Collector(Node):
             "control_rate_hz": repr(float(self.config.arm.control_rate_hz)),
         }
         try:
-            rec = self.router.start(episode_id, stamp, meta)
+            rec = self.router.start(episode_id, stamp, meta, goal=goal)
         except OSError as exc:
             self._error(f"episode {episode_id} NOT recorded: {exc}")
             return

@@ -333,7 +333,8 @@ class ExperimentNode(Node):
         if self.task == "push":  # the cube pose after the reset, before the controller acts
             self._wait(lambda: np.all(np.isfinite(self._cube)), topics.OBJECT_POSE)
         if episode_id is not None:
-            self._event("start", episode_id, mode)
+            start = {"goal": [float(v) for v in spec.goal], "frame_id": cfg.frame_id}
+            self._event("start", episode_id, mode, **start)
             # In lockstep an episode lasts well under a second: start only once the collector
             # reports the file open, or its first ticks would not be recorded.
             self._wait(
@@ -343,7 +344,7 @@ class ExperimentNode(Node):
                     and s.episode_id == episode_id
                 ),
                 f"{cfg.collector_node} to report episode {episode_id} open on {topics.STATUS}",
-                tick=lambda: self._event("start", episode_id, mode),  # a lost event is resent
+                tick=lambda: self._event("start", episode_id, mode, **start),  # resent if lost
             )
         done_before = self._collector_done()
         with self._lock:
@@ -384,8 +385,11 @@ class ExperimentNode(Node):
                 "cubes": cubes, "commands": np.array(commands[:T]),
                 "ticks": len(commands), "rejected": rejected}  # fmt: skip
 
-    def _event(self, event: str, episode_id: int, mode: str) -> None:
+    def _event(self, event: str, episode_id: int, mode: str, **extra: Any) -> None:
+        """Publish an episode event; a start carries the episode's goal (the collector
+        records it, whatever order it gets this and /goal in)."""
         body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": mode}
+        body.update(extra)
         self._event_pub.publish(String(data=json.dumps(body)))
 
     def fit(self, episodes: int, previous: int) -> int:

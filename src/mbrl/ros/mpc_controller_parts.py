@@ -136,6 +136,7 @@ class OffTickWork:
 
     def _standalone_schedule(self) -> None:
         for event, episode_id in self._episodes.step():
+            extra = {}
             if event == "start":  # a new reachable goal: the shared task sampler's
                 goal = self.arm.sampler(self.task).draw(self._rng).goal
                 msg = PointStamped()
@@ -144,10 +145,13 @@ class OffTickWork:
                 msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
                 self._goal_pub.publish(msg)
                 self._set_goal(goal)
-            self._publish_event(event, episode_id)
+                extra = {"goal": [float(v) for v in goal], "frame_id": self.cfg.frame_id}
+            self._publish_event(event, episode_id, **extra)
 
-    def _publish_event(self, event: str, episode_id: int) -> None:
+    def _publish_event(self, event: str, episode_id: int, **extra) -> None:
+        """An episode event; a start carries its goal (the collector records that one)."""
         body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": self.mode}
+        body.update(extra)
         self._episode_pub.publish(String(data=json.dumps(body)))
 
     # -- diagnostics ----------------------------------------------------------------------

@@ -77,9 +77,20 @@ class EpisodeRouter:
         self._object: tuple[list[float], list[float], str] | None = None
 
     # -- events ---------------------------------------------------------------------------
-    def start(self, episode_id: int, stamp: float, metadata: dict[str, str]) -> Recording:
+    def start(
+        self,
+        episode_id: int,
+        stamp: float,
+        metadata: dict[str, str],
+        goal: tuple[Sequence[float], str] | None = None,
+    ) -> Recording:
         """Open episode `episode_id` at time `stamp` (s); closes an open one as
-        incomplete at the same instant. Raises OSError if the file cannot be created."""
+        incomplete at the same instant. `goal` ((3,) m, frame) is the episode's own goal,
+        carried by its start event: /goal is another topic, so its message for this episode
+        may be processed after the start, behind the previous episode's latched goal.
+        Raises OSError if the file cannot be created."""
+        if goal is not None:
+            self._goal = (list(goal[0]), goal[1])
         for rec in self.recordings:
             if rec.end is None:
                 rec.end, rec.complete, rec.ended_at = stamp, False, self._clock()
