@@ -114,3 +114,12 @@ def test_the_agent_and_the_arm_are_the_same_for_every_node_that_has_them():
         if "agent.task" in params:
             assert "arm.joint_names" in params, spec.name
     assert {"agent", "arm", "timing"} <= set(shared)
+
+
+def test_joint_state_depth_follows_the_timing():
+    """Lockstep ticks on every new state of one sim: only the newest (a backlog was ticked
+    through, re-stepping the sim on old states; graph reach fell to 0.2). Real time merges
+    several drivers' messages: a history deep enough that none drops another's."""
+    assert topics.state_qos("lockstep", True).depth == 1
+    assert topics.state_qos("realtime", True).depth >= 3
+    assert topics.state_qos("realtime", False).depth >= 3

@@ -169,7 +169,8 @@ class MpcController(OffTickWork, Node):
         model_group = MutuallyExclusiveCallbackGroup()
         state_group = tick_group if cfg.ticks_on_states else input_group
         self.create_subscription(
-            JointState, topics.JOINT_STATES, self._on_joint_state, topics.STATE_QOS,
+            JointState, topics.JOINT_STATES, self._on_joint_state,
+            topics.state_qos(cfg.timing, cfg.ticks_on_states),
             callback_group=state_group,
         )  # fmt: skip
         self.create_subscription(

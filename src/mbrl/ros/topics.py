@@ -65,9 +65,20 @@ def command_qos(timing: str) -> QoSProfile:
 # The controller's joint states. Several publishers may share the topic (an arm driver and a
 # gripper driver): a keep-last reader's history is shared by all of them, so depth 1 would drop
 # one publisher's message behind another's. Depth 10 covers a few publishers; the watchdog
-# keeps each joint's newest reading. A tick driven by states takes at most one per period
-# (AlignedTicks) and the queue drains between ticks, so no tick acts on a backlog.
+# keeps each joint's newest reading. A real-time tick driven by states takes at most one per
+# period (AlignedTicks) and the queue drains between ticks, so no tick acts on a backlog.
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# ...but in lockstep every new state starts a tick, and one sim publishes them: a backlog
+# there would be ticked through state by state, each tick stepping the sim again on an old
+# state (graph reach fell to 0.2 with depth 10). The newest only.
+LOCKSTEP_STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def state_qos(timing: str, ticks_on_states: bool) -> QoSProfile:
+    """The controller's /joint_states QoS under `timing` and its trigger."""
+    return LOCKSTEP_STATE_QOS if timing == "lockstep" and ticks_on_states else STATE_QOS
+
+
 OBJECT_QOS = qos_profile_sensor_data
 # Late joiners get the latest value: the goal, the URDF, each node's status.
 LATCHED_QOS = QoSProfile(
