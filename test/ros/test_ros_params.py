@@ -81,6 +81,17 @@ def test_descriptors_carry_description_type_and_range(ros_context):
         ({"joints": ["elbow"]}, ConfigError, r"joints names unknown joint\(s\) \['elbow'\]"),
         ({"controller_name": "a/b"}, ConfigError, "controller_name must be a valid topic"),
         ({"arm__physics_rate_hz": 250.0}, ConfigError, "whole multiple"),
+        (
+            {"state_rate_hz": 50.0},
+            ConfigError,
+            r"physics_rate_hz 240 is not a multiple of "
+            r"state_rate_hz 50",
+        ),
+        (
+            {"state_rate_hz": 50.0, "arm__physics_rate_hz": 300.0, "timing": "lockstep"},
+            ConfigError,
+            "state_rate_hz 50 needs timing realtime",
+        ),
         ({"arm__control_rate_hz": -1.0}, InvalidParameterValueException, "arm.control_rate_hz"),
         ({"arm__control_rate_hz": 20}, InvalidParameterTypeException, "arm.control_rate_hz"),
         ({"arm__servo__position_gain": 1.5}, InvalidParameterValueException, "position_gain"),

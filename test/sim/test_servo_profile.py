@@ -129,6 +129,29 @@ def test_save_restore_replays_the_realistic_servo_bit_for_bit():
         np.testing.assert_allclose(v1, v2, atol=1e-12)
 
 
+def test_reading_faster_than_the_control_rate_leaves_the_motion_unchanged():
+    """advance() in thirds of a tick (a 60 Hz joint-state broadcaster on 240 Hz physics)
+    moves the arm bit for bit as step() does: the servo takes its target (latency,
+    backlash) at the tick boundaries only; the reads in between show intermediate poses."""
+    servo = dataclasses.replace(REALISTIC, read_drop=0.0, noise_std=0.0)
+    with _arm(servo) as whole, _arm(servo) as thirds:
+        start = whole.joint_positions()
+        third = whole.config.substeps // 3
+        for k in range(6):
+            target = start + 0.1 * (k + 1) * (-1) ** k
+            whole.set_position_targets(target)
+            thirds.set_position_targets(target)
+            whole.step(1)
+            between = []
+            for _ in range(3):
+                thirds.advance(third)
+                between.append(thirds.true_joint_positions())
+            np.testing.assert_array_equal(thirds.true_joint_positions(),
+                                          whole.true_joint_positions())  # fmt: skip
+            assert thirds.time == whole.time
+            assert not np.array_equal(between[0], between[2])  # the arm moved within the tick
+
+
 def test_an_arm_file_selects_a_profile_by_name_and_changes_single_figures():
     arm = from_dict(ArmConfig, {"servo": "realistic"}, "arm")
     assert arm.servo == REALISTIC

@@ -57,6 +57,10 @@ class SimNodeConfig:
         idle_publish_rate_hz: in lockstep mode, republish the unchanged joint state at this
             wall-clock rate so late joiners see the arm (0 = off).
         frame_id: frame of the published cube pose.
+        state_rate_hz: real time: publish /joint_states at this rate, reading the arm
+            between control ticks as a ros2_control joint_state_broadcaster does (the
+            SO-101 drivers: 50 Hz); 0 = one state per control tick. arm.physics_rate_hz
+            must be a multiple of it (e.g. 300 Hz physics for 50 Hz states at 20 Hz control).
     """
 
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
@@ -69,10 +73,24 @@ class SimNodeConfig:
     publish_robot_description: bool = True
     idle_publish_rate_hz: float = 10.0
     frame_id: str = "world"
+    state_rate_hz: float = 0.0
 
     def __post_init__(self) -> None:
         if self.timing not in TIMINGS:
             raise ConfigError(f"timing must be one of {list(TIMINGS)}, got {self.timing!r}")
+        if self.state_rate_hz:
+            substeps = self.arm.physics_rate_hz / self.state_rate_hz
+            if self.timing != "realtime" or self.state_rate_hz < 0:
+                raise ConfigError(
+                    f"state_rate_hz {self.state_rate_hz:g} needs timing realtime and a rate "
+                    f"> 0 (lockstep publishes one state per command); 0 = the control rate"
+                )
+            if abs(substeps - round(substeps)) > 1e-9 or round(substeps) < 1:
+                raise ConfigError(
+                    f"arm.physics_rate_hz {self.arm.physics_rate_hz:g} is not a multiple of "
+                    f"state_rate_hz {self.state_rate_hz:g}: each state must follow whole "
+                    f"physics steps (e.g. 300 Hz physics for 50 Hz states)"
+                )
         unknown = [j for j in self.joints if j not in self.arm.joint_names]
         if unknown:
             raise ConfigError(
@@ -91,6 +109,12 @@ class SimNodeConfig:
     def controller_joints(self) -> tuple[str, ...]:
         """The command order of the controllers."""
         return self.joints or self.arm.joint_names
+
+    @property
+    def state_substeps(self) -> int:
+        """Physics steps between two published states (real time)."""
+        rate = self.state_rate_hz or self.arm.control_rate_hz
+        return int(round(self.arm.physics_rate_hz / rate))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,7 +104,7 @@ class SimNode(Node):
         # Timers run on the steady clock: with use_sim_time the node clock only moves when we
         # publish /clock, so a ROS-time timer would never fire.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        period = cfg.arm.control_period
+        period = cfg.state_substeps / cfg.arm.physics_rate_hz  # between published states
         if cfg.timing == "realtime":
             self.create_timer(period, self._tick, callback_group=group, clock=steady)
         elif cfg.idle_publish_rate_hz > 0:
@@ -114,7 +114,9 @@ class SimNode(Node):
             )  # fmt: skip
         self._publish_state()
         self.get_logger().info(
-            f"{cfg.timing} sim of {cfg.arm.urdf} at {cfg.arm.control_rate_hz:g} Hz; joints "
+            f"{cfg.timing} sim of {cfg.arm.urdf} at {cfg.arm.control_rate_hz:g} Hz"
+            + (f" (joint states at {cfg.state_rate_hz:g} Hz)" if cfg.state_rate_hz else "")
+            + "; joints "
             f"{list(self.joints)}; commands on {self._command_topic}, trajectories on "
             f"{self._trajectory_topic}"
         )
@@ -176,16 +178,18 @@ class SimNode(Node):
 
     # -- time -----------------------------------------------------------------------------
     def _tick(self) -> None:
-        """Advance one control period (following any trajectory) and publish the new state."""
+        """Advance to the next state (one control period, or 1 / state_rate_hz; following
+        any trajectory) and publish it."""
+        substeps = self.config.state_substeps
         if self._trajectory is not None:
             sampler, index, start = self._trajectory
-            t = self.arm.time + self.config.arm.control_period - start
+            t = self.arm.time + substeps / self.config.arm.physics_rate_hz - start
             target = self._target.copy()
             target[index] = sampler.sample(t)
             self._apply(target)
             if t >= sampler.duration - 1e-9:
                 self._trajectory = None
-        self.arm.step(1)
+        self.arm.advance(substeps)
         self._publish_state()
 
     def _publish_state(self) -> None:

@@ -36,6 +36,7 @@ class _ServoState:
     read_time: float  # when `reading` was last read successfully, s
     time: float
     rng_state: dict
+    substep: int = 0  # physics steps since construction (time = substep / physics rate)
 
     def copy(self) -> _ServoState:
         return dataclasses.replace(
@@ -231,25 +232,37 @@ class SimArm:
         return target.copy()
 
     def step(self, n_ticks: int = 1) -> None:
-        """Advance `n_ticks` control periods (config.substeps physics steps each)."""
-        c, s, servo = self.client, self._servo, self.config.servo
+        """Advance `n_ticks` control periods (config.substeps physics steps each), taking a
+        reading after each."""
         for _ in range(n_ticks):
-            target = s.commanded
-            if servo.latency_ticks:
-                s.fifo.append(s.commanded.copy())
-                target = s.fifo.popleft()
-            if servo.backlash > 0:
-                half = servo.backlash / 2
-                s.applied = np.clip(s.applied, target - half, target + half)
-            else:
-                s.applied = target.copy()
-            self._apply(s.applied)
-            for _ in range(self.config.substeps):
-                if servo.drive == "pd":
-                    self._pd_torques(s.applied)
-                c.stepSimulation()
-            s.time += self.config.control_period
-            self._read()
+            self.advance(self.config.substeps)
+
+    def advance(self, substeps: int) -> None:
+        """Advance `substeps` physics steps, then take a reading. The servo takes its next
+        target (after latency and backlash) at each control-tick boundary whatever the
+        chunking, so a driver reading the bus faster than the control rate (a 50 Hz
+        joint_state_broadcaster: physics_rate / 50 substeps a call) sees the same motion
+        as step()."""
+        c, s, servo = self.client, self._servo, self.config.servo
+        per_tick = self.config.substeps
+        for _ in range(int(substeps)):
+            if s.substep % per_tick == 0:
+                target = s.commanded
+                if servo.latency_ticks:
+                    s.fifo.append(s.commanded.copy())
+                    target = s.fifo.popleft()
+                if servo.backlash > 0:
+                    half = servo.backlash / 2
+                    s.applied = np.clip(s.applied, target - half, target + half)
+                else:
+                    s.applied = target.copy()
+                self._apply(s.applied)
+            if servo.drive == "pd":
+                self._pd_torques(s.applied)
+            c.stepSimulation()
+            s.substep += 1
+        s.time = s.substep / self.config.physics_rate_hz
+        self._read()
 
     def _setup_pd_drive(self) -> None:
         """Drive "pd": PyBullet's position motors off, Coulomb friction as a zero-velocity
@@ -412,10 +425,12 @@ class SimArm:
         # cached impulses); a collision pass drops those whose bodies are now apart, which
         # keeps episodes bit-identical whatever ran before.
         self.client.performCollisionDetection()
-        now = self._servo.time  # the clock stays monotonic: "seconds since construction"
+        # the clock stays monotonic: "seconds since construction" (snapshots are taken
+        # between ticks, so the tick phase of the physics-step count is kept too)
+        now, count = self._servo.time, self._servo.substep
         self._servo = self._saved[state_id].copy()
         self._servo.read_time += now - self._servo.time  # the reading keeps its age
-        self._servo.time = now
+        self._servo.time, self._servo.substep = now, count
         self._rng.bit_generator.state = self._servo.rng_state
         self._apply(self._servo.applied)
 
