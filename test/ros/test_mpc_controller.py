@@ -279,6 +279,14 @@ def test_safety_holds_on_stale_nan_and_misnamed_states_and_enable(ros_context):
         )
         # standalone: the controller runs its own episodes of 10 ticks, a goal for each
         g.wait(lambda: len(events) >= 3 and bool(goals), what="standalone episode events")
+        # a start carries its goal (the collector records that one, not /goal's latest)
+        starts = [e.pop("goal") for e in events[:3] if e["event"] == "start"]
+        assert len(starts) == 2 and all(len(goal) == 3 for goal in starts)
+        published = np.array([[m.point.x, m.point.y, m.point.z] for m in goals])
+        assert np.abs(published - np.array(starts[0])).max(axis=1).min() < 1e-12
+        assert [e.pop("frame_id") for e in events[:3] if e["event"] == "start"] == [
+            "base_link", "base_link",
+        ]  # fmt: skip
         assert events[:3] == [
             {"event": "start", "episode_id": 1, "task": "reach", "mode": "explore"},
             {"event": "end", "episode_id": 1, "task": "reach", "mode": "explore"},
