@@ -88,6 +88,16 @@ def condition_dir(out: Path, condition: str, seed: int) -> Path:
     return out / "graph" / f"ros-mpc-reach-{condition}-s{seed}"
 
 
+def _figures(group: list[dict]) -> str:
+    """A table row's last cells for the runs of one row: success per seed | mean | mean
+    final distance | mean wall seconds per run."""
+    per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in group)
+    mean = np.mean([s["success_rate"] for s in group])
+    dist = np.mean([s["final_distance"] for s in group])
+    walls = [s["curve"][-1]["wall_seconds"] for s in group if s.get("curve")]
+    return f"{per_seed} | {mean:.2f} | {dist:.4f} | {np.mean(walls):.0f}"
+
+
 def condition_table(out: Path, seeds: int) -> str:
     lines = [
         "| condition | budget (real steps) | held-out goals | success per seed | mean | "
@@ -100,14 +110,7 @@ def condition_table(out: Path, seeds: int) -> str:
         group = [json.loads(p.read_text()) for p in paths if p.exists()]
         if not group:
             continue
-        per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in group)
-        mean = np.mean([s["success_rate"] for s in group])
-        dist = np.mean([s["final_distance"] for s in group])
-        walls = [s["curve"][-1]["wall_seconds"] for s in group if s.get("curve")]
-        lines.append(
-            f"| ROS graph, {condition} | {budget} | {goals} | {per_seed} | {mean:.2f} | "
-            f"{dist:.4f} | {np.mean(walls):.0f} |"
-        )
+        lines.append(f"| ROS graph, {condition} | {budget} | {goals} | {_figures(group)} |")
     return "\n".join(lines)
 
 
@@ -169,15 +172,8 @@ def table(runs: dict, out: Path, seeds: int) -> str:
             group = runs.get((task, driver), [])
             if not group:
                 continue
-            per_seed = ", ".join(f"{s['success_rate']:.2f}" for s in group)
-            mean = np.mean([s["success_rate"] for s in group])
-            dist = np.mean([s["final_distance"] for s in group])
-            walls = [s["curve"][-1]["wall_seconds"] for s in group if s.get("curve")]
             name = "`mbrl experiment` (one process)" if driver == "loop" else "ROS graph, lockstep"
-            lines.append(
-                f"| {task} | {budget} | {goals} | {name} | {per_seed} | {mean:.2f} | "
-                f"{dist:.4f} | {np.mean(walls):.0f} |"
-            )
+            lines.append(f"| {task} | {budget} | {goals} | {name} | {_figures(group)} |")
         if task == "push" and any(t == "push" for t, _ in runs):
             lines += [f"| push | (no learning) | {goals} | {what} | {success} | | {dist} | {wall} |"
                       for what, success, dist, wall in PUSH_BOUNDS]  # fmt: skip
