@@ -31,6 +31,7 @@ from mbrl.ros import topics
 from mbrl.ros.boundary import truncate
 from mbrl.ros.msgs import (
     command_to_array,
+    episode_event_goal,
     joint_positions_by_name,
     joint_velocities_by_name,
     trajectory_to_arrays,
@@ -67,20 +68,6 @@ def _stamp(info: dict) -> float:
         if ns > 0:
             return ns * 1e-9
     return time.time()
-
-
-def _event_goal(event: dict) -> tuple[list[float], str] | None:
-    """The optional `goal` ([x, y, z] m) and `frame_id` of a start event (the episode's
-    own goal); ValueError if malformed."""
-    if "goal" not in event:
-        return None
-    goal, frame = event["goal"], event.get("frame_id", "base_link")
-    if not (isinstance(goal, list) and len(goal) == 3 and isinstance(frame, str)):
-        raise ValueError(f"goal {truncate(repr(goal), 80)}: expected [x, y, z] and a frame_id")
-    point = [float(v) for v in goal]
-    if not all(math.isfinite(v) for v in point):
-        raise ValueError(f"goal {point} is not finite")
-    return point, frame
 
 
 class Collector(Node):
@@ -167,7 +154,7 @@ class Collector(Node):
             episode_id = header_int(event, "episode_id", EPISODE_CONTROL_TOPIC)
             if kind not in ("start", "end"):
                 raise ValueError(f"event {truncate(repr(kind), 80)}; expected 'start' or 'end'")
-            goal = _event_goal(event)
+            goal = episode_event_goal(event)
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._error(
                 f"ignored {EPISODE_CONTROL_TOPIC} message {truncate(repr(msg.data), 200)}: "

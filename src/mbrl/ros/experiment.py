@@ -17,7 +17,6 @@ the run's data. Interface: docs/ros_interface.md.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import threading
 import time
@@ -52,9 +51,11 @@ from mbrl.ros.experiment_core import (
     episode_arrays,
 )
 from mbrl.ros.msgs import (
+    episode_event_msg,
     float64_multiarray,
     joint_positions_by_name,
     joint_velocities_by_name,
+    point_stamped_msg,
     rename_joints,
 )
 from mbrl.ros.node_main import MultiThreadedExecutor
@@ -326,14 +327,12 @@ class ExperimentNode(Node):
         # The controller stops itself after T commands: in lockstep an episode is over in
         # well under a second, before a disable call could land.
         self.set_mode(mode, tick_limit=T)
-        msg = PointStamped()
-        msg.header.frame_id, msg.header.stamp = cfg.frame_id, self.get_clock().now().to_msg()
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in spec.goal)
-        self._goal_pub.publish(msg)
+        stamp = self.get_clock().now().to_msg()
+        self._goal_pub.publish(point_stamped_msg(spec.goal, cfg.frame_id, stamp))
         if self.task == "push":  # the cube pose after the reset, before the controller acts
             self._wait(lambda: np.all(np.isfinite(self._cube)), topics.OBJECT_POSE)
         if episode_id is not None:
-            start = {"goal": [float(v) for v in spec.goal], "frame_id": cfg.frame_id}
+            start = {"goal": spec.goal, "frame_id": cfg.frame_id}
             self._event("start", episode_id, mode, **start)
             # In lockstep an episode lasts well under a second: start only once the collector
             # reports the file open, or its first ticks would not be recorded.
@@ -385,12 +384,9 @@ class ExperimentNode(Node):
                 "cubes": cubes, "commands": np.array(commands[:T]),
                 "ticks": len(commands), "rejected": rejected}  # fmt: skip
 
-    def _event(self, event: str, episode_id: int, mode: str, **extra: Any) -> None:
-        """Publish an episode event; a start carries the episode's goal (the collector
-        records it, whatever order it gets this and /goal in)."""
-        body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": mode}
-        body.update(extra)
-        self._event_pub.publish(String(data=json.dumps(body)))
+    def _event(self, event: str, episode_id: int, mode: str, **goal: Any) -> None:
+        """Publish an episode event (a start with the episode's `goal` and `frame_id`)."""
+        self._event_pub.publish(episode_event_msg(event, episode_id, self.task, mode, **goal))
 
     def fit(self, episodes: int, previous: int) -> int:
         """Have the fitter fit on `episodes` episodes; returns the new model's version once

@@ -8,13 +8,11 @@ node's attributes documented there.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PointStamped
-from std_msgs.msg import String, UInt8MultiArray
+from std_msgs.msg import UInt8MultiArray
 
 from mbrl.agents import registry as agents
 from mbrl.agents.mpc import pending_in_obs
@@ -22,6 +20,7 @@ from mbrl.costs.tasks import observation
 from mbrl.ros import status as mbrl_status
 from mbrl.ros.controller_core import ActorBundle
 from mbrl.ros.controller_support import check_model_payload
+from mbrl.ros.msgs import episode_event_msg, point_stamped_msg
 from mbrl.ros.status import ControllerStatus
 from mbrl.ros.transport import MODEL_TOPIC, decode_model_msg, load_model_bytes
 from mbrl.ros.viz import plan_markers, plan_path
@@ -136,23 +135,15 @@ class OffTickWork:
 
     def _standalone_schedule(self) -> None:
         for event, episode_id in self._episodes.step():
-            extra = {}
+            goal = None
             if event == "start":  # a new reachable goal: the shared task sampler's
                 goal = self.arm.sampler(self.task).draw(self._rng).goal
-                msg = PointStamped()
-                msg.header.frame_id = self.cfg.frame_id
-                msg.header.stamp = self.get_clock().now().to_msg()
-                msg.point.x, msg.point.y, msg.point.z = (float(v) for v in goal)
-                self._goal_pub.publish(msg)
+                stamp = self.get_clock().now().to_msg()
+                self._goal_pub.publish(point_stamped_msg(goal, self.cfg.frame_id, stamp))
                 self._set_goal(goal)
-                extra = {"goal": [float(v) for v in goal], "frame_id": self.cfg.frame_id}
-            self._publish_event(event, episode_id, **extra)
-
-    def _publish_event(self, event: str, episode_id: int, **extra) -> None:
-        """An episode event; a start carries its goal (the collector records that one)."""
-        body = {"event": event, "episode_id": episode_id, "task": self.task, "mode": self.mode}
-        body.update(extra)
-        self._episode_pub.publish(String(data=json.dumps(body)))
+            self._episode_pub.publish(episode_event_msg(
+                event, episode_id, self.task, self.mode, goal, self.cfg.frame_id
+            ))  # fmt: skip
 
     # -- diagnostics ----------------------------------------------------------------------
     def diagnostic_values(self) -> dict[str, str]:

@@ -8,14 +8,15 @@ Shapes use the glossary of mbrl.config: nj controlled joints, T trajectory point
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PointStamped, PoseStamped
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 
@@ -247,3 +248,37 @@ def pose_stamped_msg(
     p.x, p.y, p.z = (float(v) for v in position)
     q.x, q.y, q.z, q.w = (float(v) for v in quat_xyzw)
     return msg
+
+
+def point_stamped_msg(point: Sequence[float], frame_id: str, stamp: Time) -> PointStamped:
+    """A geometry_msgs/PointStamped (a goal) from (3,) m."""
+    msg = PointStamped()
+    msg.header.frame_id, msg.header.stamp = frame_id, stamp
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in point)
+    return msg
+
+
+def episode_event_msg(
+    event: str, episode_id: int, task: str, mode: str,
+    goal: Sequence[float] | None = None, frame_id: str = "base_link",
+) -> String:  # fmt: skip
+    """An /mbrl/episode_control event. A start carries the episode's goal: the collector
+    records that one, whatever order it gets this and /goal in (another topic)."""
+    body: dict = {"event": event, "episode_id": episode_id, "task": task, "mode": mode}
+    if goal is not None:
+        body.update(goal=[float(v) for v in goal], frame_id=frame_id)
+    return String(data=json.dumps(body))
+
+
+def episode_event_goal(event: dict) -> tuple[list[float], str] | None:
+    """The optional `goal` ([x, y, z] m) and `frame_id` of a decoded start event (the
+    episode's own goal); ValueError if malformed."""
+    if "goal" not in event:
+        return None
+    goal, frame = event["goal"], event.get("frame_id", "base_link")
+    if not (isinstance(goal, list) and len(goal) == 3 and isinstance(frame, str)):
+        raise ValueError(f"goal {repr(goal)[:80]}: expected [x, y, z] and a frame_id")
+    point = [float(v) for v in goal]
+    if not all(math.isfinite(v) for v in point):
+        raise ValueError(f"goal {point} is not finite")
+    return point, frame
