@@ -11,7 +11,12 @@ same run is the control period: the target is zero misses and latency p99 below 
 
   python bench/ros_loop.py --ticks 5000                        # realtime, 250 s
   python bench/ros_loop.py --ticks 5000 --variant lockstep --model ensemble   # fast
-  python bench/ros_loop.py --ticks 5000 --trigger joint_states --state-rate 50  # SO-101 rates
+  python bench/ros_loop.py --ticks 2000 --trigger joint_states --state-rate 50  # SO-101 rates
+  python bench/ros_loop.py --ticks 2000 --trigger joint_states --state-rate 50 --plan-ahead both
+
+`--plan-ahead both` runs the controller twice in the same run, planning on the measured state
+(off: the command waits for the plan) and one tick ahead (on: the command planned on the
+tick before goes out at once), and reports both and the ratio of their latency p99.
 """
 
 from __future__ import annotations
@@ -90,14 +95,14 @@ def external_latency(states: list[float], commands: list[float]) -> np.ndarray:
     return np.asarray(out)
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, plan_ahead: bool) -> dict:
     cfg = ArmConfig()
     lockstep = args.variant == "lockstep"
     sim = {"timing": "lockstep" if lockstep else "realtime", "seed": 0}
     if lockstep:
         sim["idle_publish_rate_hz"] = 1.0
     ctl = {"timing": sim["timing"], "trigger": "joint_states" if lockstep else args.trigger,
-           "viz_every": 2,
+           "viz_every": 2, "plan_ahead": plan_ahead,
            "diagnostics_rate_hz": 2.0}  # fmt: skip
     if args.state_rate:  # a ros2_control driver's joint_state_broadcaster rate (SO-101: 50 Hz)
         sim["state_rate_hz"] = float(args.state_rate)
@@ -144,7 +149,9 @@ def run(args: argparse.Namespace) -> dict:
         period = float(d["period_ms"])
         result = {
             "bench": "ros_loop", "variant": args.variant, "model": args.model,
-            "trigger": ctl["trigger"], "state_rate_hz": args.state_rate or cfg.control_rate_hz,
+            "trigger": ctl["trigger"], "plan_ahead": plan_ahead and not lockstep,
+            "planned_ahead": int(d["planned_ahead"]) - int(start_diag["planned_ahead"]),
+            "state_rate_hz": args.state_rate or cfg.control_rate_hz,
             "ticks": probe.ticks() - first, "wall_s": round(wall, 1),
             "period_ms": period, "tick_ms_p50": float(d["tick_ms_p50"]),
             "tick_ms_p99": float(d["tick_ms_p99"]), "tick_ms_max": float(d["tick_ms_max"]),
@@ -178,8 +185,24 @@ def main() -> None:
         help="realtime: the sim publishes joint states at this rate (50: a ros2_control "
         "driver's), on 300 Hz physics; 0 = the control rate",
     )  # fmt: skip
+    parser.add_argument(
+        "--plan-ahead", choices=("on", "off", "both"), default="on",
+        help="realtime: send the command planned on the previous tick at once (on), plan on "
+        "the measured state (off), or measure both in this run",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="show the nodes' output")
-    print(json.dumps(run(parser.parse_args())), flush=True)
+    args = parser.parse_args()
+    if args.plan_ahead != "both":
+        print(json.dumps(run(args, args.plan_ahead == "on")), flush=True)
+        return
+    off = run(args, False)
+    print(json.dumps(off), flush=True)
+    on = run(args, True)
+    print(json.dumps(on), flush=True)
+    ratio = on["latency_ms_p99"] / off["latency_ms_p99"]
+    print(json.dumps({"bench": "ros_loop_plan_ahead", "latency_p99_on_over_off": round(ratio, 3),
+                      "latency_ms_p99_off": off["latency_ms_p99"],
+                      "latency_ms_p99_on": on["latency_ms_p99"]}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -58,6 +58,27 @@ def test_known_model_bundle_plans_toward_the_goal(arm):
     assert lqr.K.shape == (CFG.lqr_horizon, NJ, 3 * NJ)
 
 
+def test_plan_next_plans_from_the_predicted_next_state(arm):
+    """Plan one tick ahead: plan_next(obs, u) is the plan from the model's prediction of the
+    state after u, and its warm start carries on as if that state had been measured."""
+    q = (arm.lower + arm.upper) / 2
+    goal = arm.fk(torch.as_tensor(q + 0.3, dtype=torch.float32)).double().numpy()
+    model = known_model(arm, PARAMS)
+    obs = _obs(arm, q, goal)
+    u = np.full(NJ, 0.5)
+    ahead = MPCActor("reach", arm, model, PARAMS, seed=3, planner_overrides={"nominal_rollout": True})
+    plan = ahead.plan_next(obs, u, None)
+    predicted, _ = model.predict(ahead.state(obs)[None], u[None].astype(np.float32))
+    # the plan starts at the predicted state, not at the measured one
+    np.testing.assert_allclose(plan.states[0], predicted[0], atol=1e-6)
+    assert not np.allclose(plan.states[0], ahead.state(obs), atol=1e-3)
+    np.testing.assert_allclose(ahead.goal, goal)
+    # the same planner (same seed) given that state as if measured plans the same actions
+    now = MPCActor("reach", arm, model, PARAMS, seed=3, planner_overrides={"nominal_rollout": True})
+    now.set_goal(goal)
+    np.testing.assert_allclose(now.mpc.plan(predicted[0].astype(np.float32)).actions, plan.actions)
+
+
 def test_ensemble_actor_on_the_push_observation(arm):
     push = preset("mpc", "push")
     model = ProbabilisticEnsemble(2 * NJ + 12, NJ, ensemble_size=5, hidden=(16,), seed=0)

@@ -129,6 +129,10 @@ def test_mpc_reaches_goal_modes_and_rviz_plan(ros_context):
         d = g.diag()
         assert (d["mode"], d["model_version"], d["model_kind"]) == ("mpc", "0", "known")
         assert int(d["ticks"]) > 0 and float(d["tick_ms_p50"]) > 0.0
+        # real time plans one tick ahead: all but the first tick on each goal send the command
+        # planned on the tick before, so the state -> command latency is not a planning time
+        assert int(d["planned_ahead"]) >= 0.8 * int(d["ticks"]), d
+        assert float(d["latency_ms_p50"]) < 0.5 * float(d["tick_ms_p50"]), d
         # rviz: the plan's EE line + spheres + goal, and a Path of horizon + 1 poses
         g.wait(lambda: bool(g.markers) and bool(g.paths), what="plan markers")
         assert len(g.markers[-1].markers) == 3 and g.markers[-1].markers[0].header.frame_id

@@ -292,6 +292,16 @@ class MPCActor:
         plan = self.plan(obs, deadline)
         return plan.actions[0].copy() if plan.actions.shape[0] else np.zeros(self.nj)
 
+    def plan_next(self, obs: np.ndarray, action: np.ndarray, deadline: float | None = None) -> Plan:
+        """The plan for the NEXT tick, made now: from the model's mean prediction of the state
+        that `action` (nj,), sent at obs (dobs,), leads to. A real-time controller runs this
+        after sending a tick's command, so the next command is ready when the next state
+        arrives (state -> command latency of a lookup, not of a plan). The goal is obs's."""
+        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        x = self.state(obs)[None]
+        mean, _ = self.model.predict(x, np.asarray(action, np.float32).reshape(1, self.nj))
+        return self.mpc.plan(np.asarray(mean[0], np.float32), deadline)
+
     def warmup(self, obs: np.ndarray, times: int = 3) -> None:
         """Plan `times` without a deadline so the planner learns its iteration time (the first
         calls pay for torch's lazy initialisation), then forget the plans."""

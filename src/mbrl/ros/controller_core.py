@@ -49,6 +49,11 @@ class MpcControllerConfig:
             watchdog's heartbeat.
         deadline_fraction: realtime: the planner must finish within this fraction of the
             period.
+        plan_ahead: realtime, mode mpc: send the command planned on the previous tick (from
+            the model's prediction of this tick's state) as soon as the state arrives, then
+            plan the next one; the state -> command latency is then a lookup, not a plan. The
+            first tick on a new goal or episode sends the zero increment. Lockstep always
+            plans on the measured state (the sim waits for it).
         stale_periods: joint states older than this many periods hold the arm.
         max_velocity: speed limit of the commands, rad/s; 0 takes the URDF velocity limits.
         lqr_horizon / lqr_iterations: the iLQR budget of mode lqr.
@@ -82,6 +87,7 @@ class MpcControllerConfig:
     timing: str = "realtime"
     trigger: str = "timer"
     deadline_fraction: float = 0.6
+    plan_ahead: bool = True
     stale_periods: int = 3
     max_velocity: float = 0.0
     lqr_horizon: int = 10

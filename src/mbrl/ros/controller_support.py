@@ -53,6 +53,8 @@ class TickStats:
             shifted previous plan was used), or lqr ticks with no plan covering them.
         truncated: mpc ticks whose plan was cut short by the deadline (used as found).
         holds: ticks that held the arm (unsafe joint states, or mode policy without policy).
+        planned_ahead: mpc ticks whose command was planned on the previous tick, from the
+            model's prediction of this tick's state (real time, `plan_ahead`).
         rejected_models: /mbrl/model messages refused (hash, truncation, layout, file).
         last_reject: the reason of the latest refusal.
     """
@@ -61,6 +63,7 @@ class TickStats:
     misses: int = 0
     truncated: int = 0
     holds: int = 0
+    planned_ahead: int = 0
     rejected_models: int = 0
     last_reject: str = ""
     tick_s: collections.deque = dataclasses.field(
@@ -88,6 +91,7 @@ class TickStats:
             "deadline_misses": str(self.misses),
             "truncated": str(self.truncated),
             "holds": str(self.holds),
+            "planned_ahead": str(self.planned_ahead),
             "tick_ms_p50": pct(self.tick_s, 50),
             "tick_ms_p99": pct(self.tick_s, 99),
             "tick_ms_max": pct(self.tick_s, 100),

@@ -207,6 +207,7 @@ class MpcController(OffTickWork, Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # ticks in wall time, also on sim time
         self.create_timer(cfg.period, self._on_timer, callback_group=tick_group, clock=steady)
         self._lqr_plan = None  # (Plan, model version, tick it was made at)
+        self._ahead = None  # plan_ahead: (Plan for the next tick, that tick, time it was made)
         self.create_timer(cfg.period, self._replan_lqr, callback_group=model_group, clock=steady)
         self.create_timer(
             1.0 / cfg.diagnostics_rate_hz,
@@ -371,6 +372,7 @@ class MpcController(OffTickWork, Node):
 
     def _set_goal(self, goal: np.ndarray) -> None:
         self._goal = goal
+        self._ahead = None  # planned for the old goal
         if self.bundle is not None:
             self.bundle.set_goal(goal)
         with self._lock:
@@ -395,8 +397,9 @@ class MpcController(OffTickWork, Node):
         if self._goal is None and self.task == "reach":  # no goal: hold the EE where it is
             self._set_goal(self.arm.ee(status.q))
         self._sample_cube(restart=self._base is None)
-        plan = None
+        plan, sent = None, None
         if not status.ok:
+            self._ahead = None
             # Hold the last command sent (never the measured position: a crafted or jumped
             # state must not become a command); nothing sent since enable: send nothing.
             command, self._base = self.limiter.hold_command(start), None
@@ -404,7 +407,7 @@ class MpcController(OffTickWork, Node):
             self.gate.interrupt()
         else:
             if self._base is None:  # (re)start from the measured position
-                self._base = self.limiter.hold(status.q)
+                self._base, self._ahead = self.limiter.hold(status.q), None
                 if self.bundle is not None:
                     self.bundle.reset()
             u, plan = self._action(status, start)
@@ -431,29 +434,75 @@ class MpcController(OffTickWork, Node):
                     agents.increment_base(self.params),
                 )
                 command = self.limiter.command(target, status.q, start)
-                self._observe_transition(status, command)
+                sent = self._observe_transition(status, command)
             self._base = command
         if command is None:
             return
         self._publish_command(command)
+        sent_at = time.perf_counter()
         self._sent_since_enable += 1
         if self.tick_limit and self._sent_since_enable >= self.tick_limit:
             self.enabled, self._base = False, None
             self.limiter.forget()
             self.get_logger().info(f"tick_limit {self.tick_limit} reached: controller disabled")
+        if sent is not None and self._base is not None and self._plans_ahead():
+            plan = self._plan_ahead(status, sent, start)
         done = time.perf_counter()
-        self.stats.record(done - start, done - status.received)
+        self.stats.record(done - start, sent_at - status.received)
         self._after_tick(plan)
 
-    def _observe_transition(self, status: safety.SafetyStatus, command: np.ndarray) -> None:
+    def _plans_ahead(self) -> bool:
+        """Real time with plan_ahead, mode mpc, an actor that replans each tick on a model."""
+        return (
+            self.cfg.plan_ahead
+            and self.cfg.timing == "realtime"
+            and self.mode == "mpc"
+            and self.bundle is not None
+            and hasattr(self.bundle.actor, "plan_next")
+        )
+
+    def _plan_ahead(self, status: safety.SafetyStatus, sent: np.ndarray | None, start: float):
+        """After this tick's command is out: plan the next tick's from the model's prediction
+        of the state it leads to (MPCActor.plan_next), under this tick's deadline."""
+        obs = self.observation(status.q, status.qdot)
+        if obs is None or sent is None:
+            self._ahead = None
+            return None
+        bundle = self.bundle
+        plan = bundle.actor.plan_next(obs, sent, self.cfg.deadline(start))
+        self._count_miss(bundle, plan, start)
+        self._ahead = (plan, self.stats.ticks + 1, start)  # for the next tick (record() counts)
+        return plan
+
+    def _planned_ahead(self, start: float):
+        """The plan made on the previous tick for this one, if it still holds: the same goal
+        and episode (both clear it) and no tick lost in between. A plan made by the artifact
+        swapped out since is still a plan for this state and goal."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        plan, tick, made = ahead
+        if tick != self.stats.ticks or start - made > 1.5 * self.cfg.period:
+            return None
+        if not plan.actions.shape[0]:
+            return None
+        self.stats.planned_ahead += 1
+        return plan
+
+    def _observe_transition(
+        self, status: safety.SafetyStatus, command: np.ndarray
+    ) -> np.ndarray | None:
         """Hand the gate this tick's model state and the action actually sent (the command's
-        increment on its base, as the fitter labels it from the recorded commands)."""
+        increment on its base, as the fitter labels it from the recorded commands); returns
+        that action (nj,), or None without an observation."""
         obs = self.observation(status.q, status.qdot)
         if obs is None:
             self.gate.interrupt()
-            return
+            return None
         base = self._base if agents.increment_base(self.params) == "command" else status.q
-        self.gate.observe(obs[self._columns], (command - base) / self.cfg.arm.max_increment)
+        sent = (command - base) / self.cfg.arm.max_increment
+        self.gate.observe(obs[self._columns], sent)
+        return sent
 
     def check_model(self, payload, model) -> None:
         """The model gate for a received `model` (raises ModelRefused, a ValueError, with
@@ -490,7 +539,21 @@ class MpcController(OffTickWork, Node):
                 return None, None
         if self.mode == "lqr":
             return self._lqr_action(bundle, bundle.actor.state(obs))
-        plan = bundle.actor.plan(obs, self.cfg.deadline(start))
+        if self._plans_ahead():
+            plan = self._planned_ahead(start)
+            if plan is None:
+                # The first tick on a new goal or episode (or after a lost tick): send the
+                # zero increment now and plan the next tick's command after it is out.
+                return np.zeros(self.arm.nj), None
+        else:
+            plan = bundle.actor.plan(obs, self.cfg.deadline(start))
+            self._count_miss(bundle, plan, start)
+        if plan.actions.shape[0] == 0:
+            return None, None
+        low, high = bundle.actor.action_bounds
+        return np.clip(plan.actions[0], low, high).astype(float), plan
+
+    def _count_miss(self, bundle: ActorBundle, plan, start: float) -> None:
         if plan.iterations == 0:
             self.stats.misses += 1
             # (The planner's IterationBudget halves its estimate on each such refusal, so one
@@ -504,10 +567,6 @@ class MpcController(OffTickWork, Node):
                 throttle_duration_sec=1.0,
             )
         self.stats.truncated += plan.iterations > 0 and not plan.complete
-        if plan.actions.shape[0] == 0:
-            return None, None
-        low, high = bundle.actor.action_bounds
-        return np.clip(plan.actions[0], low, high).astype(float), plan
 
     def _publish_command(self, command: np.ndarray) -> None:
         if self.cfg.command_interface == "position":
