@@ -434,7 +434,7 @@ class MpcController(OffTickWork, Node):
                     agents.increment_base(self.params),
                 )
                 command = self.limiter.command(target, status.q, start)
-                sent = self._observe_transition(status, command)
+                sent = self._observe_transition(status, command)  # (obs, action) or None
             self._base = command
         if command is None:
             return
@@ -446,7 +446,7 @@ class MpcController(OffTickWork, Node):
             self.limiter.forget()
             self.get_logger().info(f"tick_limit {self.tick_limit} reached: controller disabled")
         if sent is not None and self._base is not None and self._plans_ahead():
-            plan = self._plan_ahead(status, sent, start)
+            plan = self._plan_ahead(*sent, start)
         done = time.perf_counter()
         self.stats.record(done - start, sent_at - status.received)
         self._after_tick(plan)
@@ -461,13 +461,11 @@ class MpcController(OffTickWork, Node):
             and hasattr(self.bundle.actor, "plan_next")
         )
 
-    def _plan_ahead(self, status: safety.SafetyStatus, sent: np.ndarray | None, start: float):
+    def _plan_ahead(self, obs: np.ndarray, sent: np.ndarray, start: float):
         """After this tick's command is out: plan the next tick's from the model's prediction
-        of the state it leads to (MPCActor.plan_next), under this tick's deadline."""
-        obs = self.observation(status.q, status.qdot)
-        if obs is None or sent is None:
-            self._ahead = None
-            return None
+        of the state that `sent` leads to from this tick's observation `obs` (taken before
+        the command became the base, so its pending motion is this tick's; MPCActor.plan_next),
+        under this tick's deadline."""
         bundle = self.bundle
         plan = bundle.actor.plan_next(obs, sent, self.cfg.deadline(start))
         self._count_miss(bundle, plan, start)
@@ -491,10 +489,10 @@ class MpcController(OffTickWork, Node):
 
     def _observe_transition(
         self, status: safety.SafetyStatus, command: np.ndarray
-    ) -> np.ndarray | None:
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Hand the gate this tick's model state and the action actually sent (the command's
         increment on its base, as the fitter labels it from the recorded commands); returns
-        that action (nj,), or None without an observation."""
+        (the task observation, that action (nj,)), or None without an observation."""
         obs = self.observation(status.q, status.qdot)
         if obs is None:
             self.gate.interrupt()
@@ -502,7 +500,7 @@ class MpcController(OffTickWork, Node):
         base = self._base if agents.increment_base(self.params) == "command" else status.q
         sent = (command - base) / self.cfg.arm.max_increment
         self.gate.observe(obs[self._columns], sent)
-        return sent
+        return obs, sent
 
     def check_model(self, payload, model) -> None:
         """The model gate for a received `model` (raises ModelRefused, a ValueError, with
