@@ -53,14 +53,22 @@ The first table's reach rows were measured before that preset (model state q, ts
 propagation). Before the preset, real time with realistic servos reached 0/10 held-out goals
 at 300 steps, ending 51 cm away (exploring: 35 cm). Measured 2026-12-01 19:33-20:19,
 one run at a time, at load average 11-16 (other agents' jobs on the 2 cores).
-The real-time row is the re-run of 2026-12-01 23:18-23:25 on the otherwise idle machine
-(load average below 2, nice'd): 1.00, 0.90, 0.90, final distance 6.2, 10.7, 8.9 mm, which
-meets the done-when (>= 0.90 in real time on 3 seeds). The first real-time run, at load
+The real-time row plans one tick ahead (the controller's `plan_ahead`, the default since
+2026-12-02: each command was planned on the tick before, from the model's prediction of
+the state; docs/ros_interface.md). Measured 2026-12-02 00:41-00:49, one run at a time,
+nice'd, load average about 2 (beside it only a helper's nice-19 memory profiling). It meets
+the done-when (>= 0.90 in real time on 3 seeds). Planning on the measured state instead
+(the re-run of 2026-12-01 23:18-23:25 on the idle machine) gave 1.00, 0.90, 0.90, final
+distance 6.2, 10.7, 8.9 mm. A first plan-ahead version that gave the model the command
+just sent as the pending motion gave 0.60, 0.70, 0.70 (fixed, test/ros/test_plan_ahead.py).
+The first real-time run, at load
 11-16 beside a test of ours, gave 0.90, 0.60, 1.00: seed 1's four misses ended 2.1-2.3 cm
 from their goals (success is < 2 cm), the arm wandering around the goal by the members'
 residual error on backlash and lost reads (on a loaded machine the planner also gets
-less of its 40 ms). Lockstep (measured at load 11-16) and real time are 6 points apart
-(target: within 10)."""
+less of its 40 ms). Lockstep with ideal servos (0.87; lockstep has no deadline, so load
+does not change it) and real time with realistic servos (0.97) are 10 points apart, the
+edge of the target (within 10): one goal of ten is 10 points, and the lockstep seeds
+range 0.80-1.00."""
 
 
 def commands(out: Path, task: str, seed: int) -> dict[str, list[str]]:
