@@ -1,7 +1,7 @@
 """Ensemble fit time and prediction throughput, one JSON object per line.
 
     .venv/bin/python bench/model_fit.py [--epochs 5] [--rounds 3] [--threads N]
-        [--skip-mbrl-lib] [--skip-refit] [--skip-step]
+        [--skip-mbrl-lib] [--skip-refit] [--skip-step] [--bf16]
 
 References are measured in the same run. Fit: each round times, back to back, (1) the
 exact GEMMs of `epochs` training epochs (every layer's forward, input-gradient and
@@ -10,6 +10,8 @@ FLOPs of forward + backward at the machine's GEMM speed for those shapes), (2) o
 `epochs` epochs and (3) mbrl-lib 0.2.0's ModelTrainer for `epochs` epochs on the same
 transitions, ensemble shape and batch (in its own venv, bench/peers/mbrl_lib.py), so load
 from other processes hits all three alike; the JSON gives per-round ratios' median and range.
+With --bf16 each round also runs (2) again with bfloat16 matrix products
+(FitConfig.precision), same seed and epochs, and reports its speed-ups and holdout error.
 Refit: after 10 new episodes arrive at a model fitted on 9.5k transitions (full budget
 --max-epochs, patience 8), the seconds, epochs and test error of a warm (FitConfig defaults:
 <= 20 epochs, patience 3), a continued (today's default) and a cold refit.
@@ -163,11 +165,13 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
                 weight_decay=WD,
                 seed=0,
             )
-    # Warm-up (allocator, thread pools, first-call paths) for all three, not timed.
+    bf16_cfg = dataclasses.replace(cfg, precision="bfloat16")
+    # Warm-up (allocator, thread pools, first-call paths) for all of them, not timed.
     gemms.epoch()
-    ProbabilisticEnsemble(DX, DU, E, HIDDEN, fit_config=dataclasses.replace(cfg, max_epochs=1)).fit(
-        data, progress=False
-    )
+    for warm in (cfg, bf16_cfg) if args.bf16 else (cfg,):
+        ProbabilisticEnsemble(
+            DX, DU, E, HIDDEN, fit_config=dataclasses.replace(warm, max_epochs=1)
+        ).fit(data, progress=False)
     if peer is not None:
         peer.call("fit", epochs=1)
     load_before = load_average()
@@ -191,13 +195,26 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
             "ours_s_per_epoch": round(ours, 4),
             "ours_fraction_of_gemm": round(ref / ours, 3),
             "ours_fraction_of_gemm_cpu": round(ref_cpu / ours_cpu, 3),
+            "ours_holdout_mse": round(float(np.mean(report.extra["holdout_mse"])), 6),
         }
+        if args.bf16:  # the same fit (seed, data, epochs) with bfloat16 matrix products
+            model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=r, fit_config=bf16_cfg)
+            t, c = time.perf_counter(), time.process_time()
+            report = model.fit(data, np.random.default_rng(r), progress=False)
+            epochs = report.extra["epochs"]
+            bf16 = (time.perf_counter() - t) / epochs
+            bf16_cpu = (time.process_time() - c) / epochs
+            row["bf16_s_per_epoch"] = round(bf16, 4)
+            row["bf16_speedup_vs_fp32_cpu"] = round(ours_cpu / bf16_cpu, 3)
+            row["bf16_holdout_mse"] = round(float(np.mean(report.extra["holdout_mse"])), 6)
         if peer is not None:
             theirs = peer.call("fit", epochs=args.epochs)
             row["mbrl_lib_s_per_epoch"] = round(theirs["seconds"] / theirs["epochs"], 4)
             row["speedup_vs_mbrl_lib"] = round(row["mbrl_lib_s_per_epoch"] / ours, 3)
             their_cpu = theirs["cpu_seconds"] / theirs["epochs"]
             row["speedup_vs_mbrl_lib_cpu"] = round(their_cpu / ours_cpu, 3)
+            if args.bf16:
+                row["bf16_speedup_vs_mbrl_lib_cpu"] = round(their_cpu / bf16_cpu, 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -227,7 +244,15 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
         summary["mbrl_lib_s_per_epoch"] = spread([x["mbrl_lib_s_per_epoch"] for x in rows])
         summary["speedup_vs_mbrl_lib"] = spread([x["speedup_vs_mbrl_lib"] for x in rows])
         summary["speedup_vs_mbrl_lib_cpu"] = spread([x["speedup_vs_mbrl_lib_cpu"] for x in rows])
+        if args.bf16:
+            summary["bf16_speedup_vs_mbrl_lib_cpu"] = spread(
+                [x["bf16_speedup_vs_mbrl_lib_cpu"] for x in rows]
+            )
         peer.close()
+    summary["ours_holdout_mse"] = spread([x["ours_holdout_mse"] for x in rows])
+    if args.bf16:
+        for key in ("bf16_speedup_vs_fp32_cpu", "bf16_holdout_mse"):
+            summary[key] = spread([x[key] for x in rows])
     print(json.dumps(summary), flush=True)
 
 
@@ -300,6 +325,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved fit rounds (>= 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--skip-mbrl-lib", action="store_true")
+    parser.add_argument(
+        "--bf16", action="store_true",
+        help="each round also fits ours with FitConfig.precision='bfloat16' (same seed)",
+    )  # fmt: skip
     parser.add_argument("--skip-step", action="store_true", help="no step/predict figures")
     parser.add_argument("--skip-refit", action="store_true", help="no refit-mode comparison")
     parser.add_argument(

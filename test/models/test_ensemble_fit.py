@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from mbrl.data.dataset import NormStats, TransitionDataset
 from mbrl.models.ensemble import ProbabilisticEnsemble
@@ -116,8 +117,26 @@ def test_refit_rule_says_when_to_start_again(nonlinear_data, tmp_path):
     assert continuing.fit(nonlinear_data, progress=False).extra["refit"] == "continue"
 
 
+def test_bfloat16_training_learns_as_well_and_keeps_float32_weights(nonlinear_data, test_episodes):
+    """FitConfig.precision="bfloat16": the products run in bfloat16 under autocast; weights,
+    optimizer and holdout stay float32, and the model learns the function as well."""
+    errors, weights = {}, {}
+    for precision in ("float32", "bfloat16"):
+        cfg = FitConfig(max_epochs=30, batch_size=32, eval_every=5, precision=precision)
+        model = ProbabilisticEnsemble(2, 1, 2, (64, 64), fit_config=cfg, seed=0)
+        model.fit(nonlinear_data, np.random.default_rng(0), progress=False)
+        assert all(p.dtype == torch.float32 for p in model.net.parameters())
+        errors[precision] = delta_nrmse(model, test_episodes)
+        weights[precision] = model.net.weights[1].detach().clone()
+    # the same seed and data: only the products' rounding differs, and it did differ
+    assert not torch.equal(weights["float32"], weights["bfloat16"])
+    assert errors["bfloat16"] < 0.25, errors  # untrained: > 0.9
+    assert errors["bfloat16"] < 1.3 * errors["float32"] + 0.01, errors
+
+
 @pytest.mark.parametrize(
-    "field, value", [("refit", "sometimes"), ("eval_every", 0), ("warm_patience", 0)]
+    "field, value",
+    [("refit", "sometimes"), ("eval_every", 0), ("warm_patience", 0), ("precision", "fp8")],
 )
 def test_bad_fit_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"FitConfig.{field}"):

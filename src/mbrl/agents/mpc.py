@@ -138,6 +138,7 @@ class MPCLearner:
             holdout_fraction=params["fit_holdout_fraction"],
             refit=params.get("fit_refit", "continue"),
             loss=params.get("fit_loss", "nll"),
+            precision=params.get("fit_precision", "float32"),
         )
         self.model = ProbabilisticEnsemble(
             len(self.columns),

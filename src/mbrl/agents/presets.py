@@ -38,6 +38,9 @@ _ENSEMBLE = {
     # The loss of the ensemble's mean (mbrl.models.ensemble_fit.FitConfig.loss): "nll",
     # "beta_nll" or "mse" (see _MPC_PUSH).
     "fit_loss": "nll",
+    # The matrix products of training (FitConfig.precision): "float32" or "bfloat16"
+    # (faster on CPUs with AVX512-BF16; docs/models.md measures speed and accuracy).
+    "fit_precision": "float32",
 }
 
 # MPC replans on every 20 Hz tick: the iCEM budget of mbrl.control.presets.REALTIME_20HZ
@@ -201,6 +204,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "planner_config.particles": (1, 10**4),
 }  # fmt: skip
 _CHOICES = {"fit_refit": ("continue", "warm", "cold"),
+            "fit_precision": ("float32", "bfloat16"),
             "env.increment_from": ("command", "measured")}  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from mbrl.models.base import FitReport
 from mbrl.models.losses import check_loss, member_loss
 
 REFIT_MODES = ("continue", "warm", "cold")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,11 @@ class FitConfig:
             short budget (warm_max_epochs / warm_patience); episodes keep their train/holdout
             side from earlier fits. A warm refit falls back to a cold one on the rule below;
             "cold": re-initialise the weights (a new draw) and fit with the full budget.
+        precision: "float32", or "bfloat16": the training steps' matrix products (forward
+            and backward) run in bfloat16 under torch.autocast, weights, optimizer, loss and
+            the holdout evaluation stay float32. On a CPU with AVX512-BF16 the products run
+            ~2.4x faster (docs/models.md: the speed-up of a whole fit and what it costs in
+            accuracy); elsewhere it may be slower.
         warm_max_epochs, warm_patience: the budget of a warm refit.
         reinit_every: with refit="warm", every K-th fit is cold (0 = never), so the ensemble
             does not stay tied to what it learned from its first, small data set.
@@ -69,6 +75,7 @@ class FitConfig:
     loss_dims: tuple[int, ...] = ()
     eval_every: int = 1
     refit: str = "continue"
+    precision: str = "float32"
     warm_max_epochs: int = 20
     warm_patience: int = 3
     reinit_every: int = 0
@@ -77,6 +84,10 @@ class FitConfig:
     def __post_init__(self) -> None:
         if self.refit not in REFIT_MODES:
             raise ValueError(f"FitConfig.refit={self.refit!r}; expected one of {REFIT_MODES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"FitConfig.precision={self.precision!r}; expected one of {PRECISIONS}"
+            )
         for name in ("batch_size", "max_epochs", "patience", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -197,6 +208,8 @@ def train_ensemble(
     else:
         boot = torch.arange(n).expand(E, n)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    bf16 = cfg.precision == "bfloat16"
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
     def holdout_mse() -> torch.Tensor:
         with torch.no_grad():
@@ -214,7 +227,9 @@ def train_ensemble(
         idx = boot.gather(1, torch.argsort(torch.rand(E, n, generator=gen), dim=1))
         total = torch.zeros(())
         for xb, yb in _epoch_batches(x_tr, y_tr, idx, cfg.batch_size):
-            mean, lv = net(xb)
+            with autocast:
+                mean, lv = net(xb)
+            mean, lv = mean.float(), lv.float()  # the loss in float32 (no-ops in float32)
             # Per-member loss (FitConfig.loss; Gaussian NLL by default), summed over members.
             nll = member_loss(mean, lv, yb, cfg.loss, cfg.beta, cfg.loss_dims).sum()
             loss = nll + cfg.logvar_penalty * (net.max_logvar.sum() - net.min_logvar.sum())
