@@ -74,7 +74,9 @@ class EnsembleNet(torch.nn.Module):
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             # bmm then an in-place broadcast add: baddbmm first copies the expanded bias into
             # the output (a slow strided copy, ~10 % of a training step at batch 256).
-            h = torch.bmm(h, w).add_(b)
+            h = torch.bmm(h, w)
+            # (under bfloat16 autocast h is bfloat16: a mixed-dtype in-place add is 3x slower)
+            h = h.add_(b if b.dtype == h.dtype else b.to(h.dtype))
             if i < last:
                 h = F.silu(h, inplace=inplace)
         mean, lv = h[..., : self.dx], h[..., self.dx :]

@@ -50,9 +50,10 @@ class FitConfig:
             "cold": re-initialise the weights (a new draw) and fit with the full budget.
         precision: "float32", or "bfloat16": the training steps' matrix products (forward
             and backward) run in bfloat16 under torch.autocast, weights, optimizer, loss and
-            the holdout evaluation stay float32. On a CPU with AVX512-BF16 the products run
+            the holdout error stay float32. On a CPU with AVX512-BF16 the products run
             ~2.4x faster (docs/models.md: the speed-up of a whole fit and what it costs in
-            accuracy); elsewhere it may be slower.
+            accuracy); elsewhere it may be slower. The holdout pass (early stopping, elites)
+            runs its products in bfloat16 too; its error is computed in float32.
         warm_max_epochs, warm_patience: the budget of a warm refit.
         reinit_every: with refit="warm", every K-th fit is cold (0 = never), so the ensemble
             does not stay tied to what it learned from its first, small data set.
@@ -212,9 +213,9 @@ def train_ensemble(
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
     def holdout_mse() -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             mean, _ = net(x_ho.expand(E, *x_ho.shape))
-            return ((mean - y_ho) ** 2).mean(dim=(1, 2))
+        return ((mean.float() - y_ho) ** 2).mean(dim=(1, 2))
 
     best = holdout_mse()
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
