@@ -73,6 +73,11 @@ def test_plan_next_plans_from_the_predicted_next_state(arm):
     np.testing.assert_allclose(plan.states[0], predicted[0], atol=1e-6)
     assert not np.allclose(plan.states[0], ahead.state(obs), atol=1e-3)
     np.testing.assert_allclose(ahead.goal, goal)
+    assert ahead.plans_ahead  # ...and the controller may send it on the next tick
+    # Algorithms 1 and 2 replay one plan per episode: they never replan ahead, although
+    # they delegate the rest of the MPC actor's interface
+    for algo in ("alg1", "alg2"):
+        assert not agents.make_actor(algo, "reach", arm, model, PARAMS).plans_ahead
     # the same planner (same seed) given that state as if measured plans the same actions
     now = MPCActor("reach", arm, model, PARAMS, seed=3, planner_overrides={"nominal_rollout": True})
     now.set_goal(goal)

@@ -5,6 +5,8 @@ tick's state, made from the previous tick's observation (its pending motion incl
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -21,6 +23,7 @@ def _node(plan_ahead: bool) -> MpcController:
         Parameter("timing", value="realtime"),
         Parameter("trigger", value="timer"),  # the test calls the ticks itself
         Parameter("plan_ahead", value=plan_ahead),
+        Parameter("deadline_fraction", value=0.95),  # a loaded test machine still plans
         Parameter("goal", value=GOAL),
         Parameter("viz_every", value=0),
     ]
@@ -49,11 +52,15 @@ def test_the_command_is_the_one_planned_on_the_tick_before(ros_context):
         nj, step = node.arm.nj, node.cfg.arm.max_increment
         q0 = (node.arm.lower + node.arm.upper) / 2
         _state(node, q0)
+        start = time.perf_counter()
         node._tick()  # first tick on the goal: nothing planned for it, the zero increment
         c1 = node._base.copy()
         np.testing.assert_allclose(c1, q0)
         assert len(calls) == 1 and node.stats.planned_ahead == 0
         q1 = q0 + 0.004  # the arm moved a little, not as predicted
+        # the next tick one period later, as in real time (the speed limit allows a period's
+        # motion; a plan made more than 1.5 periods before is not used)
+        time.sleep(max(0.0, start + node.cfg.period - time.perf_counter()))
         _state(node, q1)
         node._tick()
         c2 = node._base.copy()
@@ -75,11 +82,25 @@ def test_the_command_is_the_one_planned_on_the_tick_before(ros_context):
 def test_without_plan_ahead_each_tick_plans_on_its_own_state(ros_context):
     node = _node(plan_ahead=False)
     try:
+        seen: list[np.ndarray] = []
+        actor = node.bundle.actor
+        plan = actor.plan
+
+        def recording_plan(obs, deadline=None):
+            seen.append(np.array(obs))
+            return plan(obs, deadline)
+
+        actor.plan = recording_plan
+        nj = node.arm.nj
         q0 = (node.arm.lower + node.arm.upper) / 2
-        for k in range(3):
-            _state(node, q0 + 0.002 * k)
+        states = [q0 + 0.002 * k for k in range(3)]
+        for q in states:
+            _state(node, q)
             node._tick()
         assert node.stats.planned_ahead == 0 and node._ahead is None
-        assert np.abs(node._base - q0).max() > 1e-4  # it moved from the first tick on
+        # one plan a tick, each from that tick's measured joints
+        assert len(seen) == 3
+        for obs, q in zip(seen, states, strict=True):
+            np.testing.assert_allclose(obs[:nj], q, atol=1e-9)
     finally:
         node.destroy_node()

@@ -195,6 +195,9 @@ class MPCActor:
             planned (the controller asks for `nominal_rollout` to draw the plan).
     """
 
+    # A real-time controller may send the plan made on the tick before (plan_next).
+    plans_ahead = True
+
     def __init__(
         self,
         task: str,
@@ -341,6 +344,8 @@ class OpenLoopActor:
     controller that applies `plan.actions[0]` each tick replays it; `reset()` starts a new
     episode (the next call plans again, without a deadline: an open-loop plan is made once).
     """
+
+    plans_ahead = False  # its plan is made once per episode; not delegated to the MPC actor
 
     def __init__(self, actor: MPCActor) -> None:
         self.actor = actor

@@ -458,7 +458,7 @@ class MpcController(OffTickWork, Node):
             and self.cfg.timing == "realtime"
             and self.mode == "mpc"
             and self.bundle is not None
-            and hasattr(self.bundle.actor, "plan_next")
+            and getattr(self.bundle.actor, "plans_ahead", False)
         )
 
     def _plan_ahead(self, obs: np.ndarray, sent: np.ndarray, start: float):
