@@ -28,7 +28,11 @@ from mbrl.data.episodes import EpisodeWriter, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.models.ensemble import ProbabilisticEnsemble
 from mbrl.ros import status as mbrl_status
-from mbrl.ros.fitting import CheckpointStore, LocalModelSettings, fit_models
+from mbrl.ros.fitting import (
+    CheckpointStore,
+    LocalModelSettings,
+    fit_models,
+)
 from mbrl.ros.graph import get_nodes
 from mbrl.ros.model_fitter import ModelFitterConfig
 from mbrl.ros.runner import GraphRunner
@@ -109,6 +113,75 @@ def test_fit_models_and_checkpoints_without_ros(tmp_path) -> None:
     with pytest.raises(ModelFileError, match="latest.json: unreadable checkpoint manifest"):
         store.latest()
     assert store.next_version() == 2  # versions never repeat, whatever the manifest says
+
+
+def _array_bytes(obj, seen: set[int] | None = None) -> int:
+    """Bytes of every ndarray and tensor reachable from `obj` through attributes and containers."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(_array_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple, set)):
+        return sum(_array_bytes(v, seen) for v in obj)
+    if isinstance(obj, torch.nn.Module):
+        return sum(_array_bytes(t, seen) for t in obj.state_dict().values())
+    if hasattr(obj, "__dict__") and type(obj).__module__.startswith("mbrl"):
+        return _array_bytes(vars(obj), seen)
+    return 0
+
+
+def test_refits_retain_per_episode_only_the_episode(tmp_path) -> None:
+    """The soak's fitter grew 1.2 MB per episode (docs/real_arm.md "Soak"): nothing the
+    learner keeps between refits may grow with the data (the episodes themselves are the
+    node's; a 100-tick episode holds ~14 kB of arrays)."""
+    rng = np.random.default_rng(0)
+    episodes = [_episode_file(tmp_path / f"e{i}.mcap", rng, steps=100) for i in range(6)]
+    assert max(_array_bytes(e) for e in episodes) < 20_000
+    arm = ArmModel.from_config(ArmConfig())
+    learner = MPCLearner("reach", 5, preset("mpc", "reach", {**SMALL, "fit_max_epochs": 2}), 0)
+    off = LocalModelSettings(enabled=False)
+    sizes = []
+    for n in (2, 4, 6):
+        fit_models(episodes[:n], arm, learner, off, version=n)
+        sizes.append(_array_bytes(learner))
+    assert sizes[0] == sizes[1] == sizes[2], sizes
+
+
+def test_release_free_heap_returns_freed_heap_pages() -> None:
+    """What the fitter calls after each fit: freed blocks inside glibc's heap (where a fit's
+    tensors land once the mmap threshold has risen) go back to the OS. In a subprocess, so
+    its heap is its own."""
+    script = textwrap.dedent("""
+        import ctypes, ctypes.util, json, os, sys
+        from mbrl.ros.fitting import release_free_heap
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.malloc.restype = ctypes.c_void_p
+        libc.free.argtypes = [ctypes.c_void_p]
+        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: 1 MB blocks from the heap, as after a fit
+        def rss():
+            return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        blocks = [libc.malloc(1 << 20) for _ in range(64)]
+        for b in blocks:
+            ctypes.memset(b, 1, 1 << 20)
+        pin = libc.malloc(1 << 20)  # from the top, above the blocks: free() cannot shrink it
+        ctypes.memset(pin, 1, 1 << 20)
+        for b in blocks:
+            libc.free(b)
+        before = rss()
+        trimmed = release_free_heap()
+        print(json.dumps({"trimmed": trimmed, "released": before - rss()}))
+    """)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's malloc_trim")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["trimmed"] and result["released"] > 48 << 20, result
 
 
 def test_bad_parameters_are_named() -> None:

@@ -5,13 +5,17 @@ ROS-free on purpose (no rclpy import), so the fit and the checkpoint store are t
 uses; warm-started from its previous fit) and the time-varying linear-Gaussian local models
 with a GMM prior (Levine & Abbeel 2014, sec. 3.1);
 `CheckpointStore` writes versioned checkpoints atomically (temp file, fsync, rename, fsync of
-the directory) and a manifest naming the latest.
+the directory) and a manifest naming the latest; `release_free_heap` returns a fit's freed
+memory to the OS.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import re
@@ -107,6 +111,32 @@ def fit_models(
         except (ValueError, np.linalg.LinAlgError) as exc:
             metrics["local_lg_error"] = str(exc)
     return FitResult(models, metrics)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc `malloc_trim(0)`); False where the
+    C library has no such call.
+
+    Why after every fit: a fit allocates tensors whose size grows with the data; once a large
+    block has been freed glibc raises its mmap threshold, so later ones come from the heap,
+    and the heap keeps the freed pages. Measured without ROS (a fitter's loop of refits on
+    a growing episode dict, bench/fitter_memory.py): RSS grew ~0.6 MB per episode while the
+    memory in use grew ~20 kB (the episodes); with this call after each fit, ~0.1 MB.
+    Costs a few ms.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def _fit_local(

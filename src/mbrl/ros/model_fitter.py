@@ -31,7 +31,7 @@ from mbrl.data.episodes import Episode, check_episode_dir, read_episode
 from mbrl.models.base import ModelFileError
 from mbrl.ros import status as mbrl_status
 from mbrl.ros import topics
-from mbrl.ros.fitting import CheckpointStore, fit_models, load_checkpoint
+from mbrl.ros.fitting import CheckpointStore, fit_models, load_checkpoint, release_free_heap
 from mbrl.ros.node_configs import ModelFitterConfig
 from mbrl.ros.node_main import run_node
 from mbrl.ros.params import (
@@ -274,6 +274,8 @@ class ModelFitter(Node):
                 self._error(f"fit of version {version} failed: {type(exc).__name__}: {exc}")
                 with self._lock:
                     self._failed_fits += 1
+            # A fit's freed tensors stay in glibc's heap: RSS grew ~0.6 MB a refit without this.
+            release_free_heap()
             with self._lock:
                 self._phase = "idle"
                 done = not self._pending
