@@ -81,9 +81,9 @@ class Driver:
             timeout=30.0,
         ), "collector not discovered"
 
-    def event(self, event: str, episode_id: int) -> None:
+    def event(self, event: str, episode_id: int, **extra) -> None:
         data = {"event": event, "episode_id": episode_id, "task": "reach", "mode": "explore"}
-        self.control.publish(String(data=json.dumps(data)))
+        self.control.publish(String(data=json.dumps({**data, **extra})))
 
     def ticks(self, q: np.ndarray, c: np.ndarray) -> None:
         """One joint state then one command per row; q, c (T, 5)."""
@@ -219,6 +219,35 @@ def test_router_assigns_by_message_time_not_processing_order(tmp_path) -> None:
     assert (two.episode_id, two.complete, two.writer.num_messages) == (2, False, 3)
     assert not router.end(2, 5.0)  # no longer open
     assert [p.name for p in router.close_all()] == ["episode_000003.mcap"]
+
+
+def test_an_end_that_counts_its_commands_waits_for_them_then_calls_a_gap_short(tmp_path) -> None:
+    """The experiment's end event says how many commands it saw go out: the episode waits
+    past end_grace for those still in flight, finishes as soon as they are in, and after
+    end_timeout finishes `short` (the collector then rejects it: a stream with a gap)."""
+    now = [0.0]
+    router = EpisodeRouter(tmp_path, JOINTS, end_grace=0.3, end_timeout=5.0,
+                           clock=lambda: now[0])  # fmt: skip
+    q = np.zeros(5)
+    router.start(1, 1.0, {"episode_id": "1"})
+    router.state(1.1, q, None)
+    router.command(1.2, q)
+    assert router.end(1, 2.0, expected_commands=3)
+    assert router.ended(1) and not router.end(1, 2.1, expected_commands=3)  # a resent end
+    now[0] = 1.0  # past end_grace, two commands still to come: not finished
+    assert router.finished() == []
+    router.command(1.3, q)
+    router.command(1.4, q)
+    [done] = router.finished()  # all three recorded: finished at once
+    assert (done.commands, done.short) == (3, False)
+    router.start(2, 3.0, {"episode_id": "2"})
+    router.command(3.1, q)
+    router.end(2, 4.0, expected_commands=50)
+    now[0] = 5.9
+    assert router.finished() == []
+    now[0] = 6.0  # end_timeout after the end: finished with the gap
+    [gap] = router.finished()
+    assert (gap.episode_id, gap.commands, gap.expected_commands, gap.short) == (2, 1, 50, True)
 
 
 def test_the_start_event_goal_wins_over_the_previous_latched_goal(tmp_path) -> None:

@@ -57,6 +57,37 @@ def test_episode_without_joint_states_is_rejected_not_published(ros_context, tmp
         runner.shutdown()
 
 
+def test_episode_with_a_gap_in_its_commands_is_rejected_not_published(ros_context, tmp_path):
+    """A soak of the demo's schedule once recorded 1 of an explore episode's 50 commands
+    (the experiment, on the same topic, saw all 50) and the fit then failed with "no
+    transitions". The end event now counts the commands its sender saw, and the collector
+    rejects an episode that recorded fewer: the experiment runs it again."""
+    runner, output = _start(tmp_path, end_timeout=1.0)
+    driver = Driver("test_gap_commands_driver")
+    try:
+        driver.wait_for_collector()
+        driver.event("start", 3)
+        assert driver.spin_until(lambda: "episode 3 started" in output.text()), output.text()
+        q = np.zeros((10, 5))
+        driver.ticks(q, q)  # 10 states and 10 commands recorded...
+        driver.event("end", 3, commands=12)  # ...of the 12 the experiment saw go out
+        rejected = "episode 3 rejected, not published: no complete commands (10 of the 12 sent)"
+        assert driver.spin_until(lambda: rejected in output.text()), output.text()[-2000:]
+        assert not driver.episodes
+        assert (tmp_path / "c" / "episodes" / "episode_000003.mcap.rejected").exists()
+        # an end whose count was met is published at once, past end_grace
+        driver.event("start", 4)
+        assert driver.spin_until(lambda: "episode 4 started" in output.text()), output.text()
+        driver.ticks(q, q)
+        driver.event("end", 4, commands=10)
+        assert driver.spin_until(lambda: bool(driver.episodes)), output.text()[-2000:]
+        assert "'end' of episode" not in output.text()  # resent ends are no news
+        runner.check()
+    finally:
+        driver.node.destroy_node()
+        runner.shutdown()
+
+
 def test_a_lost_answer_costs_one_try_and_the_graph_check_names_what_is_missing(ros_context):
     from mbrl.ros.experiment import ExperimentNode
 

@@ -84,7 +84,8 @@ class Collector(Node):
         self._command_topic = topics.command_topic(cfg.controller_name)
         self._trajectory_topic = topics.trajectory_topic(cfg.trajectory_controller_name)
         self.router = EpisodeRouter(
-            self.episodes_dir, cfg.joints, cfg.end_grace, command_topic=self._command_topic,
+            self.episodes_dir, cfg.joints, cfg.end_grace, end_timeout=cfg.end_timeout,
+            command_topic=self._command_topic,
             chunk_bytes=cfg.chunk_bytes, flush_period=cfg.flush_period,
         )  # fmt: skip
         self._published = 0
@@ -155,6 +156,9 @@ class Collector(Node):
             if kind not in ("start", "end"):
                 raise ValueError(f"event {truncate(repr(kind), 80)}; expected 'start' or 'end'")
             goal = episode_event_goal(event)
+            expected = None
+            if kind == "end" and "commands" in event:
+                expected = header_int(event, "commands", EPISODE_CONTROL_TOPIC)
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             self._error(
                 f"ignored {EPISODE_CONTROL_TOPIC} message {truncate(repr(msg.data), 200)}: "
@@ -164,7 +168,10 @@ class Collector(Node):
             return
         stamp = _stamp(info)
         if kind == "end":
-            if not self.router.end(episode_id, stamp):
+            # (a sender resends an end until the episode is reported finished: no news)
+            if not self.router.end(episode_id, stamp, expected) and not self.router.ended(
+                episode_id
+            ):
                 open_ids = [r.episode_id for r in self.router.recordings if r.end is None]
                 self._error(f"'end' of episode {episode_id} but the open episode(s) are {open_ids}")
             self._finish_ready()
@@ -204,6 +211,9 @@ class Collector(Node):
             w = rec.writer
             streams = (("joint states", topics.JOINT_STATES), ("commands", w.command_topic))
             missing = [name for name, topic in streams if not w.counts[topic]]
+            if rec.short and not missing:  # a gap: the sender saw more commands go out
+                missing = [f"complete commands ({rec.commands} of the {rec.expected_commands} "
+                           "sent)"]  # fmt: skip
             if missing:  # not a usable episode: the experiment runs it again
                 self._rejected_episodes += 1
                 try:

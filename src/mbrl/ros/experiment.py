@@ -363,13 +363,15 @@ class ExperimentNode(Node):
         rejected = False
         if episode_id is not None:
             before = self.status("collector")
-            self._event("end", episode_id, mode)
+            with self._lock:
+                sent = len(self._commands)  # the collector must have recorded as many
+            self._event("end", episode_id, mode, commands=sent)
             # The end is acknowledged: the collector reports the episode finished (published,
             # or rejected for a missing stream); a lost event is resent.
             self._wait(
                 lambda: self._collector_done() > done_before,
                 f"{cfg.collector_node} to finish episode {episode_id} on {topics.STATUS}",
-                tick=lambda: self._event("end", episode_id, mode),
+                tick=lambda: self._event("end", episode_id, mode, commands=sent),
             )
             rejected = self.status("collector").rejected > (before.rejected if before else 0)
         with self._lock:
@@ -384,9 +386,10 @@ class ExperimentNode(Node):
                 "cubes": cubes, "commands": np.array(commands[:T]),
                 "ticks": len(commands), "rejected": rejected}  # fmt: skip
 
-    def _event(self, event: str, episode_id: int, mode: str, **goal: Any) -> None:
-        """Publish an episode event (a start with the episode's `goal` and `frame_id`)."""
-        self._event_pub.publish(episode_event_msg(event, episode_id, self.task, mode, **goal))
+    def _event(self, event: str, episode_id: int, mode: str, **extra: Any) -> None:
+        """Publish an episode event (a start with the episode's `goal` and `frame_id`, an
+        end with the count of `commands` seen)."""
+        self._event_pub.publish(episode_event_msg(event, episode_id, self.task, mode, **extra))
 
     def fit(self, episodes: int, previous: int) -> int:
         """Have the fitter fit on `episodes` episodes; returns the new model's version once

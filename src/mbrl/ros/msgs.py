@@ -261,12 +261,17 @@ def point_stamped_msg(point: Sequence[float], frame_id: str, stamp: Time) -> Poi
 def episode_event_msg(
     event: str, episode_id: int, task: str, mode: str,
     goal: Sequence[float] | None = None, frame_id: str = "base_link",
+    commands: int | None = None,
 ) -> String:  # fmt: skip
     """An /mbrl/episode_control event. A start carries the episode's goal: the collector
-    records that one, whatever order it gets this and /goal in (another topic)."""
+    records that one, whatever order it gets this and /goal in (another topic). An end may
+    carry `commands`, how many commands its sender saw on the command topic in the episode:
+    the collector rejects the episode if it recorded fewer."""
     body: dict = {"event": event, "episode_id": episode_id, "task": task, "mode": mode}
     if goal is not None:
         body.update(goal=[float(v) for v in goal], frame_id=frame_id)
+    if commands is not None:
+        body["commands"] = int(commands)
     return String(data=json.dumps(body))
 
 

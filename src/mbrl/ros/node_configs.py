@@ -140,6 +140,8 @@ class CollectorConfig:
         diagnostics_period: s between /diagnostics reports.
         end_grace: s after an end event to finish its episode when no later joint state
             and command arrive (see mbrl.ros.recording).
+        end_timeout: s after an end event that counts the episode's commands to wait for
+            the ones not yet recorded; the episode is then rejected as a stream with a gap.
         queue_depth: history depth of the joint state and command subscriptions: a backlog
             (lockstep runs faster than real time) waits in DDS instead of being dropped.
     """
@@ -155,6 +157,7 @@ class CollectorConfig:
     republish_on_start: bool = True
     diagnostics_period: float = 1.0
     end_grace: float = 0.3
+    end_timeout: float = 5.0
     queue_depth: int = 5000
 
     def __post_init__(self) -> None:
@@ -162,9 +165,10 @@ class CollectorConfig:
             object.__setattr__(self, "joints", tuple(self.arm.joint_names))
             if not self.driver_joints and self.arm.driver_joint_names:
                 object.__setattr__(self, "driver_joints", tuple(self.arm.driver_joint_names))
-        if self.end_grace <= 0 or self.queue_depth < 10:
+        if self.end_grace <= 0 or self.queue_depth < 10 or not self.end_timeout >= self.end_grace:
             raise ConfigError(
-                f"end_grace must be > 0 s and queue_depth >= 10; got {self.end_grace}, "
+                f"end_grace must be > 0 s, end_timeout >= end_grace and queue_depth >= 10; "
+                f"got {self.end_grace}, {self.end_timeout}, "
                 f"{self.queue_depth}"
             )
         if not self.joints or len(set(self.joints)) != len(self.joints):

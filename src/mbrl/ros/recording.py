@@ -35,6 +35,8 @@ class Recording:
         complete: False when a new start came before this episode's end.
         seen_after: topics (STATE, COMMAND) that delivered a message stamped after `end`.
         ended_at: s on the monotonic clock when the end was processed.
+        expected_commands: commands the end event says were sent in the episode (its sender
+            counted them on the same topic); None if it did not say.
     """
 
     episode_id: int
@@ -45,6 +47,17 @@ class Recording:
     seen_after: set[str] = dataclasses.field(default_factory=set)
     ended_at: float | None = None
     has_goal: bool = False
+    expected_commands: int | None = None
+
+    @property
+    def commands(self) -> int:
+        """Commands recorded so far."""
+        return self.writer.counts[self.writer.command_topic]
+
+    @property
+    def short(self) -> bool:
+        """Fewer commands recorded than the end event says were sent."""
+        return self.expected_commands is not None and self.commands < self.expected_commands
 
     def holds(self, stamp: float) -> bool:
         return self.start <= stamp and (self.end is None or stamp <= self.end)
@@ -67,9 +80,11 @@ class EpisodeRouter:
         joints: Sequence[str],
         end_grace: float = 0.3,
         clock: Callable[[], float] = time.monotonic,
+        end_timeout: float = 5.0,
         **writer_options,
     ) -> None:
         self.directory, self.joints, self.end_grace = Path(directory), tuple(joints), end_grace
+        self.end_timeout = max(float(end_timeout), end_grace)
         self._clock = clock
         self._options = writer_options
         self.recordings: list[Recording] = []
@@ -110,13 +125,20 @@ class EpisodeRouter:
             writer.write_object_pose(stamp, position, quaternion, frame_id=frame_id)
         return rec
 
-    def end(self, episode_id: int, stamp: float) -> bool:
-        """Mark the end of open episode `episode_id`; False if it is not open."""
+    def end(self, episode_id: int, stamp: float, expected_commands: int | None = None) -> bool:
+        """Mark the end of open episode `episode_id`; False if it is not open.
+        `expected_commands`: how many commands its sender saw go out in it (the finished
+        episode waits up to end_timeout for them; fewer is a stream with a gap)."""
         for rec in self.recordings:
             if rec.episode_id == episode_id and rec.end is None:
                 rec.end, rec.ended_at = stamp, self._clock()
+                rec.expected_commands = expected_commands
                 return True
         return False
+
+    def ended(self, episode_id: int) -> bool:
+        """Episode `episode_id` has ended and is waiting to finish (a resent end is no news)."""
+        return any(r.episode_id == episode_id and r.end is not None for r in self.recordings)
 
     # -- messages -------------------------------------------------------------------------
     def state(self, stamp: float, position: np.ndarray, velocity: np.ndarray | None) -> None:
@@ -166,14 +188,19 @@ class EpisodeRouter:
 
     # -- finishing ------------------------------------------------------------------------
     def finished(self) -> list[Recording]:
-        """Close and return the ended episodes that can receive nothing more."""
+        """Close and return the ended episodes that can receive nothing more: a state and a
+        command stamped after the end arrived, or end_grace s passed since the end with
+        every command its end event counted recorded, or end_timeout s passed (the
+        caller checks `short`: a command stream with a gap)."""
         now = self._clock()
-        done = [
-            rec
-            for rec in self.recordings
-            if rec.end is not None
-            and (rec.seen_after >= {STATE, COMMAND} or now - rec.ended_at >= self.end_grace)
-        ]
+
+        def done_with(rec: Recording) -> bool:
+            waited = now - rec.ended_at
+            if rec.seen_after >= {STATE, COMMAND} and not rec.short:
+                return True
+            return (waited >= self.end_grace and not rec.short) or waited >= self.end_timeout
+
+        done = [rec for rec in self.recordings if rec.end is not None and done_with(rec)]
         for rec in done:
             self.recordings.remove(rec)
             rec.writer.close()
