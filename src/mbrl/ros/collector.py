@@ -101,10 +101,10 @@ class Collector(Node):
             callback_group=group,
         )  # fmt: skip
         deep = QoSProfile(depth=cfg.queue_depth, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(
+        self._state_sub = self.create_subscription(
             JointState, topics.JOINT_STATES, self._on_joint_state, deep, callback_group=group
         )
-        self.create_subscription(
+        self._command_sub = self.create_subscription(
             Float64MultiArray, self._command_topic, self._on_command, deep, callback_group=group
         )
         self.create_subscription(
@@ -332,7 +332,8 @@ class Collector(Node):
         recording = rec is not None and rec.end is None
         status = CollectorStatus(
             recording, rec.episode_id if rec is not None else self._last_id, self._published,
-            self._rejected_episodes,
+            self._rejected_episodes, self._state_sub.get_publisher_count(),
+            self._command_sub.get_publisher_count(),
         )  # fmt: skip
         self._status_pub.publish(mbrl_status.encode("collector", status))
 

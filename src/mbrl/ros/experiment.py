@@ -32,6 +32,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.qos import ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -227,8 +228,23 @@ class ExperimentNode(Node):
         ]
         if cfg.sim_node and cfg.reset_service:
             need.append((cfg.sim_node, "publishing", topics.JOINT_STATES, pubs))
-        return [f"{node} {how} {topic}" for node, how, topic, get in need
-                if node not in get(topic)]  # fmt: skip
+        missing = [f"{node} {how} {topic}" for node, how, topic, get in need
+                   if node not in get(topic)]  # fmt: skip
+        # ...and the collector matched, from its own participant, every publisher of the two
+        # streams that this node's graph shows: the graph above is this node's view, and a
+        # collector that had not yet discovered the controller's writer once recorded none of
+        # an episode's commands (only this node's own hold nudge).
+        s = self.status("collector")
+        for topic, matched in ((topics.JOINT_STATES, "state_publishers"),
+                               (command, "command_publishers")):  # fmt: skip
+            # (a best-effort publisher cannot match the collector's reliable reader)
+            want = sum(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                       for i in self.get_publishers_info_by_topic(topic))  # fmt: skip
+            have = getattr(s, matched) if s is not None else 0
+            if have < want:
+                missing.append(f"{cfg.collector_node} matched {have} of the {want} publishers "
+                               f"of {topic}")  # fmt: skip
+        return missing
 
     def _collector_done(self) -> int:
         """Episodes the collector has finished (published + rejected) so far."""

@@ -24,12 +24,16 @@ class CollectorStatus:
     """recording: an episode file is open; episode_id: the open (or last) episode, -1 none;
     published: finished episodes published on /mbrl/episodes since start; rejected:
     finished episodes not published because a stream was missing (no joint states or no
-    commands), since start."""
+    commands), since start; state_publishers / command_publishers: the publishers its
+    /joint_states and command subscriptions have matched (its own DDS view: the experiment
+    compares them with the graph it sees before an episode starts)."""
 
     recording: bool = False
     episode_id: int = -1
     published: int = 0
     rejected: int = 0
+    state_publishers: int = 0
+    command_publishers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
