@@ -13,6 +13,8 @@ import pytest
 import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from test_collector import Driver, _start
 
@@ -88,6 +90,16 @@ def test_episode_with_a_gap_in_its_commands_is_rejected_not_published(ros_contex
         runner.shutdown()
 
 
+def driver_sees(node, topic: str, publishers: int, timeout: float = 10.0) -> bool:
+    """Wait until `node`'s graph shows `publishers` publishers of `topic`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if len(node.get_publishers_info_by_topic(topic)) >= publishers:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_a_lost_answer_costs_one_try_and_the_graph_check_names_what_is_missing(ros_context):
     from mbrl.ros.experiment import ExperimentNode
 
@@ -120,6 +132,13 @@ def test_a_lost_answer_costs_one_try_and_the_graph_check_names_what_is_missing(r
         assert "collector subscribed to /joint_states" in missing
         assert "mpc_controller publishing /forward_position_controller/commands" in missing
         assert "sim publishing /joint_states" in missing
+        # the collector's own view counts too: every reliable publisher the graph shows
+        # must be matched by its subscriptions (a best-effort one cannot be)
+        server.create_publisher(JointState, "/joint_states", 10)
+        server.create_publisher(JointState, "/joint_states", qos_profile_sensor_data)
+        assert driver_sees(context_node, "/joint_states", 2)
+        missing = context_node._graph_missing()
+        assert "collector matched 0 of the 1 publishers of /joint_states" in missing, missing
     finally:
         executor.shutdown(timeout_sec=3.0)
         context_node.destroy_node()
