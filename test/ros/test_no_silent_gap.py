@@ -18,6 +18,7 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from test_collector import Driver, _start
 
+from mbrl.data.episodes import read_episode
 from mbrl.ros.status import decode as decode_status
 
 pytestmark = pytest.mark.ros
@@ -77,13 +78,19 @@ def test_episode_with_a_gap_in_its_commands_is_rejected_not_published(ros_contex
         assert driver.spin_until(lambda: rejected in output.text()), output.text()[-2000:]
         assert not driver.episodes
         assert (tmp_path / "c" / "episodes" / "episode_000003.mcap.rejected").exists()
-        # an end whose count was met is published at once, past end_grace
+        # an end whose count was met is published at once, past end_grace; a resent start
+        # of the open episode (its sender had not seen the status yet) changes nothing
         driver.event("start", 4)
         assert driver.spin_until(lambda: "episode 4 started" in output.text()), output.text()
-        driver.ticks(q, q)
+        driver.ticks(q[:4], q[:4])
+        driver.event("start", 4)
+        driver.ticks(q[4:], q[4:])
         driver.event("end", 4, commands=10)
         assert driver.spin_until(lambda: bool(driver.episodes)), output.text()[-2000:]
         assert "'end' of episode" not in output.text()  # resent ends are no news
+        assert output.text().count("episode 4 started") == 1, output.text()[-2000:]
+        assert not (tmp_path / "c" / "episodes" / "episode_000004_1.mcap").exists()
+        assert len(read_episode(tmp_path / "c" / "episodes" / "episode_000004.mcap").commands) == 10
         runner.check()
     finally:
         driver.node.destroy_node()

@@ -176,6 +176,11 @@ class Collector(Node):
                 self._error(f"'end' of episode {episode_id} but the open episode(s) are {open_ids}")
             self._finish_ready()
             return
+        if self.router.is_open(episode_id, goal):
+            # a resent start (the sender had not seen our status yet): the open file is the
+            # answer; reopening would cut the episode's first ticks into a rejected file
+            self._publish_status()
+            return
         unended = [r.episode_id for r in self.router.recordings if r.end is None]
         if unended:
             self.get_logger().warning(

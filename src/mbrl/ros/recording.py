@@ -37,6 +37,7 @@ class Recording:
         ended_at: s on the monotonic clock when the end was processed.
         expected_commands: commands the end event says were sent in the episode (its sender
             counted them on the same topic); None if it did not say.
+        start_goal: the goal ([x, y, z], frame) its start event carried, or None.
     """
 
     episode_id: int
@@ -48,6 +49,7 @@ class Recording:
     ended_at: float | None = None
     has_goal: bool = False
     expected_commands: int | None = None
+    start_goal: tuple[list[float], str] | None = None  # the goal its start event carried
 
     @property
     def commands(self) -> int:
@@ -116,6 +118,7 @@ class EpisodeRouter:
             n += 1
         writer = EpisodeWriter(path, self.joints, metadata, **self._options)
         rec = Recording(episode_id, writer, stamp)
+        rec.start_goal = None if goal is None else (list(goal[0]), goal[1])
         self.recordings.append(rec)
         if self._goal is not None:  # the latched goal came before the episode did
             writer.write_goal(stamp, self._goal[0], frame_id=self._goal[1])
@@ -135,6 +138,13 @@ class EpisodeRouter:
                 rec.expected_commands = expected_commands
                 return True
         return False
+
+    def is_open(self, episode_id: int, goal: tuple[Sequence[float], str] | None) -> bool:
+        """Episode `episode_id` is open, and started with the same `goal` (a resent start)."""
+        return any(
+            r.episode_id == episode_id and r.end is None and r.start_goal == goal
+            for r in self.recordings
+        )
 
     def ended(self, episode_id: int) -> bool:
         """Episode `episode_id` has ended and is waiting to finish (a resent end is no news)."""
