@@ -128,7 +128,7 @@ def release_free_heap() -> bool:
     Why after every fit: a fit allocates tensors whose size grows with the data; once a large
     block has been freed glibc raises its mmap threshold, so later ones come from the heap,
     and the heap keeps the freed pages. Measured without ROS (a fitter's loop of refits on
-    a growing episode dict, bench/fitter_memory.py): RSS grew ~0.6 MB per episode while the
+    a growing episode dict, bench/node_memory.py fitter): RSS grew ~0.6 MB per episode while the
     memory in use grew ~20 kB (the episodes); with this call after each fit, ~0.1 MB.
     Costs a few ms.
     """
