@@ -66,7 +66,9 @@ def test_plan_next_plans_from_the_predicted_next_state(arm):
     model = known_model(arm, PARAMS)
     obs = _obs(arm, q, goal)
     u = np.full(NJ, 0.5)
-    ahead = MPCActor("reach", arm, model, PARAMS, seed=3, planner_overrides={"nominal_rollout": True})
+    ahead = MPCActor(
+        "reach", arm, model, PARAMS, seed=3, planner_overrides={"nominal_rollout": True}
+    )
     plan = ahead.plan_next(obs, u, None)
     predicted, _ = model.predict(ahead.state(obs)[None], u[None].astype(np.float32))
     # the plan starts at the predicted state, not at the measured one
