@@ -138,7 +138,12 @@ def sac_worker(out: Path, seed: int, total_steps: int, eval_interval: int) -> No
 
     torch.set_num_threads(1)
     config = ExperimentConfig(
-        "sac", "reach", seed, budget_steps=total_steps, out_dir=str(out), eval_goals=20
+        algo="sac",
+        task="reach",
+        seed=seed,
+        budget_steps=total_steps,
+        out_dir=str(out),
+        eval_goals=20,
     )
     recorder = RunRecorder(config)
     env = make_task_env("reach", seed, max_steps=100)

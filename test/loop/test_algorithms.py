@@ -17,7 +17,7 @@ SMALL = {"planner_config": {"num_samples": 60, "iterations": 4}, "fit_max_epochs
 def test_open_loop_algorithms_improve_over_random_start(tmp_path, run):
     algo = run.__name__.removeprefix("run_")
     config = ExperimentConfig(
-        algo,
+        algo=algo,
         seed=0,
         budget_steps=150,
         episode_steps=50,

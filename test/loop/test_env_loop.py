@@ -108,7 +108,7 @@ def test_evaluate_separates_an_oracle_from_doing_nothing(reach_env):
 
 
 def test_recorder_writes_the_run_directory(tmp_path, reach_env):
-    config = ExperimentConfig("mpc", seed=3, out_dir=str(tmp_path))
+    config = ExperimentConfig(algo="mpc", seed=3, out_dir=str(tmp_path))
     assert config.name == "mpc-reach-s3"
     rec = RunRecorder(config, verbose=False)
     ep = EnvironmentLoop(reach_env, RandomActor(5, np.random.default_rng(0))).run_episode(seed=1)
@@ -133,10 +133,10 @@ def test_recorder_writes_the_run_directory(tmp_path, reach_env):
 
 def test_config_presets_and_registry_reject_bad_input():
     with pytest.raises(ValueError, match="task"):
-        ExperimentConfig("mpc", task="stack")
+        ExperimentConfig(algo="mpc", task="stack")
     with pytest.raises(ValueError, match="budget_steps"):
-        ExperimentConfig("mpc", budget_steps=0)
-    assert ExperimentConfig("mpc", budget_steps=250).num_episodes == 3
+        ExperimentConfig(algo="mpc", budget_steps=0)
+    assert ExperimentConfig(algo="mpc", budget_steps=250).num_episodes == 3
     with pytest.raises(ValueError, match="unknown algo 'sac'"):
         get_driver("sac")
     with pytest.raises(ParamError, match="refit_evry"):

@@ -189,7 +189,7 @@ def test_tiny_mdgps_run_improves_every_local_controller_and_the_global_policy(tm
     which aimed 5 cm past the goal). The global policy ends nearer the held-out goals than
     the untrained (hold-still) policy it started from."""
     config = ExperimentConfig(
-        "gps",
+        algo="gps",
         task="reach",
         seed=0,
         budget_steps=1200,

@@ -14,7 +14,7 @@ from mbrl.loop.presets import preset
 
 def test_mpc_on_learned_model_improves_over_random_start(tmp_path):
     config = ExperimentConfig(
-        "mpc", seed=1, budget_steps=100, episode_steps=50, eval_goals=5, out_dir=str(tmp_path)
+        algo="mpc", seed=1, budget_steps=100, episode_steps=50, eval_goals=5, out_dir=str(tmp_path)
     )
     summary = run_mpc(config, RunRecorder(config, verbose=False))
     curve = summary["curve"]

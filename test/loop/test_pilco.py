@@ -179,7 +179,7 @@ def test_optimiser_failure_keeps_the_start_point(small_gp):
 @pytest.mark.expensive  # ~25 s of CPU, 2-3 min on a loaded 2-core machine
 def test_pilco_improves_over_its_start_on_reach(tmp_path):
     config = ExperimentConfig(
-        "pilco",
+        algo="pilco",
         seed=0,
         budget_steps=200,
         episode_steps=100,
@@ -287,7 +287,7 @@ def test_the_driver_uses_the_kinematics_only_when_told(tmp_path, monkeypatch, ki
 
     monkeypatch.setattr(pilco, "ForwardKinematics", SpyFK)
     config = ExperimentConfig(
-        "pilco",
+        algo="pilco",
         seed=0,
         budget_steps=30,
         episode_steps=15,

@@ -89,7 +89,7 @@ def test_diverged_model_skips_rollout_steps_without_poisoning_the_policy():
 
 def test_policy_loop_improves_over_its_start_on_reach(tmp_path):
     config = ExperimentConfig(
-        "policy",
+        algo="policy",
         seed=0,
         budget_steps=200,
         episode_steps=100,

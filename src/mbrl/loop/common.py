@@ -29,26 +29,21 @@ __all__ = ["EVAL_SEED", "TASKS", "obs_layout", "train_reset_seed"]  # shared tas
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-    """One learning run.
+class ScheduleSettings:
+    """What the shared schedule (mbrl.loop.schedule) spends and evaluates: the fields both
+    drivers' configs carry, declared once (`mbrl experiment`'s ExperimentConfig and the
+    experiment node's ExperimentNodeConfig).
 
     Attributes:
-        algo: driver name, a key of mbrl.loop.registry.DRIVERS ("alg1", "alg2", "mpc",
-            "policy", "gps", "pilco").
-        task: "reach" or "push" (mbrl.sim.tasks).
         seed: seeds every Generator of the run (training resets, model init, planner noise).
-        budget_steps: real env steps the learner may use, all training episodes together.
+        budget_steps: real steps the learner may use, all training episodes together.
         episode_steps: steps per episode (20 Hz -> 100 steps = 5 s).
         eval_goals: held-out goals per evaluation (seeds EVAL_SEED + i; not in the budget).
-        eval_every: evaluate after every N training episodes.
+        eval_every: evaluate after every N training episodes (and after the last).
         out_dir: runs are written to out_dir/name/.
-        name: run name; "" means f"{algo}-{task}-s{seed}".
-        algo_params: per-algorithm overrides of the shipped presets (mbrl.loop.presets).
-        arm: the arm file (mbrl.config.ArmConfig, with its servo profile) the envs run.
+        name: run name; "" means a name from the algorithm, task and seed.
     """
 
-    algo: str
-    task: str = "reach"
     seed: int = 0
     budget_steps: int = 500
     episode_steps: int = 100
@@ -56,15 +51,35 @@ class ExperimentConfig:
     eval_every: int = 1
     out_dir: str = "runs"
     name: str = ""
+
+    def check_schedule(self, error: type[Exception] = ValueError) -> None:
+        """Raise `error` naming the first count that is not >= 1."""
+        for field in ("budget_steps", "episode_steps", "eval_goals", "eval_every"):
+            if int(getattr(self, field)) < 1:
+                raise error(f"{field} must be >= 1, got {getattr(self, field)!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig(ScheduleSettings):
+    """One learning run: the schedule's settings (ScheduleSettings) and
+
+    Attributes:
+        algo: driver name, a key of mbrl.loop.registry.DRIVERS ("alg1", "alg2", "mpc",
+            "policy", "gps", "pilco"); keyword only.
+        task: "reach" or "push" (mbrl.sim.tasks).
+        algo_params: per-algorithm overrides of the shipped presets (mbrl.loop.presets).
+        arm: the arm file (mbrl.config.ArmConfig, with its servo profile) the envs run.
+    """
+
+    algo: str = dataclasses.field(kw_only=True)
+    task: str = "reach"
     algo_params: dict = dataclasses.field(default_factory=dict)
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} unknown; expected one of {TASKS}")
-        for field in ("budget_steps", "episode_steps", "eval_goals", "eval_every"):
-            if int(getattr(self, field)) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)!r}")
+        self.check_schedule()
         if not self.name:
             object.__setattr__(self, "name", f"{self.algo}-{self.task}-s{self.seed}")
 

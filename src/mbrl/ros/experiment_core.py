@@ -15,7 +15,7 @@ import numpy as np
 from mbrl.agents.config import AgentConfig
 from mbrl.config import ArmConfig, ConfigError
 from mbrl.costs.tasks import cube_velocities, observation
-from mbrl.loop.common import ExperimentConfig
+from mbrl.loop.common import ExperimentConfig, ScheduleSettings
 from mbrl.ros.status import FitterStatus
 
 if TYPE_CHECKING:  # (a type only: the nodes check parameters against this config, torch-free)
@@ -23,19 +23,16 @@ if TYPE_CHECKING:  # (a type only: the nodes check parameters against this confi
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentNodeConfig:
-    """Settings of node `experiment` (config/experiment.yaml; docs/ros_interface.md).
+class ExperimentNodeConfig(ScheduleSettings):
+    """Settings of node `experiment` (config/experiment.yaml; docs/ros_interface.md): the
+    schedule's (mbrl.loop.common.ScheduleSettings: seed, budget_steps, episode_steps,
+    eval_goals, eval_every, out_dir, name; the report goes to out_dir/name/, "" =
+    ros-<algo>-<task>-s<seed>; the shipped YAML runs 300 steps and 10 goals) and
 
     Attributes:
         arm: the arm (joint names, URDF for limits and FK, rate, max_increment).
         agent: which algorithm, task and preset overrides the schedule runs (the
             controller and the fitter must be started with the same; mbrl.agents.config).
-        seed: seeds the training episodes (evaluation episodes use fixed seeds).
-        budget_steps: real control ticks the learner may use, all training episodes.
-        episode_steps: ticks per episode (20 Hz -> 100 ticks = 5 s).
-        eval_goals: held-out episodes per evaluation (not in the budget).
-        eval_every: evaluate after every N training episodes (and after the last).
-        out_dir / name: the run report goes to out_dir/name/ ("" = ros-<algo>-<task>-s<seed>).
         timing: the graph's timing switch (graph.yaml); in "lockstep" the sim advances one
             period per command, so after a reset the node sends one hold command for the
             controller to see a new state.
@@ -58,13 +55,6 @@ class ExperimentNodeConfig:
 
     arm: ArmConfig = dataclasses.field(default_factory=ArmConfig)
     agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
-    seed: int = 0
-    budget_steps: int = 300
-    episode_steps: int = 100
-    eval_goals: int = 10
-    eval_every: int = 1
-    out_dir: str = "runs"
-    name: str = ""
     timing: str = "realtime"
     reset_service: str = "/sim/reset"
     sim_node: str = "sim"
@@ -80,9 +70,7 @@ class ExperimentNodeConfig:
     episode_retries: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("budget_steps", "episode_steps", "eval_goals", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.check_schedule(ConfigError)
         if self.timing not in ("realtime", "lockstep"):
             raise ConfigError(f"timing must be realtime or lockstep, got {self.timing!r}")
         if self.timeout <= 0 or self.call_timeout <= 0:
