@@ -133,6 +133,16 @@ def spread(values: list[float]) -> dict:
     }
 
 
+def timed_fit(data: TransitionDataset, cfg: FitConfig, seed: int) -> tuple[float, float, float]:
+    """A fresh ensemble fitted on `data`: (wall s, CPU s per epoch, mean holdout MSE)."""
+    model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=seed, fit_config=cfg)
+    t, c = time.perf_counter(), time.process_time()
+    report = model.fit(data, np.random.default_rng(seed), progress=False)
+    epochs = report.extra["epochs"]
+    wall, cpu = (time.perf_counter() - t) / epochs, (time.process_time() - c) / epochs
+    return wall, cpu, round(float(np.mean(report.extra["holdout_mse"])), 6)
+
+
 def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
     """Interleaved rounds of reference GEMMs, our fit and mbrl-lib's; prints one line each
     round and a summary."""
@@ -182,12 +192,7 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
             gemms.epoch()
         ref = (time.perf_counter() - t) / args.epochs
         ref_cpu = (time.process_time() - c) / args.epochs
-        model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=r, fit_config=cfg)
-        t, c = time.perf_counter(), time.process_time()
-        report = model.fit(data, np.random.default_rng(r), progress=False)
-        epochs = report.extra["epochs"]
-        ours = (time.perf_counter() - t) / epochs
-        ours_cpu = (time.process_time() - c) / epochs
+        ours, ours_cpu, mse = timed_fit(data, cfg, r)
         row = {
             "bench": "ensemble_fit_round",
             "round": r,
@@ -195,18 +200,12 @@ def fit_rounds(data: TransitionDataset, args, threads: int) -> None:
             "ours_s_per_epoch": round(ours, 4),
             "ours_fraction_of_gemm": round(ref / ours, 3),
             "ours_fraction_of_gemm_cpu": round(ref_cpu / ours_cpu, 3),
-            "ours_holdout_mse": round(float(np.mean(report.extra["holdout_mse"])), 6),
+            "ours_holdout_mse": mse,
         }
         if args.bf16:  # the same fit (seed, data, epochs) with bfloat16 matrix products
-            model = ProbabilisticEnsemble(DX, DU, E, HIDDEN, seed=r, fit_config=bf16_cfg)
-            t, c = time.perf_counter(), time.process_time()
-            report = model.fit(data, np.random.default_rng(r), progress=False)
-            epochs = report.extra["epochs"]
-            bf16 = (time.perf_counter() - t) / epochs
-            bf16_cpu = (time.process_time() - c) / epochs
+            bf16, bf16_cpu, row["bf16_holdout_mse"] = timed_fit(data, bf16_cfg, r)
             row["bf16_s_per_epoch"] = round(bf16, 4)
             row["bf16_speedup_vs_fp32_cpu"] = round(ours_cpu / bf16_cpu, 3)
-            row["bf16_holdout_mse"] = round(float(np.mean(report.extra["holdout_mse"])), 6)
         if peer is not None:
             theirs = peer.call("fit", epochs=args.epochs)
             row["mbrl_lib_s_per_epoch"] = round(theirs["seconds"] / theirs["epochs"], 4)
