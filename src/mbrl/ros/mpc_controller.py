@@ -325,8 +325,14 @@ class MpcController(OffTickWork, Node):
     def _on_timer(self) -> None:
         if not self.cfg.ticks_on_states:
             self._tick()
-        elif time.perf_counter() - self._last_tick > 1.5 * self.cfg.period:
+        elif (
+            self.cfg.timing == "realtime"
+            and time.perf_counter() - self._last_tick > 1.5 * self.cfg.period
+        ):
             # joint_states trigger: the timer is the watchdog's heartbeat when states stop.
+            # Not in lockstep: there the arm moves only on a command, so a stalled sim's
+            # "stale" state needs no hold, and a hold would step the sim (the GPS graph test
+            # recorded two such holds in a 0.3 s stall, cutting an episode's trajectory).
             if not self.watchdog.status(time.perf_counter()).ok:
                 self._tick()
 
