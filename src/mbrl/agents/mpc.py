@@ -286,9 +286,13 @@ class MPCActor:
             self.cost.set_goal(goal)
             self.mpc.reset()
 
+    def _goal_of(self, obs: np.ndarray) -> None:
+        """Take the goal (3,) m from the task observation obs (dobs,)."""
+        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+
     def plan(self, obs: np.ndarray, deadline: float | None = None) -> Plan:
         """The plan from obs (dobs,) within `deadline` (perf_counter s; None = no limit)."""
-        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        self._goal_of(obs)
         return self.mpc.plan(self.state(obs), deadline)
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
@@ -301,7 +305,7 @@ class MPCActor:
         that `action` (nj,), sent at obs (dobs,), leads to. A real-time controller runs this
         after sending a tick's command, so the next command is ready when the next state
         arrives (state -> command latency of a lookup, not of a plan). The goal is obs's."""
-        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        self._goal_of(obs)
         x = self.state(obs)[None]
         mean, _ = self.model.predict(x, np.asarray(action, np.float32).reshape(1, self.nj))
         return self.mpc.plan(np.asarray(mean[0], np.float32), deadline)
@@ -309,7 +313,7 @@ class MPCActor:
     def warmup(self, obs: np.ndarray, times: int = 3) -> None:
         """Plan `times` without a deadline so the planner learns its iteration time (the first
         calls pay for torch's lazy initialisation), then forget the plans."""
-        self.set_goal(np.asarray(obs, float)[self.goal_span[0] : self.goal_span[1]])
+        self._goal_of(obs)
         for _ in range(times):
             self.mpc.warmup(self.state(obs))
         self.mpc.reset()
